@@ -1,0 +1,95 @@
+"""Random and the probability-based uncertainty strategies (STRATEGIES.md §1.1–1.4)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import StrategyError
+from ..functional import uncertainty as U
+from ..functional.ranking import top_k
+from .base import Strategy
+from .registry import register_strategy
+
+
+@register_strategy("random")
+class RandomSampling(Strategy):
+    """Uniform sampling without replacement from the unlabeled pool (§1.1).
+
+    Implemented as IBM's "top-k of U(0,1) scores": each unlabeled index gets an
+    independent uniform score from this strategy's own seeded generator.
+    """
+
+    def _select(self, outputs, labeled, unlabeled, budget, rng):
+        scores = rng.random(unlabeled.size)
+        return unlabeled[top_k(scores, budget, index=unlabeled)]
+
+
+class _ProbabilityScore(Strategy):
+    """Top-k of a score computed from ``probs`` alone (higher = queried first unless ``largest`` is False)."""
+
+    needs = frozenset({"probs"})
+    requires_trained_model = True
+    largest: bool = True
+
+    def score(self, probs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _select(self, outputs: Mapping[str, np.ndarray], labeled, unlabeled, budget, rng):
+        probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
+        scores = self.score(probs)
+        return unlabeled[top_k(scores, budget, largest=self.largest, index=unlabeled)]
+
+
+@register_strategy("least_confidence")
+class LeastConfidence(_ProbabilityScore):
+    """Least confidence ``1 - max_c p_c`` (IBM, §1.2).
+
+    Multi-label: ``(1/J) sum_j (1 - max(p_j, 1 - p_j))``; ``multi_label_reduce='max'``
+    takes the most uncertain label instead of the mean.
+    """
+
+    def __init__(self, *, seed: int = 0, multi_label: bool = False, multi_label_reduce: str = "mean") -> None:
+        super().__init__(seed=seed, multi_label=multi_label)
+        if multi_label_reduce not in ("mean", "max"):
+            raise StrategyError(f"least_confidence: multi_label_reduce must be 'mean' or 'max', got {multi_label_reduce!r}")
+        self.multi_label_reduce = multi_label_reduce
+
+    def score(self, probs):
+        if self.multi_label:
+            return U.multilabel_least_confidence(probs, self.multi_label_reduce)
+        return U.least_confidence(probs)
+
+
+@register_strategy("margin")
+class Margin(_ProbabilityScore):
+    """Smallest margin ``p_(1) - p_(2)`` between the two most probable classes (MII, §1.3).
+
+    Multi-label: ``min_j |2 p_j - 1|`` (``multi_label_reduce='min'``) or the mean over j.
+    Ties break by the lower pool index.
+    """
+
+    largest = False
+
+    def __init__(self, *, seed: int = 0, multi_label: bool = False, multi_label_reduce: str = "min") -> None:
+        super().__init__(seed=seed, multi_label=multi_label)
+        if multi_label_reduce not in ("min", "mean"):
+            raise StrategyError(f"margin: multi_label_reduce must be 'min' or 'mean', got {multi_label_reduce!r}")
+        self.multi_label_reduce = multi_label_reduce
+
+    def score(self, probs):
+        if self.multi_label:
+            return U.multilabel_margin(probs, self.multi_label_reduce)
+        return U.margin(probs)
+
+
+@register_strategy("entropy")
+class Entropy(_ProbabilityScore):
+    """Predictive entropy ``H(p) = -sum_c p_c ln p_c`` (ALPS, §1.4).
+
+    Multi-label: the sum of binary entropies ``sum_j H_b(p_j)``.
+    """
+
+    def score(self, probs):
+        return U.multilabel_entropy(probs) if self.multi_label else U.entropy(probs)
