@@ -40,6 +40,19 @@ OUTPUT_FACTORIES: dict[str, Callable[..., np.ndarray]] = {
     "embeddings": _embeddings,
     "cls_hidden": _embeddings,
     "pretrained_embeddings": _embeddings,
+    # EGL full / word: per-example expected gradient lengths, (n,) >= 0
+    "egl_full": lambda rng, n, C, d, T, ell, multi_label: rng.gamma(2.0, 1.0, size=n),
+    "egl_word": lambda rng, n, C, d, T, ell, multi_label: rng.gamma(2.0, 0.1, size=n),
+    # MII: per-example head-averaged variance of last-layer attention column sums (>= 0, small)
+    "attention_intra": lambda rng, n, C, d, T, ell, multi_label: rng.gamma(2.0, 0.05, size=n),
+    # ALDEN: one L2-normalised token interpretation per example, (n, d)
+    "alden_interpretation": lambda rng, n, C, d, T, ell, multi_label: (
+        lambda g: g / np.linalg.norm(g, axis=1, keepdims=True)
+    )(_embeddings(rng, n, C, d, T, ell, multi_label)),
+    # ALPS: MLM surprisal at Bernoulli(0.15)-sampled positions of the padded input, 0 elsewhere, (n, ell) >= 0
+    "surprisal": lambda rng, n, C, d, T, ell, multi_label: (
+        rng.gamma(2.0, 2.0, size=(n, ell)) * (rng.random((n, ell)) < 0.15)
+    ),
 }
 
 

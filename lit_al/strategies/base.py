@@ -77,6 +77,8 @@ class Strategy(Callback):
         if not multi_label and not self.supports_single_label:
             raise StrategyError(f"strategy {self.name or type(self).__name__!r} supports multi-label tasks only")
         self._store: PoolOutputStore | None = None
+        #: Scores of the last selection, aligned with its result (strategies that rank by a score set it).
+        self.last_scores: np.ndarray | None = None
 
     # ------------------------------------------------------------------ options
     def prediction_options(self) -> dict[str, Any]:
@@ -107,6 +109,7 @@ class Strategy(Callback):
         self._check_outputs(outputs, labeled, unlabeled)
         k = min(budget, unlabeled.size)
         rng = np.random.default_rng(self.seed)
+        self.last_scores = None
         picked = np.asarray(self._select(outputs, labeled, unlabeled, k, rng), dtype=np.int64)
         self._check_result(picked, unlabeled, k)
         return picked

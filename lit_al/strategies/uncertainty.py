@@ -39,7 +39,9 @@ class _ProbabilityScore(Strategy):
     def _select(self, outputs: Mapping[str, np.ndarray], labeled, unlabeled, budget, rng):
         probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
         scores = self.score(probs)
-        return unlabeled[top_k(scores, budget, largest=self.largest, index=unlabeled)]
+        order = top_k(scores, budget, largest=self.largest, index=unlabeled)
+        self.last_scores = scores[order]
+        return unlabeled[order]
 
 
 @register_strategy("least_confidence")

@@ -1,0 +1,298 @@
+"""``ActiveDataModule``: the pool, dev and test splits, tokenized once, plus the label state."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import ConfigError, DataError
+from .readers import file_fingerprint, read_table, resolve_path
+from .scenarios import InitialSet
+from .schema import LabelSchema, read_label_file
+from .state import LabelState
+from .tokens import PadCollator, TokenDataset, TokenizedTexts, cached_tokenize, LengthSortedBatches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Split:
+    """One split: ids, texts and gold class names (model classes) per row, in file order."""
+
+    name: str
+    source: str
+    ids: list[str]
+    texts: list[str]
+    gold: list[tuple[str, ...]]
+    tokens: TokenizedTexts | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class ActiveDataModule(pl.LightningDataModule):
+    """Labeled and unlabeled splits of a text-classification dataset.
+
+    Args:
+        train: the pool file (CSV, TSV, JSONL, Parquet, or a ``save_to_disk`` folder;
+            ``builtin:trec/train.csv`` names a dataset shipped with lit_al).
+        dev: optional dev file; with one, each round keeps its best epoch on it.
+        test: optional test file.
+        format: csv | tsv | jsonl | parquet | hf; by default from the file name.
+        text_column: column holding the text.
+        label_column: column holding the label (single-label) or labels (multi-label).
+        id_column: column holding a unique example id; ``null`` numbers rows instead.
+        multi_label: labels are sets (a list, or names joined by ``label_separator``).
+        label_separator: separator of multi-label names in a string column.
+        labels: label names in order: a list, or a path to a ``labels.txt``; by default
+            ``labels.txt`` beside the train file if present, else the sorted names found.
+        target_label: one-vs-rest: the task becomes ``target_label`` vs the rest.
+        positive_label: class whose precision / recall / F1 are reported (binary tasks).
+        split: fractions ``{dev: f, test: f}`` carved from the train file (seeded by
+            ``split_seed``) for the splits that have no file.
+        split_seed: seed of that split.
+        max_length: maximum tokens per text (longer texts are truncated).
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and pool prediction.
+        num_workers: DataLoader workers.
+        initial: how round 0's labeled set is drawn (see ``InitialSet``).
+        cache_dir: where token ids are cached (default: ``<run_dir>/cache``).
+    """
+
+    def __init__(
+        self,
+        train: str,
+        dev: str | None = None,
+        test: str | None = None,
+        format: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        id_column: str | None = "id",
+        multi_label: bool = False,
+        label_separator: str = "|",
+        labels: list[str] | str | None = None,
+        target_label: str | None = None,
+        positive_label: str | None = None,
+        split: dict[str, float] | None = None,
+        split_seed: int = 0,
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        num_workers: int = 0,
+        initial: InitialSet = InitialSet(),
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if max_length < 2:
+            raise ConfigError("data.max_length must be at least 2")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
+        self.train_path, self.dev_path, self.test_path = train, dev, test
+        self.format = format
+        self.text_column, self.label_column, self.id_column = text_column, label_column, id_column
+        self.multi_label = multi_label
+        self.label_separator = label_separator
+        self.labels_option = labels
+        self.target_label = target_label
+        self.positive_label = positive_label
+        self.split_fractions = dict(split or {})
+        unknown = set(self.split_fractions) - {"dev", "test"}
+        if unknown or any(not 0 < f < 1 for f in self.split_fractions.values()) or sum(self.split_fractions.values()) >= 1:
+            raise ConfigError(f"data.split must map dev/test to fractions in (0, 1) summing below 1, got {split}")
+        self.split_seed = split_seed
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.initial = initial if isinstance(initial, InitialSet) else InitialSet(**dict(initial))
+        self.cache_dir = cache_dir
+
+        self.schema: LabelSchema | None = None
+        self.pool: Split | None = None
+        self.dev: Split | None = None
+        self.test: Split | None = None
+        self.state: LabelState | None = None
+        self.tokenizer = None
+        self.predict_rows: np.ndarray = np.empty(0, dtype=np.int64)
+        self.train_seed = 0
+
+    # ------------------------------------------------------------------ loading
+    def load(self) -> None:
+        """Read and validate every split and build the label schema (no tokenization)."""
+        frames: dict[str, tuple[str, pd.DataFrame]] = {}
+        for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
+            if path:
+                frame = read_table(path, self.format)
+                self._check_columns(path, frame)
+                frames[name] = (str(path), frame)
+        train_source, train_frame = frames["train"]
+        carve = {name: f for name, f in self.split_fractions.items() if name not in frames}
+        if carve:
+            rng = np.random.default_rng(self.split_seed)
+            order = rng.permutation(len(train_frame))
+            start = 0
+            for name in ("dev", "test"):
+                if name in carve:
+                    size = int(round(carve[name] * len(train_frame)))
+                    frames[name] = (f"{train_source} (split {name})", train_frame.iloc[np.sort(order[start : start + size])])
+                    start += size
+            frames["train"] = (train_source, train_frame.iloc[np.sort(order[start:])])
+        self.schema = self._build_schema(frames)
+        splits = {name: self._to_split(name, source, frame) for name, (source, frame) in frames.items()}
+        self._check_unique_ids(splits)
+        self.pool, self.dev, self.test = splits["train"], splits.get("dev"), splits.get("test")
+        if len(self.pool) == 0:
+            raise DataError(f"{self.train_path}: the pool is empty")
+
+    def _check_columns(self, path: str, frame: pd.DataFrame) -> None:
+        wanted = [self.text_column, self.label_column] + ([self.id_column] if self.id_column else [])
+        for column in wanted:
+            if column not in frame.columns:
+                raise DataError(f"{path}: missing column {column!r}; columns are {list(frame.columns)}")
+
+    def _build_schema(self, frames: dict[str, tuple[str, pd.DataFrame]]) -> LabelSchema:
+        option = self.labels_option
+        if isinstance(option, str):
+            names = read_label_file(resolve_path(option))
+        elif option:
+            names = tuple(option)
+        else:
+            beside = resolve_path(self.train_path).parent / "labels.txt"
+            if not resolve_path(self.train_path).is_dir() and beside.exists():
+                names = read_label_file(beside)
+            else:
+                names = self._discover_labels(frames)
+        return LabelSchema(names, self.multi_label, self.target_label, self.positive_label)
+
+    def _discover_labels(self, frames: dict[str, tuple[str, pd.DataFrame]]) -> tuple[str, ...]:
+        found: set[str] = set()
+        for _, frame in frames.values():
+            for raw in frame[self.label_column]:
+                if self.multi_label:
+                    parts = raw if isinstance(raw, (list, tuple, np.ndarray)) else str(raw).split(self.label_separator)
+                    found.update(str(p).strip() for p in parts if str(p).strip())
+                elif str(raw).strip():
+                    found.add(str(raw).strip())
+        return tuple(sorted(found))
+
+    def _to_split(self, name: str, source: str, frame: pd.DataFrame) -> Split:
+        assert self.schema is not None
+        texts: list[str] = []
+        gold: list[tuple[str, ...]] = []
+        positions = frame.index.to_numpy() if name != "train" or not self.split_fractions else frame.index.to_numpy()
+        for row_number, (raw_text, raw_label) in zip(positions, zip(frame[self.text_column], frame[self.label_column])):
+            where = f"{source}: row {int(row_number) + 1}"
+            text = "" if raw_text is None or (isinstance(raw_text, float) and np.isnan(raw_text)) else str(raw_text)
+            if not text.strip():
+                raise DataError(f"{where}: empty text")
+            texts.append(text)
+            gold.append(self.schema.model_names(self.schema.parse(raw_label, self.label_separator, where)))
+        if self.id_column:
+            ids = [str(x) for x in frame[self.id_column]]
+        else:
+            ids = [f"{name}-{int(i)}" for i in positions]
+        return Split(name, source, ids, texts, gold)
+
+    @staticmethod
+    def _check_unique_ids(splits: dict[str, Split]) -> None:
+        seen: dict[str, str] = {}
+        for split in splits.values():
+            for row, example_id in enumerate(split.ids):
+                if not example_id:
+                    raise DataError(f"{split.source}: row {row + 1}: empty id")
+                if example_id in seen:
+                    raise DataError(f"{split.source}: row {row + 1}: duplicate id {example_id!r} (also in {seen[example_id]})")
+                seen[example_id] = split.source
+
+    def tokenize(self, tokenizer, cache_dir: str | Path | None = None) -> None:
+        """Tokenize every split once (cached on disk under ``cache_dir``)."""
+        if self.pool is None:
+            self.load()
+        self.tokenizer = tokenizer
+        cache = self.cache_dir or cache_dir
+        for split in (self.pool, self.dev, self.test):
+            if split is None:
+                continue
+            base = split.source.split(" (split ")[0]
+            key = f"{file_fingerprint(base)}|{split.source}|{self.text_column}"
+            split.tokens = cached_tokenize(tokenizer, split.texts, self.max_length, key, cache)
+
+    # -------------------------------------------------------------- task facts
+    @property
+    def num_classes(self) -> int:
+        assert self.schema is not None
+        return self.schema.num_classes
+
+    def task_info(self) -> dict:
+        """What the model must know about the task (linked into ``TextClassifier``)."""
+        assert self.schema is not None
+        return {
+            "num_labels": self.schema.num_classes,
+            "multi_label": self.schema.multi_label,
+            "label_names": list(self.schema.names),
+            "positive_index": self.schema.positive_index,
+        }
+
+    def encode_labels(self, labels: Sequence[tuple[str, ...]]) -> np.ndarray:
+        assert self.schema is not None
+        names = self.schema.names
+        out = np.zeros((len(labels), len(names)), dtype=np.float32)
+        for i, row in enumerate(labels):
+            for name in row:
+                out[i, names.index(name)] = 1.0
+        return out
+
+    def labeled_targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pool indices of the labeled examples and their 0/1 target rows (from the state)."""
+        assert self.state is not None
+        index = self.state.labeled_indices()
+        return index, self.encode_labels([self.state.records[int(i)].labels for i in index])
+
+    # --------------------------------------------------------------- loaders
+    def _split_dataset(self, split: Split) -> TokenDataset:
+        assert split.tokens is not None, "call tokenize() first"
+        return TokenDataset(split.tokens, np.arange(len(split)), self.encode_labels(split.gold))
+
+    def _collate(self) -> PadCollator:
+        return PadCollator(self.tokenizer.pad_token_id if self.tokenizer is not None else 0)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.pool is not None and self.pool.tokens is not None
+        index, targets = self.labeled_targets()
+        if index.size == 0:
+            raise DataError("no labeled examples to train on")
+        generator = torch.Generator().manual_seed(self.train_seed)
+        dataset = TokenDataset(self.pool.tokens, index, targets)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
+                          collate_fn=self._collate(), num_workers=self.num_workers)
+
+    def _eval_loader(self, split: Split | None) -> DataLoader | list:
+        """Length-sorted batches: metrics do not depend on order, padding does."""
+        if split is None:
+            return []
+        assert split.tokens is not None, "call tokenize() first"
+        batches = LengthSortedBatches(split.tokens.lengths, self.eval_batch_size)
+        return DataLoader(self._split_dataset(split), batch_sampler=batches, collate_fn=self._collate(),
+                          num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader(self.dev)
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._eval_loader(self.test)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The pool rows in ``predict_rows``, in length-sorted batches."""
+        assert self.pool is not None and self.pool.tokens is not None
+        rows = np.asarray(self.predict_rows, dtype=np.int64)
+        dataset = TokenDataset(self.pool.tokens, rows)
+        batches = LengthSortedBatches(self.pool.tokens.lengths[rows], self.eval_batch_size)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=self._collate(), num_workers=self.num_workers)

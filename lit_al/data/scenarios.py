@@ -1,0 +1,135 @@
+"""Initial labeled sets: the scenarios of the IBM study (STRATEGIES.md §3.1) plus cold start.
+
+- ``random``: ``n`` random pool examples with their gold labels (balanced scenario).
+- ``per_class``: ``n`` random examples of each class (multi-label: of each label).
+- ``positives``: ``n`` random gold positives plus ``weak_negatives`` random other
+  pool examples labelled negative without looking at them (imbalanced scenario).
+- ``keyword_query``: ``n`` random texts matching the regular expression ``query``
+  (searched anywhere in the text, case-sensitive by default, as IBM's pandas
+  ``str.contains``), with their gold labels, plus ``weak_negatives`` weak
+  negatives (imbalanced-practical; the paper uses 100 + 100).
+- ``none``: cold start; the strategy picks round 1 with the pretrained model.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .schema import LabelSchema
+
+log = logging.getLogger(__name__)
+
+Scenario = Literal["random", "per_class", "positives", "keyword_query", "none"]
+
+
+@dataclass
+class InitialSet:
+    """How round 0's labeled set is drawn.
+
+    Args:
+        scenario: random | per_class | positives | keyword_query | none.
+        n: examples drawn (per class for ``per_class``; positives or query hits for the imbalanced ones).
+        weak_negatives: pool examples labelled negative unseen (``positives`` and ``keyword_query``).
+        query: regular expression for ``keyword_query`` (e.g. ``Where|countr.*|cit.*``).
+        case_sensitive: whether the query is case-sensitive (IBM: yes).
+    """
+
+    scenario: Scenario = "random"
+    n: int = 100
+    weak_negatives: int = 0
+    query: str | None = None
+    case_sensitive: bool = True
+
+
+@dataclass(frozen=True)
+class SeedLabels:
+    indices: np.ndarray
+    labels: list[tuple[str, ...]]
+    sources: list[str]
+
+
+def draw_initial_set(
+    spec: InitialSet,
+    texts: Sequence[str],
+    gold: Sequence[tuple[str, ...]],
+    schema: LabelSchema,
+    rng: np.random.Generator,
+) -> SeedLabels:
+    """Draw the initial labeled set; ``gold`` holds each pool example's class names."""
+    n_pool = len(texts)
+    if spec.scenario == "none":
+        return SeedLabels(np.empty(0, dtype=np.int64), [], [])
+    if spec.n < 0 or spec.weak_negatives < 0:
+        raise ConfigError("data.initial.n and data.initial.weak_negatives must be >= 0")
+    if spec.scenario == "random":
+        chosen = rng.permutation(n_pool)[: min(spec.n, n_pool)]
+        return _gold_only(chosen, gold)
+    if spec.scenario == "per_class":
+        chosen: list[int] = []
+        taken = np.zeros(n_pool, dtype=bool)
+        for name in schema.names:
+            members = np.array([i for i in range(n_pool) if name in gold[i] and not taken[i]], dtype=np.int64)
+            if members.size < spec.n:
+                log.warning("per_class: class %r has only %d pool examples (asked for %d)", name, members.size, spec.n)
+            pick = rng.permutation(members)[: spec.n]
+            taken[pick] = True
+            chosen.extend(pick.tolist())
+        return _gold_only(np.array(chosen, dtype=np.int64), gold)
+    if spec.scenario in ("positives", "keyword_query"):
+        positive, negative = _binary_classes(schema, spec.scenario)
+        if spec.scenario == "positives":
+            candidates = np.array([i for i in range(n_pool) if positive in gold[i]], dtype=np.int64)
+            what = f"gold positives ({positive})"
+        else:
+            candidates = keyword_hits(texts, spec.query, spec.case_sensitive)
+            what = f"texts matching {spec.query!r}"
+        if candidates.size == 0:
+            raise DataError(f"data.initial: no {what} in the pool")
+        if candidates.size < spec.n:
+            log.warning("data.initial: only %d %s (asked for %d); taking them all", candidates.size, what, spec.n)
+        hits = rng.permutation(candidates)[: spec.n]
+        rest = np.setdiff1d(np.arange(n_pool), hits)
+        weak = rng.permutation(rest)[: min(spec.weak_negatives, rest.size)]
+        seed = _gold_only(hits, gold)
+        return SeedLabels(
+            np.concatenate([seed.indices, weak]).astype(np.int64),
+            seed.labels + [(negative,)] * weak.size,
+            seed.sources + ["weak_negative"] * weak.size,
+        )
+    raise ConfigError(f"data.initial.scenario: unknown scenario {spec.scenario!r}")
+
+
+def keyword_hits(texts: Sequence[str], query: str | None, case_sensitive: bool = True) -> np.ndarray:
+    """Pool indices whose text contains a match of ``query`` anywhere (``re.search``)."""
+    if not query:
+        raise ConfigError("data.initial.query is required for the keyword_query scenario")
+    try:
+        pattern = re.compile(query, 0 if case_sensitive else re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(f"data.initial.query {query!r} is not a valid regular expression: {exc}") from None
+    hits = np.array([i for i, text in enumerate(texts) if pattern.search(text)], dtype=np.int64)
+    if hits.size == 0:
+        raise DataError(f"data.initial.query {query!r} matches no text in the pool")
+    return hits
+
+
+def _gold_only(indices: np.ndarray, gold: Sequence[tuple[str, ...]]) -> SeedLabels:
+    indices = np.asarray(indices, dtype=np.int64)
+    return SeedLabels(indices, [gold[i] for i in indices], ["seed"] * indices.size)
+
+
+def _binary_classes(schema: LabelSchema, scenario: str) -> tuple[str, str]:
+    if schema.multi_label or schema.num_classes != 2 or schema.positive_index is None:
+        raise ConfigError(
+            f"data.initial.scenario {scenario!r} needs a binary task with a positive class: "
+            "set data.target_label (one-vs-rest) or data.positive_label"
+        )
+    positive = schema.names[schema.positive_index]
+    negative = schema.names[1 - schema.positive_index]
+    return positive, negative

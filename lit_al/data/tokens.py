@@ -1,0 +1,143 @@
+"""Tokenize each text once, cache token ids on disk, pad per batch.
+
+Token ids of a split are stored flat (``ids``, int32) with row ``offsets`` so a
+large pool is two arrays, not a list of Python lists. The cache key covers the
+tokenizer (its full serialised definition), the maximum length and the data
+file's bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenizedTexts:
+    ids: np.ndarray  # (total_tokens,) int32
+    offsets: np.ndarray  # (n + 1,) int64
+
+    def __len__(self) -> int:
+        return self.offsets.shape[0] - 1
+
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    digest = hashlib.sha256()
+    digest.update(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        digest.update(backend.to_str().encode())
+    else:
+        digest.update(repr(sorted(tokenizer.get_vocab().items())).encode())
+    return digest.hexdigest()
+
+
+def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int, batch: int = 4096) -> TokenizedTexts:
+    chunks: list[np.ndarray] = []
+    lengths: list[int] = []
+    for start in range(0, len(texts), batch):
+        encoded = tokenizer(list(texts[start : start + batch]), truncation=True, max_length=max_length, add_special_tokens=True)
+        for row in encoded["input_ids"]:
+            chunks.append(np.asarray(row, dtype=np.int32))
+            lengths.append(len(row))
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int32)
+    return TokenizedTexts(ids, offsets)
+
+
+def cached_tokenize(
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    data_key: str,
+    cache_dir: str | Path | None,
+) -> TokenizedTexts:
+    """Tokenize ``texts`` or load them from ``cache_dir`` (key: tokenizer, max_length, data)."""
+    if cache_dir is None:
+        return tokenize_texts(tokenizer, texts, max_length)
+    key = hashlib.sha256(f"{tokenizer_fingerprint(tokenizer)}|{max_length}|{data_key}|{len(texts)}".encode()).hexdigest()[:24]
+    path = Path(cache_dir) / f"tokens-{key}.npz"
+    if path.exists():
+        with np.load(path) as cached:
+            return TokenizedTexts(cached["ids"], cached["offsets"])
+    tokens = tokenize_texts(tokenizer, texts, max_length)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, ids=tokens.ids, offsets=tokens.offsets)
+    tmp.replace(path)
+    log.info("cached token ids of %d texts in %s", len(texts), path)
+    return tokens
+
+
+class TokenDataset(torch.utils.data.Dataset):
+    """Examples ``rows`` of a tokenized split, with optional 0/1 targets and their pool indices."""
+
+    def __init__(self, tokens: TokenizedTexts, rows: np.ndarray, targets: np.ndarray | None = None) -> None:
+        self.tokens = tokens
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        row = int(self.rows[i])
+        item = {"input_ids": self.tokens.row(row), "pool_index": row}
+        if self.targets is not None:
+            item["labels"] = self.targets[i]
+        return item
+
+
+class PadCollator:
+    """Dynamic padding: each batch is padded to its own longest sequence."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = int(pad_token_id)
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(item["input_ids"]) for item in items)
+        input_ids = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+        for i, item in enumerate(items):
+            ids = torch.from_numpy(np.asarray(item["input_ids"], dtype=np.int64))
+            input_ids[i, : ids.numel()] = ids
+            attention_mask[i, : ids.numel()] = 1
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "pool_index": torch.tensor([item["pool_index"] for item in items], dtype=torch.long),
+        }
+        if "labels" in items[0]:
+            batch["labels"] = torch.from_numpy(np.stack([item["labels"] for item in items]).astype(np.float32))
+        return batch
+
+
+class LengthSortedBatches(torch.utils.data.Sampler):
+    """Positions grouped into batches of similar length (longest first), for fast padded inference."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int) -> None:
+        self.batch_size = int(batch_size)
+        self.order = np.argsort(-np.asarray(lengths), kind="stable")
+
+    def __iter__(self):
+        for start in range(0, self.order.size, self.batch_size):
+            yield self.order[start : start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return (self.order.size + self.batch_size - 1) // self.batch_size

@@ -1,0 +1,89 @@
+"""Pure array math of the embedding-geometry strategies (no FAISS: neighbour searches live in lit_al.index).
+
+- :func:`l2_normalize_rows`: row normalisation of ALPS / BERT-KM (STRATEGIES.md §1.12, §1.13).
+- :func:`contrastive_kl`: the CAL score (Margatina et al. 2021).
+- :func:`information_density`: Settles & Craven's density-weighted uncertainty, K-NN form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Probability floor of the KL terms (CAL): probabilities are clipped to [CLIP, 1] (or [CLIP, 1 − CLIP] per label).
+CLIP = 1e-12
+
+
+def l2_normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """``x_i / max(||x_i||₂, eps)`` for every row (ALPS ``s_x ← s_x / max(||s_x||, 1e-12)``, §1.13 step 4).
+
+    Zero rows stay zero. Returns a new float32 array (the k-means input type).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+    return (x / np.maximum(norms, eps).astype(np.float32)[:, None]).astype(np.float32, copy=False)
+
+
+def contrastive_kl(probs: np.ndarray, neighbor_probs: np.ndarray, *, multi_label: bool = False) -> np.ndarray:
+    """CAL score: mean KL divergence from the neighbours' predictions to the candidate's.
+
+    Margatina et al. 2021, "Active Learning by Acquiring Contrastive Examples"
+    (EMNLP), Eq. for the contrastive score of a pool example ``x_p`` with K nearest
+    labeled neighbours ``x_j^l`` in the model's embedding space::
+
+        s(x_p) = (1/K) Σ_{j=1..K} KL( p(y | x_j^l) || p(y | x_p) )
+        KL(q || r) = Σ_c q_c (ln q_c − ln r_c)
+
+    ``p(y | x_j^l)`` are the current model's predictions on the neighbours (not
+    their gold labels) [P]. High score = the model predicts very differently on x_p
+    than on its nearest labeled examples (a contrastive example).
+
+    - ``probs``: (n, C) candidates' probabilities; ``neighbor_probs``: (n, K, C).
+    - Single-label: probabilities clipped to ``[1e-12, 1]`` before the logs.
+    - Multi-label [R]: the sum over labels of Bernoulli KLs,
+      ``Σ_j q_j ln(q_j/r_j) + (1−q_j) ln((1−q_j)/(1−r_j))``, with ``q, r`` clipped to
+      ``[1e-12, 1 − 1e-12]`` so both terms stay finite.
+
+    Returns (n,) float64 scores.
+    """
+    r = np.asarray(probs, dtype=np.float64)[:, None, :]
+    q = np.asarray(neighbor_probs, dtype=np.float64)
+    if q.ndim != 3 or q.shape[0] != r.shape[0] or q.shape[2] != r.shape[2]:
+        raise ValueError(f"neighbor_probs must be (n, K, C) matching probs {r.shape[0], r.shape[2]}, got {q.shape}")
+    if q.shape[1] == 0:
+        raise ValueError("contrastive_kl needs at least one neighbour")
+    if multi_label:
+        q = np.clip(q, CLIP, 1.0 - CLIP)
+        r = np.clip(r, CLIP, 1.0 - CLIP)
+        kl = q * (np.log(q) - np.log(r)) + (1.0 - q) * (np.log1p(-q) - np.log1p(-r))
+    else:
+        q = np.clip(q, CLIP, 1.0)
+        r = np.clip(r, CLIP, 1.0)
+        kl = q * (np.log(q) - np.log(r))
+    return kl.sum(axis=2).mean(axis=1)
+
+
+def information_density(
+    uncertainty: np.ndarray, mean_knn_distance: np.ndarray, *, beta: float = 1.0, eps: float = 1e-12
+) -> np.ndarray:
+    """Density-weighted uncertainty ``u(x) · density(x)^β`` with ``density(x) = 1 / (ε + KNN(x))``.
+
+    Settles & Craven 2008, "An Analysis of Active Learning Strategies for Sequence
+    Labeling Tasks" (EMNLP), information density ``ID(x) = φ(x) · (mean similarity
+    of x to the pool)^β``. Their similarity is the cosine averaged over the whole
+    pool; here [R] the density is the inverse mean Euclidean distance to the K
+    nearest neighbours in the unlabeled pool (``KNN(x)`` of STRATEGIES.md §2.2,
+    ``mean_knn_distance``), which stays positive for any embedding, rewards local
+    rather than global centrality, and costs a K-NN search instead of n².
+
+    ``uncertainty`` must be >= 0 (higher = more uncertain); ``β = 0`` is plain
+    uncertainty sampling. Returns (n,) float64 scores, higher = queried first.
+    """
+    u = np.asarray(uncertainty, dtype=np.float64)
+    dist = np.asarray(mean_knn_distance, dtype=np.float64)
+    if u.shape != dist.shape:
+        raise ValueError(f"uncertainty {u.shape} and mean_knn_distance {dist.shape} differ in shape")
+    density = 1.0 / (eps + np.maximum(dist, 0.0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        weighted = u * density ** float(beta)
+    # u = 0 scores 0 even where density^β overflows (0 · inf would be NaN).
+    return np.where(u > 0, weighted, 0.0)

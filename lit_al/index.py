@@ -1,0 +1,414 @@
+"""FAISS-backed geometry primitives: k-center greedy, k-means nearest-to-centroid, k-NN.
+
+Every FAISS call of the project lives here (DESIGN.md, "The parts"). All
+computations run on CPU in float32 (FAISS's native type); inputs of any float
+dtype, including read-only memory maps, are converted block by block or once.
+``faiss.omp_set_num_threads`` is left at its default.
+
+Nothing here imports the rest of the project. Distances returned to callers are
+Euclidean (square roots of FAISS's squared L2 distances, clipped at 0 because
+FAISS's BLAS path, ``||x||² + ||y||² - 2<x, y>``, can round slightly below 0).
+
+Primitives (STRATEGIES.md §0 "Shared primitives", §1.9, §1.12, §1.13, §2.2):
+
+- :func:`kcenter_greedy`: KCENTER, Sener & Savarese's greedy k-center.
+- :func:`kmeans_nearest`: KMEANS_NEAREST, k-means then the nearest point per centroid.
+- :func:`knn_distances`, :func:`knn_density`: K-nearest-neighbour distances and
+  the mean K-NN distance ``KNN(x)`` of §2.2.
+- :func:`nearest_neighbors`: a thin exact k-NN search.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Literal
+
+import faiss
+import numpy as np
+
+#: Query rows handed to FAISS per call: bounds the float32 copies and result
+#: arrays held at once, so memory stays O(block · (d + k)) beyond the inputs.
+DEFAULT_BLOCK_SIZE = 65_536
+
+#: FAISS k-means initialisations offered by :func:`kmeans_nearest`.
+KMEANS_INIT_METHODS: dict[str, int] = {
+    "k-means++": faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
+    "random": faiss.ClusteringInitMethod_RANDOM,
+    "afk-mc2": faiss.ClusteringInitMethod_AFK_MC2,
+}
+
+DuplicateFill = Literal["next_nearest", "random"]
+
+#: Below this many multiply-adds per pass (rows × rows × d), FAISS calls run on one
+#: OpenMP thread. Thread start-up and barriers dominate such small problems, and on a
+#: busy machine a spinning OpenMP barrier can make them orders of magnitude slower
+#: (measured: k-means on 120 × 6 points, 1 ms on one thread, ~1 s on two under load).
+#: The results are identical for any thread count; larger problems keep FAISS's default.
+SMALL_WORK = 10_000_000
+
+
+# ---------------------------------------------------------------- helpers
+@contextmanager
+def _threads_for(work: float) -> Iterator[None]:
+    """Run FAISS on one thread inside the block when ``work`` is below ``SMALL_WORK``; restore afterwards."""
+    if work >= SMALL_WORK:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def _as_float32(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 2-D view or copy of ``x`` (FAISS reads raw memory)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D array, got shape {x.shape}")
+    return x
+
+
+def _normalized(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """A float32 copy of ``x`` with rows scaled to unit L2 norm (norm floored at ``eps``: zero rows stay 0)."""
+    x = np.array(x, dtype=np.float32, copy=True, order="C")
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+    x /= np.maximum(norms, eps).astype(np.float32)[:, None]
+    return x
+
+
+def _flat_index(base: np.ndarray) -> faiss.IndexFlatL2:
+    index = faiss.IndexFlatL2(base.shape[1])
+    index.add(base)
+    return index
+
+
+def _search_blocked(
+    index: faiss.Index, queries: np.ndarray, k: int, block_size: int = DEFAULT_BLOCK_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN of every query row in blocks: (squared L2 distances (nq, k) float32, labels (nq, k) int64)."""
+    nq = queries.shape[0]
+    distances = np.empty((nq, k), dtype=np.float32)
+    labels = np.empty((nq, k), dtype=np.int64)
+    for start in range(0, nq, block_size):
+        stop = min(start + block_size, nq)
+        d, i = index.search(_as_float32(queries[start:stop]), k)
+        distances[start:stop] = d
+        labels[start:stop] = i
+    return distances, labels
+
+
+def _sqdist_to_one(x: np.ndarray, base: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[i] = ||base[i] - x||²`` by direct differences (FAISS SIMD kernel, no cancellation, O(m) memory)."""
+    faiss.fvec_L2sqr_ny(faiss.swig_ptr(out), faiss.swig_ptr(x), faiss.swig_ptr(base), base.shape[1], base.shape[0])
+    return out
+
+
+# ---------------------------------------------------------------- k-center
+def kcenter_greedy(
+    candidates: np.ndarray,
+    centers: np.ndarray | None,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    normalize: bool = False,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> np.ndarray:
+    """Greedy k-center (Sener & Savarese 2018; STRATEGIES.md §0 KCENTER, §1.9).
+
+    With ``δ(x) = min_{z ∈ centers} ||x − z||₂`` for every candidate ``x``, repeat
+    ``k`` times: pick ``i* = argmax_i δ(x_i)`` and update
+    ``δ(x) ← min(δ(x), ||x − x_{i*}||₂)``.
+
+    - The initial ``δ`` comes from one exact FAISS search (``IndexFlatL2`` over the
+      centers, k = 1) in blocks of ``block_size`` candidate rows; each pick then
+      costs one O(m·d) pass of direct squared differences against the new center.
+      Memory is O(m) beyond the float32 copy of the candidates; no m × m matrix.
+    - Squared distances are used internally; ``sqrt`` is monotone, so the argmax
+      and its ties are the Euclidean ones. Ties go to the lowest position.
+    - Already picked candidates are excluded from later argmaxes even when their
+      ``δ`` ties with the rest (duplicated rows all at distance 0).
+    - No centers (``None`` or zero rows): ``δ = +∞`` and the first pick is uniform
+      at random from ``rng`` [R]; every later pick is deterministic.
+    - ``normalize``: L2-normalise candidate and center rows first (cosine geometry).
+
+    Returns ``min(k, m)`` positions into ``candidates`` in pick order.
+    """
+    x = _normalized(candidates) if normalize else _as_float32(candidates)
+    m = x.shape[0]
+    k = int(min(max(int(k), 0), m))
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    has_centers = centers is not None and np.asarray(centers).shape[0] > 0
+    picks = np.empty(k, dtype=np.int64)
+    scratch = np.empty(m, dtype=np.float32)
+    if has_centers:
+        z = _normalized(centers) if normalize else _as_float32(centers)
+        if z.shape[1] != x.shape[1]:
+            raise ValueError(f"candidates have {x.shape[1]} columns, centers {z.shape[1]}")
+        with _threads_for(m * z.shape[0] * z.shape[1]):
+            sq, _ = _search_blocked(_flat_index(z), x, 1, block_size)
+        delta = np.maximum(sq[:, 0], 0.0)
+        start = 0
+    else:
+        first = int(rng.integers(m))
+        picks[0] = first
+        delta = _sqdist_to_one(x[first], x, np.empty(m, dtype=np.float32))
+        delta[first] = -1.0
+        start = 1
+    for t in range(start, k):
+        best = int(np.argmax(delta))
+        picks[t] = best
+        np.minimum(delta, _sqdist_to_one(x[best], x, scratch), out=delta)
+        # distances are >= 0, so -1 keeps picked rows below every candidate, including exact duplicates.
+        delta[best] = -1.0
+    return picks
+
+
+# ---------------------------------------------------------------- k-means
+def kmeans_nearest(
+    points: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    n_init: int = 10,
+    max_iter: int = 300,
+    init: str = "k-means++",
+    early_stop_threshold: float = 0.0,
+    max_points_per_centroid: int | None = None,
+    duplicate_fill: DuplicateFill = "next_nearest",
+) -> np.ndarray:
+    """k-means, then the nearest point to each centroid (STRATEGIES.md §0 KMEANS_NEAREST; ALPS, BERT-KM).
+
+    1. Cluster ``points`` into ``k`` clusters with FAISS k-means (``faiss.Kmeans``,
+       squared-Euclidean Lloyd iterations): ``nredo = n_init`` restarts, the one
+       with the lowest objective ``Σ_i min_c ||e_i − c||²`` is kept; ``niter =
+       max_iter``; the FAISS seed is drawn from ``rng``.
+    2. For each centroid ``c`` take ``argmin_i ||e_i − c||₂`` (exact ``IndexFlatL2``
+       search; among equal distances FAISS keeps the lowest position).
+    3. If several centroids share a nearest point (``duplicate_fill``):
+
+       - ``"next_nearest"`` (default, deterministic [R]): a greedy matching. All
+         (centroid, point) pairs are served by increasing distance (ties: lower
+         centroid number, then lower position); a centroid takes the first pair
+         whose point is still free. A centroid whose nearest point nobody else is
+         closer to keeps it, so without duplicates this is plain step 2.
+         Neighbour lists are searched 1, 4, 16, ... deep (at most ``k + 1``, which
+         always suffices) until no centroid runs out of candidates, which makes the
+         result equal to the matching over the full lists.
+       - ``"random"`` (ALPS code [C]): keep the distinct nearest points and fill
+         the shortfall with distinct points drawn uniformly from ``rng`` among the
+         points not chosen.
+
+    Order of the result: by the size of the chosen point's cluster (points assigned
+    to its centroid), largest first, then by lower position; ``"random"`` fills
+    come last in draw order. ``k >= m`` returns every position, ascending.
+
+    Relation to the authors' setting ([C]: ``sklearn.cluster.KMeans(n_clusters=k)``,
+    sklearn 0.22 defaults ``init='k-means++'``, ``n_init=10``, ``max_iter=300``,
+    ``tol=1e-4``). Said plainly, the differences are:
+
+    - ``init``: ``"k-means++"`` (default) is FAISS's D²-sampling k-means++. sklearn
+      uses *greedy* k-means++ (2 + ⌊ln k⌋ candidates per step, keep the best), so the
+      seeds differ in distribution though not in kind. ``"random"`` is FAISS's
+      historical default (k distinct data points uniformly at random) and
+      ``"afk-mc2"`` FAISS's MCMC approximation of k-means++.
+    - Stopping: FAISS runs up to ``max_iter`` iterations and stops early when the
+      objective is unchanged (``early_stop_threshold = 0``, default), i.e. at a
+      fixed point of Lloyd's algorithm; sklearn stops earlier, when the total
+      squared centroid shift falls below ``tol · mean feature variance``. A positive
+      ``early_stop_threshold`` (FAISS semantics, in [0, 1]: stop when the relative
+      change of the objective falls below it) trades fidelity for speed.
+    - Empty clusters: FAISS splits a large cluster; sklearn moves the centroid to
+      the point farthest from its center. Both are rare at these sizes.
+    - Subsampling: FAISS by default trains on at most 256 points per centroid.
+      ``max_points_per_centroid=None`` (default) disables that so every point is
+      clustered, as in sklearn; an integer re-enables FAISS's subsampling (a
+      documented approximation).
+
+    Cost O(n_init · iterations · k · m · d); the restarts dominate and run one
+    after the other, so ``n_init`` is the knob for speed.
+    """
+    x = _as_float32(points)
+    m, d = x.shape
+    k = int(k)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k >= m:
+        return np.arange(m, dtype=np.int64)
+    if init not in KMEANS_INIT_METHODS:
+        raise ValueError(f"init must be one of {sorted(KMEANS_INIT_METHODS)}, got {init!r}")
+    if duplicate_fill not in ("next_nearest", "random"):
+        raise ValueError(f"duplicate_fill must be 'next_nearest' or 'random', got {duplicate_fill!r}")
+    if int(n_init) < 1 or int(max_iter) < 1:
+        raise ValueError(f"n_init and max_iter must be >= 1, got {n_init}, {max_iter}")
+    if not 0.0 <= float(early_stop_threshold) <= 1.0:
+        raise ValueError(f"early_stop_threshold must be in [0, 1], got {early_stop_threshold}")
+    if max_points_per_centroid is not None and int(max_points_per_centroid) < 1:
+        raise ValueError(f"max_points_per_centroid must be >= 1 or None, got {max_points_per_centroid}")
+
+    with _threads_for(m * k * d):
+        kmeans = faiss.Kmeans(
+            d,
+            k,
+            niter=int(max_iter),
+            nredo=int(n_init),
+            seed=int(rng.integers(0, 2**31 - 1)),
+            init_method=KMEANS_INIT_METHODS[init],
+            early_stop_threshold=float(early_stop_threshold),
+            # m points per centroid can never trigger FAISS's subsampling.
+            max_points_per_centroid=int(max_points_per_centroid) if max_points_per_centroid is not None else m,
+            # FAISS only warns below this; 1 keeps small pools quiet.
+            min_points_per_centroid=1,
+            verbose=False,
+        )
+        kmeans.train(x)
+        centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+        _, assignment = _search_blocked(_flat_index(centroids), x, 1)
+        point_index = _flat_index(x)
+        if duplicate_fill == "random":
+            nearest = point_index.search(centroids, 1)[1][:, 0]
+        else:
+            owner = _greedy_match(point_index, centroids, m)
+    cluster_size = np.bincount(assignment[:, 0], minlength=k)
+
+    if duplicate_fill == "random":
+        chosen = np.unique(nearest)
+        # a point shared by several centroids ranks with the largest of their clusters
+        size_of_point = np.zeros(m, dtype=np.int64)
+        np.maximum.at(size_of_point, nearest, cluster_size)
+        chosen = chosen[np.lexsort((chosen, -size_of_point[chosen]))]
+        short = k - chosen.size
+        if short > 0:
+            free = np.setdiff1d(np.arange(m), chosen)
+            chosen = np.concatenate([chosen, rng.choice(free, size=short, replace=False)])
+        return chosen.astype(np.int64)
+
+    order = np.lexsort((owner, -cluster_size))
+    return owner[order].astype(np.int64)
+
+
+def _greedy_match(point_index: faiss.Index, centroids: np.ndarray, m: int) -> np.ndarray:
+    """Point position assigned to each centroid by the greedy distance-ordered matching (see kmeans_nearest)."""
+    k = centroids.shape[0]
+    depth = 1
+    while True:
+        depth = min(depth, k + 1, m)
+        sq, labels = point_index.search(centroids, depth)
+        owner = np.full(k, -1, dtype=np.int64)
+        taken = np.zeros(m, dtype=bool)
+        centroid_of_pair = np.repeat(np.arange(k), depth)
+        flat_sq, flat_label = sq.ravel(), labels.ravel()
+        for pair in np.lexsort((flat_label, centroid_of_pair, flat_sq)):
+            c, p = centroid_of_pair[pair], flat_label[pair]
+            if owner[c] < 0 and not taken[p]:
+                owner[c] = p
+                taken[p] = True
+        if (owner >= 0).all() or depth >= min(k + 1, m):
+            return owner
+        depth *= 4
+
+
+# ---------------------------------------------------------------- k-NN
+def nearest_neighbors(
+    base: np.ndarray, queries: np.ndarray, k: int, *, block_size: int = DEFAULT_BLOCK_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Euclidean k-NN of each query row among ``base`` rows (FAISS ``IndexFlatL2``).
+
+    Returns ``(distances, indices)``, both (nq, k') with ``k' = min(k, len(base))``:
+    Euclidean distances ascending and int64 positions into ``base``. Queries run in
+    blocks of ``block_size`` rows.
+    """
+    b = _as_float32(base)
+    nq = np.asarray(queries).shape[0]
+    k = int(min(max(int(k), 0), b.shape[0]))
+    if k == 0 or nq == 0:
+        return np.zeros((nq, k), dtype=np.float32), np.zeros((nq, k), dtype=np.int64)
+    with _threads_for(nq * b.shape[0] * b.shape[1]):
+        sq, labels = _search_blocked(_flat_index(b), queries, k, block_size)
+    return np.sqrt(np.maximum(sq, 0.0)), labels
+
+
+def knn_distances(
+    points: np.ndarray,
+    queries: np.ndarray | None = None,
+    k: int = 10,
+    *,
+    exclude_self: bool = False,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> np.ndarray:
+    """Euclidean distances (nq, k') from each query to its k nearest rows of ``points``, ascending.
+
+    ``queries=None`` means the points themselves. ``exclude_self=True`` requires
+    query ``i`` to be ``points[i]`` (``queries`` None or of the same length) and
+    drops position ``i`` from its own neighbour list, by position, so exact
+    duplicates of a point still count as neighbours at distance 0. ``k`` is
+    clipped to the neighbours available (``len(points)``, minus 1 with
+    ``exclude_self``).
+    """
+    p = _as_float32(points)
+    m = p.shape[0]
+    q = p if queries is None else queries
+    nq = np.asarray(q).shape[0]
+    if exclude_self and nq != m:
+        raise ValueError("exclude_self needs queries to be the points themselves")
+    available = m - 1 if exclude_self else m
+    k = int(min(max(int(k), 0), max(available, 0)))
+    if k == 0 or nq == 0:
+        return np.zeros((nq, k), dtype=np.float32)
+    if not exclude_self:
+        return nearest_neighbors(p, q, k, block_size=block_size)[0]
+    with _threads_for(nq * m * p.shape[1]):
+        sq, labels = _search_blocked(_flat_index(p), q, k + 1, block_size)
+    is_self = labels == np.arange(nq)[:, None]
+    # self not returned (many exact duplicates): drop the farthest of the k + 1 instead.
+    is_self[~is_self.any(axis=1), -1] = True
+    # a row can list itself once at most, so exactly k entries per row remain.
+    kept = sq[~is_self].reshape(nq, k)
+    return np.sqrt(np.maximum(kept, 0.0))
+
+
+def knn_density(
+    points: np.ndarray,
+    k: int = 10,
+    *,
+    query_positions: np.ndarray | None = None,
+    include_self: bool = False,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> np.ndarray:
+    """Mean Euclidean distance to the K nearest neighbours within ``points``: ``KNN(x)`` (STRATEGIES.md §2.2).
+
+    ``KNN(x) = (1/K) Σ_{j=1..K} ||x − nn_j(x; points)||``, the point itself excluded
+    (IBM [P], K = 10). Small = dense; a density is a decreasing function of it
+    (e.g. ``1/(ε + KNN)``, or Rep(B) in §2.2), left to the caller.
+
+    - ``query_positions``: positions into ``points`` to score (default: all).
+    - ``include_self=True``: IBM's code [C] (``NearestNeighbors(n_neighbors=K+1)``
+      fit on the pool, queried with pool members): the average of K + 1 distances
+      including the 0 to itself, i.e. ``K/(K+1) · KNN(x)``.
+    - ``K`` is clipped to ``len(points) − 1``; a single point has ``KNN = 0``.
+    """
+    p = _as_float32(points)
+    m = p.shape[0]
+    positions = np.arange(m) if query_positions is None else np.asarray(query_positions, dtype=np.int64)
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(k, m - 1)
+    if positions.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    if k == 0:
+        return np.zeros(positions.size, dtype=np.float64)
+    index = _flat_index(p)
+    total = np.zeros(positions.size, dtype=np.float64)
+    for start in range(0, positions.size, block_size):
+        block = positions[start : start + block_size]
+        with _threads_for(block.size * m * p.shape[1]):
+            sq, labels = index.search(p[block], k + 1)
+        is_self = labels == block[:, None]
+        is_self[~is_self.any(axis=1), -1] = True
+        dist = np.sqrt(np.maximum(sq, 0.0)).astype(np.float64)
+        dist[is_self] = 0.0
+        total[start : start + block.size] = dist.sum(axis=1)
+    return total / (k + 1 if include_self else k)

@@ -1,0 +1,246 @@
+"""``TextClassifier``: a Hugging Face encoder with a softmax or sigmoid head."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics import classification as C
+
+from .errors import ConfigError
+from .hub import resolve_model_path
+
+log = logging.getLogger(__name__)
+
+Pooling = Literal["cls", "pooled", "mean"]
+
+
+class ClassificationHead(nn.Module):
+    """Dropout + linear over the sentence representation, with an optional hidden layer.
+
+    ``features(r)`` is the penultimate representation h(x) (the input of ``out``):
+    ``r`` itself, or ``act(W_h · dropout(r) + b_h)`` with a hidden layer (BEAL's
+    "sentence feature -> hidden layer -> J sigmoid outputs").
+    """
+
+    def __init__(self, in_dim: int, num_labels: int, dropout: float, hidden_size: int | None = None,
+                 hidden_activation: str = "relu") -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.hidden: nn.Sequential | None = None
+        if hidden_size:
+            activations = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+            if hidden_activation not in activations:
+                raise ConfigError(f"model.hidden_activation must be one of {sorted(activations)}, got {hidden_activation!r}")
+            self.hidden = nn.Sequential(nn.Linear(in_dim, hidden_size), activations[hidden_activation]())
+        self.out = nn.Linear(hidden_size or in_dim, num_labels)
+
+    def features(self, representation: torch.Tensor) -> torch.Tensor:
+        if self.hidden is None:
+            return representation
+        return self.hidden(self.dropout(representation))
+
+    def forward(self, representation: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.features(representation)))
+
+
+class TextClassifier(pl.LightningModule):
+    """A transformer encoder fine-tuned for single-label (softmax) or multi-label (sigmoid) classification.
+
+    Args:
+        model_name_or_path: a hub name (``sentence-transformers/all-MiniLM-L6-v2``) or a local folder.
+        pooling: sentence representation fed to the head: ``cls`` (last-layer [CLS] state, the
+            papers' text), ``pooled`` (the encoder's pooler output, IBM's and ALPS's code) or
+            ``mean`` (mask-aware mean of the last layer).
+        dropout: head dropout; by default the encoder's ``hidden_dropout_prob`` (0.1 for BERT).
+        hidden_size: width of an optional hidden layer in the head (BEAL); ``null`` for none.
+        hidden_activation: relu | tanh | gelu for that layer.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
+        adam_eps: AdamW epsilon.
+        warmup_ratio: fraction of the training steps with a linear warmup.
+        lr_schedule: ``linear`` decay to 0 over the training steps, or ``constant``.
+        threshold: sigmoid threshold of multi-label predictions.
+        trust_remote_code: passed to ``from_pretrained`` (only when you trust the model's code).
+        attn_implementation: passed to ``from_pretrained`` (``eager`` is needed for attention outputs).
+        num_labels, multi_label, label_names, positive_index: set from the data, not the config.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2",
+        pooling: Pooling = "cls",
+        dropout: float | None = None,
+        hidden_size: int | None = None,
+        hidden_activation: str = "relu",
+        lr: float = 5e-5,
+        weight_decay: float = 0.0,
+        adam_eps: float = 1e-8,
+        warmup_ratio: float = 0.0,
+        lr_schedule: Literal["linear", "constant"] = "linear",
+        threshold: float = 0.5,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+        num_labels: int = 2,
+        multi_label: bool = False,
+        label_names: list[str] | None = None,
+        positive_index: int | None = None,
+    ) -> None:
+        super().__init__()
+        from transformers import AutoModel
+
+        if pooling not in ("cls", "pooled", "mean"):
+            raise ConfigError(f"model.pooling must be cls, pooled or mean, got {pooling!r}")
+        if not 0 <= warmup_ratio < 1:
+            raise ConfigError("model.warmup_ratio must be in [0, 1)")
+        if lr <= 0:
+            raise ConfigError("model.lr must be positive")
+        self.save_hyperparameters()
+        self.model_path = resolve_model_path(model_name_or_path)
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        try:
+            self.encoder = AutoModel.from_pretrained(self.model_path, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"model.model_name_or_path {model_name_or_path!r}: cannot load the encoder: {exc}".splitlines()[0]) from None
+        self.encoder.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        config = self.encoder.config
+        head_dropout = dropout if dropout is not None else float(getattr(config, "hidden_dropout_prob", 0.1) or 0.1)
+        self.head = ClassificationHead(config.hidden_size, num_labels, head_dropout, hidden_size, hidden_activation)
+        self.pooling = pooling
+        self.multi_label = multi_label
+        self.num_labels = num_labels
+        self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
+        self.positive_index = positive_index
+        self.threshold = threshold
+        #: Set by the attached strategy for the duration of ``trainer.predict``.
+        self.prediction_request = None
+        self.val_metrics = self._metrics("val_")
+        self.test_metrics = self._metrics("test_")
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, batch: dict[str, torch.Tensor], **kwargs: Any):
+        """Run the encoder on a padded batch; returns the transformers model output."""
+        return self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+
+    def sentence_representation(self, encoder_output, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = encoder_output.last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        if self.pooling == "pooled":
+            pooled = getattr(encoder_output, "pooler_output", None)
+            if pooled is None:
+                raise ConfigError("model.pooling 'pooled': this encoder has no pooler output; use cls or mean")
+            return pooled
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        output = self.encode(batch)
+        return self.head(self.sentence_representation(output, batch["attention_mask"]))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.multi_label:
+            return F.binary_cross_entropy_with_logits(logits, targets)
+        return F.cross_entropy(logits, targets.argmax(dim=-1))
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self(batch), batch["labels"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
+        logits = self(batch)
+        self.log(f"{prefix}loss", self.loss(logits, batch["labels"]), batch_size=logits.shape[0])
+        probs = self.probabilities(logits)
+        targets = batch["labels"].long() if self.multi_label else batch["labels"].argmax(-1)
+        metrics.update(probs, targets)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val_")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test_")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.test_metrics)
+
+    def _log_metrics(self, metrics: MetricCollection) -> None:
+        values = metrics.compute()
+        flat: dict[str, torch.Tensor] = {}
+        for name, value in values.items():
+            if value.ndim == 0:
+                flat[name] = value
+            elif self.positive_index is not None:  # per-class vector: keep the target class
+                flat[name] = value[self.positive_index]
+        self.log_dict(flat)
+        metrics.reset()
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        from .prediction import compute_outputs
+
+        return compute_outputs(self, batch, self.prediction_request)
+
+    # -------------------------------------------------------------- optimizer
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr, eps=self.hparams.adam_eps,
+        )
+        if self.hparams.lr_schedule == "constant" and self.hparams.warmup_ratio == 0:
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(self.hparams.warmup_ratio * total)
+        linear = self.hparams.lr_schedule == "linear"
+
+        def factor(step: int) -> float:
+            if warmup and step < warmup:
+                return (step + 1) / warmup
+            if not linear:
+                return 1.0
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------- metrics
+    def _metrics(self, prefix: str) -> MetricCollection:
+        k = self.num_labels
+        if self.multi_label:
+            t = self.threshold
+            metrics: dict[str, Any] = {
+                "micro_f1": C.MultilabelF1Score(k, threshold=t, average="micro"),
+                "macro_f1": C.MultilabelF1Score(k, threshold=t, average="macro"),
+                "subset_accuracy": C.MultilabelExactMatch(k, threshold=t),
+            }
+        else:
+            metrics = {
+                "accuracy": C.MulticlassAccuracy(k, average="micro"),
+                "macro_f1": C.MulticlassF1Score(k, average="macro"),
+                "micro_f1": C.MulticlassF1Score(k, average="micro"),
+            }
+            if self.positive_index is not None:
+                metrics.update({
+                    "target_precision": C.MulticlassPrecision(k, average="none"),
+                    "target_recall": C.MulticlassRecall(k, average="none"),
+                    "target_f1": C.MulticlassF1Score(k, average="none"),
+                })
+        return MetricCollection(metrics, prefix=prefix)

@@ -1,0 +1,207 @@
+"""What ``predict_step`` computes: one computer per output name a strategy may need.
+
+``compute_outputs(module, batch, request)`` runs exactly the computers named in
+``request.needs`` and returns ``{name: (B, ...) tensor}``. Computers share one
+eval-mode forward pass through ``ForwardCache``. A new output is one function
+decorated with ``@register_output("name")``.
+
+Outputs (rows per example; see also ``lit_al.outputs``):
+
+- ``probs`` (B, C): softmax (single-label) or sigmoid (multi-label) probabilities.
+- ``embeddings`` (B, d'): the penultimate representation h(x), input of the final linear layer.
+- ``cls_hidden`` (B, d): the last-layer [CLS] hidden state.
+- ``pretrained_embeddings`` (B, d): the sentence representation (same pooling) of the
+  frozen pre-trained encoder, loaded once from the model's path.
+- ``mc_probs`` (B, T, C): T MC-dropout passes; options ``mc_passes`` (T) and ``mc_scope``
+  (``full``: T passes through the whole encoder with dropout on; ``head``: the encoder
+  once in eval mode, T dropout passes of the head over the cached representation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import torch
+from torch import nn
+
+from .errors import StrategyError
+from .strategies.base import PredictionRequest
+
+if TYPE_CHECKING:
+    from .model import TextClassifier
+
+DEFAULT_REQUEST = PredictionRequest(needs=frozenset({"probs"}))
+
+
+class ForwardCache:
+    """One eval-mode forward pass, computed lazily and shared by the computers of a batch."""
+
+    def __init__(self, module: "TextClassifier", batch: dict[str, torch.Tensor]) -> None:
+        self.module = module
+        self.batch = batch
+        self._output = None
+        self._representation: torch.Tensor | None = None
+        self._features: torch.Tensor | None = None
+        self._logits: torch.Tensor | None = None
+
+    @property
+    def encoder_output(self):
+        if self._output is None:
+            self._output = self.module.encode(self.batch)
+        return self._output
+
+    @property
+    def representation(self) -> torch.Tensor:
+        if self._representation is None:
+            self._representation = self.module.sentence_representation(self.encoder_output, self.batch["attention_mask"])
+        return self._representation
+
+    @property
+    def features(self) -> torch.Tensor:
+        if self._features is None:
+            self._features = self.module.head.features(self.representation)
+        return self._features
+
+    @property
+    def logits(self) -> torch.Tensor:
+        if self._logits is None:
+            self._logits = self.module.head.out(self.features)
+        return self._logits
+
+
+OutputComputer = Callable[["TextClassifier", dict, PredictionRequest, ForwardCache], torch.Tensor]
+_COMPUTERS: dict[str, OutputComputer] = {}
+
+
+def register_output(name: str) -> Callable[[OutputComputer], OutputComputer]:
+    def decorate(fn: OutputComputer) -> OutputComputer:
+        _COMPUTERS[name] = fn
+        return fn
+
+    return decorate
+
+
+def available_outputs() -> frozenset[str]:
+    _load_builtin()
+    return frozenset(_COMPUTERS)
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    importlib.import_module("lit_al.prediction_outputs")
+
+
+def compute_outputs(module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest | None) -> dict[str, torch.Tensor]:
+    """Compute every output in ``request.needs`` for one batch."""
+    request = request or DEFAULT_REQUEST
+    _load_builtin()
+    unknown = sorted(set(request.needs) - set(_COMPUTERS))
+    if unknown:
+        raise StrategyError(f"no computer for output(s) {unknown}; known outputs: {sorted(_COMPUTERS)}")
+    cache = ForwardCache(module, batch)
+    return {name: _COMPUTERS[name](module, batch, request, cache) for name in sorted(request.needs)}
+
+
+# ------------------------------------------------------------------ built-ins
+@register_output("probs")
+def _probs(module, batch, request, cache):
+    return module.probabilities(cache.logits)
+
+
+@register_output("embeddings")
+def _embeddings(module, batch, request, cache):
+    return cache.features
+
+
+@register_output("cls_hidden")
+def _cls_hidden(module, batch, request, cache):
+    return cache.encoder_output.last_hidden_state[:, 0]
+
+
+@register_output("pretrained_embeddings")
+def _pretrained_embeddings(module, batch, request, cache):
+    encoder = pretrained_encoder(module)
+    output = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return module.sentence_representation(output, batch["attention_mask"])
+
+
+def pretrained_encoder(module: "TextClassifier") -> nn.Module:
+    """The frozen pre-trained encoder (θ0), loaded once per module and kept in eval mode."""
+    encoder = getattr(module, "_pretrained_encoder", None)
+    if encoder is None:
+        from transformers import AutoModel
+
+        encoder = AutoModel.from_pretrained(module.model_path, trust_remote_code=module.hparams.trust_remote_code)
+        encoder.to(module.device).eval()
+        for param in encoder.parameters():
+            param.requires_grad_(False)
+        object.__setattr__(module, "_pretrained_encoder", encoder)  # not a submodule: never trained or saved
+    return encoder
+
+
+@register_output("mc_probs")
+def _mc_probs(module, batch, request, cache):
+    passes = int(request.options.get("mc_passes", 10))
+    scope = request.options.get("mc_scope", "full")
+    if passes < 1:
+        raise StrategyError(f"mc_passes must be >= 1, got {passes}")
+    first = int(batch["pool_index"].min()) if batch["pool_index"].numel() else 0
+    samples = []
+    if scope == "head":
+        representation = cache.representation
+        with dropout_active(module.head):
+            for t in range(passes):
+                with seeded(request.seed, first, t):
+                    samples.append(module.probabilities(module.head(representation)))
+    elif scope == "full":
+        with dropout_active(module):
+            for t in range(passes):
+                with seeded(request.seed, first, t):
+                    samples.append(module.probabilities(module(batch)))
+    else:
+        raise StrategyError(f"mc_scope must be 'full' or 'head', got {scope!r}")
+    return torch.stack(samples, dim=1)
+
+
+@contextlib.contextmanager
+def dropout_active(root: nn.Module) -> Iterator[None]:
+    """Switch on dropout, and nothing else, under ``root`` for MC-dropout passes.
+
+    Dropout modules go to train mode, and so do the modules that own them, because
+    transformers' attention applies its probability dropout functionally, gated by
+    the owning attention module's ``training`` flag. Every other module keeps its
+    mode (BatchNorm statistics, for instance, are untouched).
+    """
+    changed: list[tuple[nn.Module, bool]] = []
+    for parent in root.modules():
+        children = list(parent.children())
+        if any(isinstance(child, nn.modules.dropout._DropoutNd) for child in children):
+            changed.append((parent, parent.training))
+            parent.training = True
+            for child in children:
+                if isinstance(child, nn.modules.dropout._DropoutNd):
+                    changed.append((child, child.training))
+                    child.training = True
+    if isinstance(root, nn.modules.dropout._DropoutNd):
+        changed.append((root, root.training))
+        root.training = True
+    try:
+        yield
+    finally:
+        for mod, mode in reversed(changed):
+            mod.training = mode
+
+
+@contextlib.contextmanager
+def seeded(seed: int, first_index: int, draw: int) -> Iterator[None]:
+    """Seed torch's RNG for one stochastic pass, restoring the outer RNG state afterwards.
+
+    The seed depends on the strategy's seed, the batch (its smallest pool index)
+    and the pass number, so results do not depend on the order batches run in.
+    """
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed((int(seed) * 1_000_003 + first_index * 101 + draw) % (2**63 - 1))
+        yield

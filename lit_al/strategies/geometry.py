@@ -1,0 +1,389 @@
+"""Embedding-geometry strategies: Core-Set, (FT-)BERT-KM, ALPS, CAL, density-weighted uncertainty.
+
+STRATEGIES.md §0 (KCENTER, KMEANS_NEAREST), §1.9, §1.12, §1.13, §2.2. The FAISS
+work is in ``lit_al.index``, the score math in ``lit_al.functional.geometry``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from .. import index as I
+from ..errors import StrategyError
+from ..functional import geometry as G
+from ..functional import uncertainty as U
+from ..functional.ranking import top_k
+from .base import Strategy
+from .registry import register_strategy
+
+#: ALPS's output: name, shape and meaning (for the ``predict_step`` side).
+#:
+#: ``surprisal``: float array (n, ℓ), ℓ = ``max_length`` (prediction option, default 128),
+#: positions aligned to the example's input ids padded/truncated to ℓ tokens exactly as
+#: the classifier tokenizes them (with [CLS]/[SEP]). For each example:
+#:
+#: 1. Run the pre-trained masked-LM ``mlm_model`` (prediction option; a hub name or local
+#:    path for ``AutoModelForMaskedLM``; NOT the fine-tuned classifier) on the UNMASKED ids.
+#: 2. Draw ``m_i ~ Bernoulli(token_rate)`` (default 0.15) independently per position;
+#:    special tokens ([CLS], [SEP], ...) and padding have probability 0 (HF
+#:    ``DataCollatorForLanguageModeling`` logic, not "exactly 15 % of the tokens").
+#:    Draw from a generator seeded by the request seed and the example's pool index, so
+#:    the result does not depend on batching or on the number of processes.
+#: 3. ``surprisal[i] = −ln softmax(MLM_logits_i)[w_i]`` (natural log, ``w_i`` the input
+#:    token at i) where ``m_i = 1``, and 0 elsewhere (cross-entropy with
+#:    ``ignore_index=-100``, ``reduction='none'``). Only the sampled positions need the
+#:    V-sized MLM head.
+#:
+#: Values are >= 0 and about 85 % of the entries are 0; no normalisation (the strategy
+#: L2-normalises each row itself). Needed on unlabeled rows only.
+SURPRISAL = "surprisal"
+
+_INIT_CHOICES = tuple(sorted(I.KMEANS_INIT_METHODS))
+_FILL_CHOICES = ("next_nearest", "random")
+
+
+def _check_choice(strategy: str, option: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise StrategyError(f"{strategy}: {option} must be one of {list(choices)}, got {value!r}")
+
+
+def _check_int(strategy: str, option: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise StrategyError(f"{strategy}: {option} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _rows(outputs: Mapping[str, np.ndarray], name: str, rows: np.ndarray) -> np.ndarray:
+    return np.asarray(outputs[name][rows], dtype=np.float32)
+
+
+# ------------------------------------------------------------------ Core-Set
+@register_strategy("coreset")
+class CoreSet(Strategy):
+    """Core-Set: greedy k-center over the embeddings (Sener & Savarese 2018; IBM, §1.9).
+
+    ``index.kcenter_greedy(E_U, E_L, k)``: every labeled row is an initial center
+    (in IBM's imbalanced scenarios that includes the weakly-labeled negatives, which
+    are simply part of ``labeled``); each pick is the unlabeled point farthest, in
+    Euclidean distance, from its nearest center. With no labeled rows the first pick
+    is uniform at random [R].
+
+    Options: ``normalize`` (default False): L2-normalise the embeddings first
+    (cosine geometry; the papers use raw Euclidean). Label-agnostic: single- and
+    multi-label alike. The greedy variant is the one IBM's paper used [P].
+    """
+
+    needs = frozenset({"embeddings"})
+    predict_labeled = True
+    requires_trained_model = True
+
+    def __init__(self, *, seed: int = 0, multi_label: bool = False, normalize: bool = False) -> None:
+        super().__init__(seed=seed, multi_label=multi_label)
+        if not isinstance(normalize, (bool, np.bool_)):
+            raise StrategyError(f"coreset: normalize must be a bool, got {normalize!r}")
+        self.normalize = bool(normalize)
+
+    def _select(self, outputs, labeled, unlabeled, budget, rng):
+        candidates = _rows(outputs, "embeddings", unlabeled)
+        centers = _rows(outputs, "embeddings", labeled) if labeled.size else None
+        positions = I.kcenter_greedy(candidates, centers, budget, rng, normalize=self.normalize)
+        return unlabeled[positions]
+
+
+# ------------------------------------------------------------------ k-means family
+class _KMeansNearest(Strategy):
+    """Shared k-means options and the KMEANS_NEAREST call over the unlabeled rows (§0)."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        multi_label: bool,
+        n_init: int,
+        max_iter: int,
+        init: str,
+        early_stop_threshold: float,
+        max_points_per_centroid: int | None,
+        duplicate_fill: str,
+    ) -> None:
+        super().__init__(seed=seed, multi_label=multi_label)
+        name = self.name or type(self).__name__
+        self.n_init = _check_int(name, "n_init", n_init, 1)
+        self.max_iter = _check_int(name, "max_iter", max_iter, 1)
+        _check_choice(name, "init", init, _INIT_CHOICES)
+        self.init = init
+        try:
+            threshold = float(early_stop_threshold)
+        except (TypeError, ValueError):
+            threshold = float("nan")
+        if not 0.0 <= threshold <= 1.0:
+            raise StrategyError(f"{name}: early_stop_threshold must be in [0, 1], got {early_stop_threshold!r}")
+        self.early_stop_threshold = threshold
+        self.max_points_per_centroid = (
+            None if max_points_per_centroid is None else _check_int(name, "max_points_per_centroid", max_points_per_centroid, 1)
+        )
+        _check_choice(name, "duplicate_fill", duplicate_fill, _FILL_CHOICES)
+        self.duplicate_fill = duplicate_fill
+
+    def kmeans_options(self) -> dict[str, Any]:
+        return {
+            "n_init": self.n_init,
+            "max_iter": self.max_iter,
+            "init": self.init,
+            "early_stop_threshold": self.early_stop_threshold,
+            "max_points_per_centroid": self.max_points_per_centroid,
+            "duplicate_fill": self.duplicate_fill,
+        }
+
+    def _cluster(self, vectors: np.ndarray, unlabeled: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+        positions = I.kmeans_nearest(G.l2_normalize_rows(vectors), budget, rng, **self.kmeans_options())
+        return unlabeled[positions]
+
+
+_KMEANS_DOC_OPTIONS = """
+    k-means options (``index.kmeans_nearest``; the authors ran sklearn's ``KMeans``
+    with defaults [C]): ``n_init`` (10 restarts, best objective kept), ``max_iter``
+    (300), ``init`` ("k-means++" default, FAISS's D² sampling; sklearn's is the
+    greedy variant; or "random", "afk-mc2"), ``early_stop_threshold`` (0.0: iterate
+    until the objective stops changing; FAISS's relative-change threshold otherwise),
+    ``max_points_per_centroid`` (None: cluster every point; an integer enables FAISS
+    subsampling), ``duplicate_fill`` ("next_nearest" default, deterministic greedy
+    matching [R]; "random": the ALPS code's uniformly random fill [C]) for centroids
+    that share a nearest point.
+"""
+
+
+@register_strategy("kmeans")
+class KMeansEmbedding(_KMeansNearest):
+    """BERT-KM / FT-BERT-KM: k-means on L2-normalised embeddings, nearest point per centroid (ALPS baselines, §1.12).
+
+    ``KMEANS_NEAREST(L2norm(h(x)) for x ∈ U, k)``; clustering uses the unlabeled rows only.
+
+    - ``encoder="finetuned"`` (default, FT-BERT-KM): ``h`` from the model fine-tuned
+      on the current L (output ``embeddings``); needs a trained model, and its
+      cold-start round falls back to BERT-KM (``cold_start_fallback``) [P, C].
+    - ``encoder="pretrained"`` (BERT-KM, cold start): ``h`` from the frozen
+      pre-trained encoder (output ``pretrained_embeddings``).
+
+    ``needs`` and ``requires_trained_model`` therefore depend on ``encoder`` and are
+    instance attributes. Label-agnostic: single- and multi-label alike.
+    """
+
+    needs = frozenset({"embeddings"})
+    requires_trained_model = True
+    #: Strategy (``{"name": ..., **options}``) the loop uses in a round without a trained model.
+    cold_start_fallback: dict[str, Any] | None = None
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        multi_label: bool = False,
+        encoder: str = "finetuned",
+        n_init: int = 10,
+        max_iter: int = 300,
+        init: str = "k-means++",
+        early_stop_threshold: float = 0.0,
+        max_points_per_centroid: int | None = None,
+        duplicate_fill: str = "next_nearest",
+    ) -> None:
+        super().__init__(
+            seed=seed,
+            multi_label=multi_label,
+            n_init=n_init,
+            max_iter=max_iter,
+            init=init,
+            early_stop_threshold=early_stop_threshold,
+            max_points_per_centroid=max_points_per_centroid,
+            duplicate_fill=duplicate_fill,
+        )
+        _check_choice("kmeans", "encoder", encoder, ("finetuned", "pretrained"))
+        self.encoder = encoder
+        self.output_name = "embeddings" if encoder == "finetuned" else "pretrained_embeddings"
+        self.needs = frozenset({self.output_name})
+        self.requires_trained_model = encoder == "finetuned"
+        self.cold_start_fallback = (
+            {"name": "kmeans", "encoder": "pretrained", **self.kmeans_options()}
+            if encoder == "finetuned"
+            else None
+        )
+
+    def _select(self, outputs, labeled, unlabeled, budget, rng):
+        return self._cluster(_rows(outputs, self.output_name, unlabeled), unlabeled, budget, rng)
+
+
+@register_strategy("alps")
+class ALPS(_KMeansNearest):
+    """ALPS selection: k-means on L2-normalised MLM surprisal embeddings (Yuan et al. 2020, §1.13).
+
+    ``KMEANS_NEAREST({s_x / max(||s_x||₂, 1e-12) : x ∈ U}, k)``: a zero surprisal row
+    (very short input, nothing sampled) stays zero. The clustering uses the
+    unlabeled rows only. No fine-tuned model is involved (cold-start capable).
+
+    Needs the output ``surprisal`` (n, ℓ); see the module constant ``SURPRISAL`` for
+    its exact definition. Prediction options passed to its computer:
+
+    - ``mlm_model``: name or path of the pre-trained masked LM (BERT; SciBERT for
+      PubMed in the paper). Required to compute the output; ``None`` is accepted only
+      for array-API use where ``surprisal`` is supplied directly.
+    - ``token_rate`` (0.15): Bernoulli rate of the sampled positions (ablations: 0.1, 0.2, 1.0).
+    - ``max_length`` (128): ℓ, the padded/truncated input length.
+
+    Label-agnostic: single- and multi-label alike.
+    """
+
+    needs = frozenset({SURPRISAL})
+    requires_trained_model = False
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        multi_label: bool = False,
+        mlm_model: str | None = None,
+        token_rate: float = 0.15,
+        max_length: int = 128,
+        n_init: int = 10,
+        max_iter: int = 300,
+        init: str = "k-means++",
+        early_stop_threshold: float = 0.0,
+        max_points_per_centroid: int | None = None,
+        duplicate_fill: str = "next_nearest",
+    ) -> None:
+        super().__init__(
+            seed=seed,
+            multi_label=multi_label,
+            n_init=n_init,
+            max_iter=max_iter,
+            init=init,
+            early_stop_threshold=early_stop_threshold,
+            max_points_per_centroid=max_points_per_centroid,
+            duplicate_fill=duplicate_fill,
+        )
+        if mlm_model is not None and (not isinstance(mlm_model, str) or not mlm_model):
+            raise StrategyError(f"alps: mlm_model must be a model name or path, got {mlm_model!r}")
+        try:
+            rate = float(token_rate)
+        except (TypeError, ValueError):
+            rate = float("nan")
+        if not 0.0 < rate <= 1.0:
+            raise StrategyError(f"alps: token_rate must be in (0, 1], got {token_rate!r}")
+        self.mlm_model = mlm_model
+        self.token_rate = rate
+        self.max_length = _check_int("alps", "max_length", max_length, 3)
+
+    def prediction_options(self) -> dict[str, Any]:
+        if self.mlm_model is None:
+            raise StrategyError("alps: option mlm_model (a masked-LM name or path) is required to compute surprisal")
+        return {"mlm_model": self.mlm_model, "token_rate": self.token_rate, "max_length": self.max_length}
+
+    def _select(self, outputs, labeled, unlabeled, budget, rng):
+        return self._cluster(_rows(outputs, SURPRISAL, unlabeled), unlabeled, budget, rng)
+
+
+# the options text is shared; a class docstring must be a literal, so append it here.
+KMeansEmbedding.__doc__ = (KMeansEmbedding.__doc__ or "") + _KMEANS_DOC_OPTIONS
+ALPS.__doc__ = (ALPS.__doc__ or "") + _KMEANS_DOC_OPTIONS
+
+
+# ------------------------------------------------------------------ CAL
+@register_strategy("cal")
+class CAL(Strategy):
+    """CAL, contrastive active learning (Margatina et al. 2021, EMNLP).
+
+    For each unlabeled x, its K nearest labeled neighbours in the fine-tuned
+    model's embedding space (``embeddings``, Euclidean, exact FAISS search) and
+    ``s(x) = (1/K) Σ_j KL(p(y|x_j^l) || p(y|x))`` with the model's predictions on the
+    neighbours (``functional.geometry.contrastive_kl``); top-k by s. With fewer than
+    K labeled examples all of them are the neighbours.
+
+    Options: ``num_neighbors`` (K = 10, the paper's default). Multi-label: the sum
+    over labels of Bernoulli KLs [R]. Needs at least one labeled example.
+    """
+
+    needs = frozenset({"embeddings", "probs"})
+    predict_labeled = True
+    requires_trained_model = True
+
+    def __init__(self, *, seed: int = 0, multi_label: bool = False, num_neighbors: int = 10) -> None:
+        super().__init__(seed=seed, multi_label=multi_label)
+        self.num_neighbors = _check_int("cal", "num_neighbors", num_neighbors, 1)
+
+    def _select(self, outputs, labeled, unlabeled, budget, rng):
+        if labeled.size == 0:
+            raise StrategyError("cal needs at least one labeled example (its neighbours are labeled examples)")
+        _, neighbours = I.nearest_neighbors(
+            _rows(outputs, "embeddings", labeled), _rows(outputs, "embeddings", unlabeled), self.num_neighbors
+        )
+        labeled_probs = np.asarray(outputs["probs"][labeled], dtype=np.float64)
+        probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
+        scores = G.contrastive_kl(probs, labeled_probs[neighbours], multi_label=self.multi_label)
+        order = top_k(scores, budget, index=unlabeled)
+        self.last_scores = scores[order]
+        return unlabeled[order]
+
+
+# ------------------------------------------------------------------ information density
+_UNCERTAINTIES = ("entropy", "least_confidence", "margin")
+
+
+@register_strategy("density_weighted")
+class DensityWeighted(Strategy):
+    """Information density: uncertainty weighted by K-NN density (Settles & Craven 2008).
+
+    ``s(x) = u(x) · density(x)^β``, ``density(x) = 1 / (ε + KNN(x))`` with ``KNN(x)`` the
+    mean Euclidean distance from ``h(x)`` (``embeddings``) to its K nearest neighbours
+    within the unlabeled pool, itself excluded (``index.knn_density``, §2.2),
+    ``ε = 1e-12``. This K-NN density is this library's choice [R] (the paper averages
+    cosine similarity over the whole pool); see ``functional.geometry.information_density``.
+
+    ``u(x)`` by option ``uncertainty``:
+
+    - ``"entropy"`` (default): ``H(p)``; multi-label ``Σ_j H_b(p_j)``.
+    - ``"least_confidence"``: ``1 − max_c p_c``; multi-label ``mean_j (1 − max(p_j, 1 − p_j))``.
+    - ``"margin"``: ``1 − (p_(1) − p_(2))`` so that higher = more uncertain;
+      multi-label ``1 − min_j |2 p_j − 1|``.
+
+    Options: ``num_neighbors`` (K = 10), ``beta`` (β = 1.0; 0 = plain uncertainty).
+    """
+
+    needs = frozenset({"probs", "embeddings"})
+    requires_trained_model = True
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        multi_label: bool = False,
+        uncertainty: str = "entropy",
+        num_neighbors: int = 10,
+        beta: float = 1.0,
+    ) -> None:
+        super().__init__(seed=seed, multi_label=multi_label)
+        _check_choice("density_weighted", "uncertainty", uncertainty, _UNCERTAINTIES)
+        self.uncertainty = uncertainty
+        self.num_neighbors = _check_int("density_weighted", "num_neighbors", num_neighbors, 1)
+        try:
+            b = float(beta)
+        except (TypeError, ValueError):
+            b = float("nan")
+        if not np.isfinite(b):
+            raise StrategyError(f"density_weighted: beta must be a finite number, got {beta!r}")
+        self.beta = b
+
+    def uncertainty_scores(self, probs: np.ndarray) -> np.ndarray:
+        if self.uncertainty == "entropy":
+            return U.multilabel_entropy(probs) if self.multi_label else U.entropy(probs)
+        if self.uncertainty == "least_confidence":
+            return U.multilabel_least_confidence(probs) if self.multi_label else U.least_confidence(probs)
+        return 1.0 - (U.multilabel_margin(probs) if self.multi_label else U.margin(probs))
+
+    def _select(self, outputs, labeled, unlabeled, budget, rng):
+        probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
+        distance = I.knn_density(_rows(outputs, "embeddings", unlabeled), self.num_neighbors)
+        scores = G.information_density(self.uncertainty_scores(probs), distance, beta=self.beta)
+        order = top_k(scores, budget, index=unlabeled)
+        self.last_scores = scores[order]
+        return unlabeled[order]

@@ -1,0 +1,121 @@
+"""End to end through the CLI: tiny model, tiny data, real Lightning loop."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from lit_al.cli import main
+from lit_al.loop import ActiveLoop
+from tiny import write_config, write_dataset, write_tiny_bert
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny-bert")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data") / "single")
+
+
+@pytest.fixture(scope="module")
+def tiny_multilabel(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data") / "multi", multi_label=True)
+
+
+def _state(run_dir):
+    return json.loads((run_dir / "state.json").read_text())
+
+
+def test_two_rounds_write_the_run_directory(tmp_path, tiny_bert, tiny_data, capsys):
+    run_dir = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=tiny_data, run_dir=run_dir)
+    assert main(["fit", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "round   2" in out and "labeled     32" in out
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics["round"].tolist() == [0, 1, 2]
+    assert metrics["labeled"].tolist() == [12, 22, 32]
+    for column in ("test_accuracy", "test_macro_f1", "test_micro_f1", "fit_seconds", "test_seconds"):
+        assert column in metrics and metrics[column].notna().all()
+    assert metrics["predict_seconds"].notna().sum() == 2 and metrics["select_seconds"].notna().sum() == 2
+    state = _state(run_dir)
+    assert state["finished"] and state["completed_rounds"] == 3
+    assert [sum(r["round"] == k for r in state["records"]) for k in range(3)] == [12, 10, 10]
+    assert {r["source"] for r in state["records"]} == {"seed", "oracle"}
+    for k in range(2):
+        selected = pd.read_csv(run_dir / "rounds" / f"round_{k:03d}" / "selected.csv")
+        assert len(selected) == 10 and selected["score"].notna().all()
+        assert selected["score"].is_monotonic_decreasing  # entropy, best first
+    assert (run_dir / "config.yaml").exists()
+    # Re-running a finished run does nothing new and keeps the state.
+    assert main(["fit", "--config", str(config)]) == 0
+    assert _state(run_dir) == state
+
+
+def test_stop_and_resume_equals_uninterrupted(tmp_path, tiny_bert, tiny_data, monkeypatch):
+    full = tmp_path / "full"
+    assert main(["fit", "--config", str(write_config(tmp_path / "a.yaml", model=tiny_bert, data=tiny_data, run_dir=full))]) == 0
+
+    parted = tmp_path / "parted"
+    config = write_config(tmp_path / "b.yaml", model=tiny_bert, data=tiny_data, run_dir=parted)
+    real_run_round = ActiveLoop.run_round
+    calls = []
+
+    def stop_after_first_round(self, state, round_index):
+        if calls:
+            raise KeyboardInterrupt  # the process is stopped between rounds
+        calls.append(round_index)
+        return real_run_round(self, state, round_index)
+
+    monkeypatch.setattr(ActiveLoop, "run_round", stop_after_first_round)
+    with pytest.raises(KeyboardInterrupt):
+        main(["fit", "--config", str(config)])
+    assert _state(parted)["completed_rounds"] == 1
+    monkeypatch.setattr(ActiveLoop, "run_round", real_run_round)
+    assert main(["fit", "--config", str(config)]) == 0
+
+    assert _state(parted)["records"] == _state(full)["records"]
+    a, b = pd.read_csv(full / "metrics.csv"), pd.read_csv(parted / "metrics.csv")
+    assert a["labeled"].tolist() == b["labeled"].tolist()
+    pd.testing.assert_series_equal(a["test_accuracy"], b["test_accuracy"])
+
+
+def test_interrupted_round_resumes_from_checkpoint(tmp_path, tiny_bert, tiny_data):
+    run_dir = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=tiny_data, run_dir=run_dir)
+    assert main(["fit", "--config", str(config)]) == 0
+    final = _state(run_dir)
+    # Simulate a crash after round 1 was checkpointed: roll the state back to that checkpoint.
+    rolled = dict(final, finished=False, completed_rounds=2,
+                  records=[r for r in final["records"] if r["round"] <= 2])
+    (run_dir / "state.json").write_text(json.dumps(rolled))
+    assert main(["fit", "--resume", str(run_dir)]) == 0
+    assert _state(run_dir) == final
+
+
+def test_multilabel_run(tmp_path, tiny_bert, tiny_multilabel):
+    run_dir = tmp_path / "ml"
+    config = write_config(tmp_path / "m.yaml", model=tiny_bert, data=tiny_multilabel, run_dir=run_dir, multi_label=True,
+                          strategy="least_confidence", rounds=1)
+    assert main(["fit", "--config", str(config)]) == 0
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    for column in ("test_micro_f1", "test_macro_f1", "test_subset_accuracy"):
+        assert metrics[column].notna().all()
+    assert any(len(r["labels"]) > 1 for r in _state(run_dir)["records"])
+    assert all(isinstance(r["labels"], list) for r in _state(run_dir)["records"])
+
+
+def test_cold_start_falls_back_to_random(tmp_path, tiny_bert, tiny_data, caplog):
+    run_dir = tmp_path / "cold"
+    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=tiny_data, run_dir=run_dir,
+                          initial={"scenario": "none"}, rounds=1)
+    assert main(["fit", "--config", str(config)]) == 0
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics["round"].tolist() == [1] and metrics["labeled"].tolist() == [10]
+    assert "cold start" in caplog.text

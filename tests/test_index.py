@@ -1,0 +1,191 @@
+"""lit_al.index against brute-force NumPy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lit_al import index as I
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+
+
+def _kcenter_reference(x: np.ndarray, centers: np.ndarray | None, k: int, first: int | None = None) -> list[int]:
+    """O(n²) greedy k-center in float64, the textbook loop."""
+    dist = _pairwise(x, x)
+    if centers is not None and len(centers):
+        delta = _pairwise(x, centers).min(axis=1)
+        picks: list[int] = []
+    else:
+        picks = [first]
+        delta = dist[first].copy()
+        delta[first] = -1.0
+    while len(picks) < k:
+        best = int(np.argmax(delta))
+        picks.append(best)
+        delta = np.minimum(delta, dist[best])
+        delta[picks] = -1.0
+    return picks
+
+
+@pytest.fixture
+def points():
+    return np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- k-center
+def test_kcenter_matches_bruteforce_with_centers(points):
+    centers = np.random.default_rng(1).normal(size=(15, 8))
+    picks = I.kcenter_greedy(points, centers, 40, np.random.default_rng(0))
+    assert picks.tolist() == _kcenter_reference(points, centers, 40)
+
+
+def test_kcenter_matches_bruteforce_without_centers(points):
+    picks = I.kcenter_greedy(points, None, 40, np.random.default_rng(5))
+    first = int(np.random.default_rng(5).integers(len(points)))  # the same single draw
+    assert picks[0] == first
+    assert picks.tolist() == _kcenter_reference(points, None, 40, first=first)
+    empty = I.kcenter_greedy(points, np.empty((0, 8)), 40, np.random.default_rng(5))
+    np.testing.assert_array_equal(empty, picks)
+
+
+def test_kcenter_first_pick_is_farthest_from_centers(points):
+    centers = points[:3]
+    picks = I.kcenter_greedy(points, centers, 1, np.random.default_rng(0))
+    assert picks[0] == int(np.argmax(_pairwise(points, centers).min(axis=1)))
+
+
+def test_kcenter_duplicates_and_k_larger_than_m():
+    x = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # 12 rows, 3 distinct
+    picks = I.kcenter_greedy(x, x[:1], 20, np.random.default_rng(0))
+    assert sorted(picks.tolist()) == list(range(12))
+    # the first two picks are the lowest positions of the two rows far from the center
+    assert picks[:2].tolist() == [4, 8]
+    # after that every delta is 0: ties go to the lowest unpicked position
+    assert picks[2:].tolist() == [0, 1, 2, 3, 5, 6, 7, 9, 10, 11]
+
+
+def test_kcenter_normalize_equals_prenormalized(points):
+    centers = points[:5] * 3.0
+    a = I.kcenter_greedy(points, centers, 20, np.random.default_rng(0), normalize=True)
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    b = I.kcenter_greedy(unit, unit[:5], 20, np.random.default_rng(0))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_kcenter_accepts_float64_and_blocks(points):
+    centers = points[:7].astype(np.float64)
+    a = I.kcenter_greedy(points.astype(np.float64), centers, 25, np.random.default_rng(0), block_size=17)
+    b = I.kcenter_greedy(points, centers, 25, np.random.default_rng(0))
+    np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- k-means nearest
+def _blobs(seed=0, per=40, k=5, d=6):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(k, d)) * 50.0
+    labels = np.repeat(np.arange(k), per)
+    return (means[labels] + rng.normal(size=(k * per, d))).astype(np.float32), labels, means
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_kmeans_nearest_recovers_blobs(init):
+    x, labels, _ = _blobs()
+    picks = I.kmeans_nearest(x, 5, np.random.default_rng(0), init=init)
+    assert sorted(labels[picks].tolist()) == [0, 1, 2, 3, 4]
+    # each pick is the point nearest to its blob's mean (the k-means centroid here)
+    for p in picks:
+        members = np.flatnonzero(labels == labels[p])
+        centroid = x[members].astype(np.float64).mean(axis=0)
+        assert p == members[np.argmin(((x[members] - centroid) ** 2).sum(1))]
+
+
+def test_kmeans_nearest_deterministic_and_distinct(points):
+    a = I.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2)
+    b = I.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2)
+    np.testing.assert_array_equal(a, b)
+    assert np.unique(a).size == 30
+    c = I.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2, duplicate_fill="random")
+    assert np.unique(c).size == 30
+
+
+def test_kmeans_nearest_order_by_cluster_size():
+    rng = np.random.default_rng(0)
+    sizes = [10, 50, 25]
+    means = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])
+    x = np.concatenate([m + rng.normal(size=(s, 2)) for m, s in zip(means, sizes)]).astype(np.float32)
+    blob = np.repeat(np.arange(3), sizes)
+    picks = I.kmeans_nearest(x, 3, np.random.default_rng(0))
+    assert blob[picks].tolist() == [1, 2, 0]
+
+
+def test_kmeans_nearest_duplicate_fill():
+    # 3 distinct vectors, each repeated: 6 centroids cannot all have distinct nearest rows
+    x = np.repeat(np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=np.float32), 5, axis=0)
+    for fill in ("next_nearest", "random"):
+        picks = I.kmeans_nearest(x, 6, np.random.default_rng(0), duplicate_fill=fill)
+        assert np.unique(picks).size == 6
+        np.testing.assert_array_equal(picks, I.kmeans_nearest(x, 6, np.random.default_rng(0), duplicate_fill=fill))
+
+
+def test_greedy_match_serves_pairs_by_distance():
+    x = np.array([[0.0], [1.0], [5.0]], dtype=np.float32)
+    centroids = np.array([[0.1], [0.2]], dtype=np.float32)
+    index = I._flat_index(x)
+    # both centroids' nearest row is 0; the closer centroid keeps it, the other takes row 1
+    assert I._greedy_match(index, centroids, 3).tolist() == [0, 1]
+    centroids = np.array([[0.2], [0.1]], dtype=np.float32)
+    assert I._greedy_match(index, centroids, 3).tolist() == [1, 0]
+
+
+def test_kmeans_nearest_small_pools(points):
+    np.testing.assert_array_equal(I.kmeans_nearest(points[:4], 4, np.random.default_rng(0)), np.arange(4))
+    np.testing.assert_array_equal(I.kmeans_nearest(points[:4], 9, np.random.default_rng(0)), np.arange(4))
+    assert I.kmeans_nearest(points[:4], 0, np.random.default_rng(0)).size == 0
+    with pytest.raises(ValueError):
+        I.kmeans_nearest(points, 3, np.random.default_rng(0), init="kmeans")
+
+
+# ---------------------------------------------------------------- k-NN
+def test_nearest_neighbors_matches_bruteforce(points):
+    base, queries = points[:150], points[150:]
+    dist, idx = I.nearest_neighbors(base, queries, 5, block_size=7)
+    ref = _pairwise(queries, base)
+    order = np.argsort(ref, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(idx, order)
+    np.testing.assert_allclose(dist, np.take_along_axis(ref, order, axis=1), rtol=1e-4, atol=1e-4)
+    assert I.nearest_neighbors(base[:3], queries, 5)[1].shape == (50, 3)
+
+
+def test_knn_distances_exclude_self(points):
+    ref = _pairwise(points, points)
+    np.fill_diagonal(ref, np.inf)
+    expected = np.sort(ref, axis=1)[:, :10]
+    got = I.knn_distances(points, None, 10, exclude_self=True, block_size=33)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    other = I.knn_distances(points[:100], points[100:], 4)
+    np.testing.assert_allclose(other, np.sort(_pairwise(points[100:], points[:100]), axis=1)[:, :4], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError):
+        I.knn_distances(points, points[:5], 3, exclude_self=True)
+
+
+def test_knn_density_matches_bruteforce_with_duplicates(points):
+    x = np.concatenate([points, points[:20]])  # exact duplicates: neighbours at distance 0
+    ref = _pairwise(x, x)
+    np.fill_diagonal(ref, np.inf)
+    expected = np.sort(ref, axis=1)[:, :10].mean(axis=1)
+    np.testing.assert_allclose(I.knn_density(x, 10), expected, rtol=1e-4, atol=1e-4)
+    positions = np.array([3, 210, 0])
+    np.testing.assert_allclose(I.knn_density(x, 10, query_positions=positions), expected[positions], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(I.knn_density(x, 10, include_self=True), expected * 10 / 11, rtol=1e-4, atol=1e-4)
+
+
+def test_knn_density_small_sets():
+    x = np.array([[0.0, 0.0], [3.0, 4.0]], dtype=np.float32)
+    np.testing.assert_allclose(I.knn_density(x, 10), [5.0, 5.0], rtol=1e-6)
+    np.testing.assert_array_equal(I.knn_density(x[:1], 10), [0.0])
+    assert I.knn_density(x, 10, query_positions=np.array([], dtype=int)).size == 0
