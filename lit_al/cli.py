@@ -96,7 +96,11 @@ def _as_dict(value: Any) -> dict[str, Any]:
 def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
     import lightning.pytorch as pl
 
+    import numpy as np
+
     from .data.module import ActiveDataModule
+    from .hub import resolve_model_path
+    from .io import atomic_write_text
     from .loop import ActiveLoop, LoopConfig, format_round
 
     if cfg.resume:
@@ -110,10 +114,18 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
     text = parser.dump(cfg, skip_none=False)
     if config_path.exists() and config_path.read_text(encoding="utf-8") != text:
         raise ConfigError(f"{run_dir} holds a run with a different config; use another --run_dir or --overwrite true")
+    # Validate everything before anything is written, so bad input leaves no half-made run.
     data_kwargs = _as_dict(cfg.data)
     data = ActiveDataModule(**data_kwargs)
+    data.load()
     strategy = build_strategy(cfg.strategy, bool(data_kwargs.get("multi_label")))
     loop_config = LoopConfig(**_as_dict(cfg.loop))
+    model_kwargs = _as_dict(cfg.model)
+    resolve_model_path(model_kwargs["model_name_or_path"])
+    if data.initial.scenario in ("positives", "keyword_query"):
+        from .data.scenarios import draw_initial_set
+
+        draw_initial_set(data.initial, data.pool.texts, data.pool.gold, data.schema, np.random.default_rng(0))
     trainer_cfg = cfg.trainer
 
     def make_trainer(round_dir: Path, callbacks: list) -> pl.Trainer:
@@ -124,11 +136,7 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
             user_callbacks = [user_callbacks]
         return pl.Trainer(**kwargs, callbacks=[*user_callbacks, *callbacks], default_root_dir=str(round_dir))
 
-    from .model import TextClassifier  # noqa: F401  (fail early on import problems)
-
     run_dir.mkdir(parents=True, exist_ok=True)
-    from .io import atomic_write_text
-
     atomic_write_text(config_path, text)
     metric_names: list[str] = []
 
@@ -138,7 +146,7 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
         print(format_round(row, metric_names), flush=True)
 
     loop = ActiveLoop(
-        model_kwargs=_as_dict(cfg.model), data=data, strategy=strategy, trainer_factory=make_trainer,
+        model_kwargs=model_kwargs, data=data, strategy=strategy, trainer_factory=make_trainer,
         run_dir=run_dir, seed=cfg.seed, loop=loop_config, on_round_end=report,
     )
     metrics = loop.run()

@@ -3,7 +3,9 @@
 Every FAISS call of the project lives here (DESIGN.md, "The parts"). All
 computations run on CPU in float32 (FAISS's native type); inputs of any float
 dtype, including read-only memory maps, are converted block by block or once.
-``faiss.omp_set_num_threads`` is left at its default.
+FAISS keeps its default OpenMP thread count (``faiss.omp_set_num_threads`` is
+never changed globally); only calls below ``SMALL_WORK`` multiply-adds run on one
+thread for their duration, which changes their speed, not their results.
 
 Nothing here imports the rest of the project. Distances returned to callers are
 Euclidean (square roots of FAISS's squared L2 distances, clipped at 0 because
@@ -113,8 +115,10 @@ def kcenter_greedy(
     rng: np.random.Generator,
     *,
     normalize: bool = False,
+    lazy: bool = True,
+    return_distances: bool = False,
     block_size: int = DEFAULT_BLOCK_SIZE,
-) -> np.ndarray:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Greedy k-center (Sener & Savarese 2018; STRATEGIES.md §0 KCENTER, §1.9).
 
     With ``δ(x) = min_{z ∈ centers} ||x − z||₂`` for every candidate ``x``, repeat
@@ -122,9 +126,16 @@ def kcenter_greedy(
     ``δ(x) ← min(δ(x), ||x − x_{i*}||₂)``.
 
     - The initial ``δ`` comes from one exact FAISS search (``IndexFlatL2`` over the
-      centers, k = 1) in blocks of ``block_size`` candidate rows; each pick then
-      costs one O(m·d) pass of direct squared differences against the new center.
+      centers, k = 1) in blocks of ``block_size`` candidate rows. Distances to picked
+      points are direct squared differences (FAISS SIMD kernel ``fvec_L2sqr_ny``).
       Memory is O(m) beyond the float32 copy of the candidates; no m × m matrix.
+    - ``lazy=False``: the textbook loop, one O(m·d) pass over all candidates per pick.
+      ``lazy=True`` (default) gives the same picks faster: ``δ`` only decreases, so a
+      stale ``δ`` is an upper bound. Each pick refreshes only the candidates with the
+      largest stale ``δ`` (against the picks they have not seen yet) and accepts the
+      best of them once it beats every stale bound outside; otherwise it widens the
+      refreshed set, and past half the pool it refreshes everything. Both variants
+      compute every distance with the same kernel, so ``δ`` and the picks agree.
     - Squared distances are used internally; ``sqrt`` is monotone, so the argmax
       and its ties are the Euclidean ones. Ties go to the lowest position.
     - Already picked candidates are excluded from later argmaxes even when their
@@ -133,16 +144,19 @@ def kcenter_greedy(
       at random from ``rng`` [R]; every later pick is deterministic.
     - ``normalize``: L2-normalise candidate and center rows first (cosine geometry).
 
-    Returns ``min(k, m)`` positions into ``candidates`` in pick order.
+    Returns ``min(k, m)`` positions into ``candidates`` in pick order; with
+    ``return_distances`` also each pick's ``δ`` (Euclidean) when it was picked, the
+    covering radius the greedy step reduced (``inf`` for a random first pick).
     """
     x = _normalized(candidates) if normalize else _as_float32(candidates)
     m = x.shape[0]
     k = int(min(max(int(k), 0), m))
     if k == 0:
-        return np.empty(0, dtype=np.int64)
+        empty = np.empty(0, dtype=np.int64)
+        return (empty, np.empty(0, dtype=np.float64)) if return_distances else empty
     has_centers = centers is not None and np.asarray(centers).shape[0] > 0
     picks = np.empty(k, dtype=np.int64)
-    scratch = np.empty(m, dtype=np.float32)
+    radius = np.full(k, np.inf, dtype=np.float64)
     if has_centers:
         z = _normalized(centers) if normalize else _as_float32(centers)
         if z.shape[1] != x.shape[1]:
@@ -155,15 +169,103 @@ def kcenter_greedy(
         first = int(rng.integers(m))
         picks[0] = first
         delta = _sqdist_to_one(x[first], x, np.empty(m, dtype=np.float32))
-        delta[first] = -1.0
+        delta[first] = _PICKED
         start = 1
+    if lazy:
+        _LazyKCenter(x, delta, picks, radius, start).run(k)
+    else:
+        _eager_kcenter(x, delta, picks, radius, start, k)
+    if return_distances:
+        return picks, np.sqrt(radius)
+    return picks
+
+
+def _eager_kcenter(x: np.ndarray, delta: np.ndarray, picks: np.ndarray, radius: np.ndarray, start: int, k: int) -> None:
+    scratch = np.empty(x.shape[0], dtype=np.float32)
     for t in range(start, k):
         best = int(np.argmax(delta))
         picks[t] = best
+        radius[t] = delta[best]
         np.minimum(delta, _sqdist_to_one(x[best], x, scratch), out=delta)
-        # distances are >= 0, so -1 keeps picked rows below every candidate, including exact duplicates.
-        delta[best] = -1.0
-    return picks
+        delta[best] = _PICKED
+
+
+#: δ of picked candidates: distances are >= 0, so picked rows stay below every
+#: candidate, exact duplicates (δ = 0) included.
+_PICKED = np.float32(-1.0)
+
+
+class _LazyKCenter:
+    """Lazy greedy k-center over stale upper bounds of δ (see ``kcenter_greedy(lazy=True)``)."""
+
+    #: Candidates refreshed per attempt at first; doubled whenever an attempt is inconclusive.
+    INITIAL_WIDTH = 64
+
+    def __init__(self, x: np.ndarray, delta: np.ndarray, picks: np.ndarray, radius: np.ndarray, start: int) -> None:
+        self.x, self.delta, self.picks, self.radius, self.t = x, delta, picks, radius, start
+        # seen[i]: δ[i] includes the distances to picks[:seen[i]].
+        self.seen = np.full(x.shape[0], start, dtype=np.int64)
+        self.width = min(self.INITIAL_WIDTH, x.shape[0])
+
+    def run(self, k: int) -> None:
+        m = self.x.shape[0]
+        while self.t < k:
+            if 2 * self.width >= m:
+                self._refresh_all()
+                best = int(np.argmax(self.delta))
+            else:
+                best = self._try_top(self.width)
+                if best < 0:
+                    self.width *= 2
+                    continue
+            self.picks[self.t] = best
+            self.radius[self.t] = self.delta[best]
+            self.delta[best] = _PICKED
+            self.t += 1
+
+    def _try_top(self, width: int) -> int:
+        """The exact argmax if the refreshed top-``width`` stale candidates settle it, else -1."""
+        delta = self.delta
+        part = np.argpartition(-delta, width)
+        top, outside_max = part[:width], delta[part[width]]
+        self._refresh(top)
+        values = delta[top]
+        best_value = values.max()
+        best = int(top[values == best_value].min())
+        if best_value > outside_max:
+            return best
+        if best_value < outside_max:
+            return -1
+        # equal: the lower position wins; every outside row's true δ is <= its stale bound
+        outside = np.ones(delta.shape[0], dtype=bool)
+        outside[top] = False
+        rival = int(np.flatnonzero(outside & (delta == outside_max))[0])
+        return best if best < rival else -1
+
+    def _refresh(self, rows: np.ndarray) -> None:
+        """Bring δ of ``rows`` up to date with every pick so far, each row only against picks it has not seen."""
+        rows = rows[self.seen[rows] < self.t]
+        if rows.size == 0:
+            return
+        rows = rows[np.argsort(self.seen[rows], kind="stable")]
+        seen = self.seen[rows]
+        block = np.ascontiguousarray(self.x[rows])
+        values = self.delta[rows]
+        scratch = np.empty(rows.size, dtype=np.float32)
+        for c in range(int(seen[0]), self.t):
+            # rows sorted by seen: those with seen <= c (still missing pick c) are a prefix
+            count = int(np.searchsorted(seen, c, side="right"))
+            _sqdist_to_one(self.x[self.picks[c]], block[:count], scratch[:count])
+            np.minimum(values[:count], scratch[:count], out=values[:count])
+        self.delta[rows] = values
+        self.seen[rows] = self.t
+
+    def _refresh_all(self) -> None:
+        scratch = np.empty(self.x.shape[0], dtype=np.float32)
+        # a row's min over a pick it has already seen is unchanged, so whole passes are safe
+        for c in range(int(self.seen.min()), self.t):
+            np.minimum(self.delta, _sqdist_to_one(self.x[self.picks[c]], self.x, scratch), out=self.delta)
+        self.seen[:] = self.t
 
 
 # ---------------------------------------------------------------- k-means

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lit_al import index as I
+from lit_al import index as idx
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -40,28 +40,40 @@ def points():
 # ---------------------------------------------------------------- k-center
 def test_kcenter_matches_bruteforce_with_centers(points):
     centers = np.random.default_rng(1).normal(size=(15, 8))
-    picks = I.kcenter_greedy(points, centers, 40, np.random.default_rng(0))
+    picks = idx.kcenter_greedy(points, centers, 40, np.random.default_rng(0))
     assert picks.tolist() == _kcenter_reference(points, centers, 40)
 
 
 def test_kcenter_matches_bruteforce_without_centers(points):
-    picks = I.kcenter_greedy(points, None, 40, np.random.default_rng(5))
+    picks = idx.kcenter_greedy(points, None, 40, np.random.default_rng(5))
     first = int(np.random.default_rng(5).integers(len(points)))  # the same single draw
     assert picks[0] == first
     assert picks.tolist() == _kcenter_reference(points, None, 40, first=first)
-    empty = I.kcenter_greedy(points, np.empty((0, 8)), 40, np.random.default_rng(5))
+    empty = idx.kcenter_greedy(points, np.empty((0, 8)), 40, np.random.default_rng(5))
     np.testing.assert_array_equal(empty, picks)
+
+
+def test_kcenter_returns_pick_radii(points):
+    centers = points[:4]
+    picks, radius = idx.kcenter_greedy(points, centers, 10, np.random.default_rng(0), return_distances=True)
+    chosen = [*centers]
+    for p, r in zip(picks, radius):
+        np.testing.assert_allclose(r, _pairwise(points[p : p + 1], np.array(chosen)).min(), rtol=1e-4)
+        chosen.append(points[p])
+    assert np.all(np.diff(radius) <= 1e-6)  # the covering radius never grows
+    _, radius = idx.kcenter_greedy(points, None, 3, np.random.default_rng(0), return_distances=True)
+    assert radius[0] == np.inf and np.isfinite(radius[1:]).all()
 
 
 def test_kcenter_first_pick_is_farthest_from_centers(points):
     centers = points[:3]
-    picks = I.kcenter_greedy(points, centers, 1, np.random.default_rng(0))
+    picks = idx.kcenter_greedy(points, centers, 1, np.random.default_rng(0))
     assert picks[0] == int(np.argmax(_pairwise(points, centers).min(axis=1)))
 
 
 def test_kcenter_duplicates_and_k_larger_than_m():
     x = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # 12 rows, 3 distinct
-    picks = I.kcenter_greedy(x, x[:1], 20, np.random.default_rng(0))
+    picks = idx.kcenter_greedy(x, x[:1], 20, np.random.default_rng(0))
     assert sorted(picks.tolist()) == list(range(12))
     # the first two picks are the lowest positions of the two rows far from the center
     assert picks[:2].tolist() == [4, 8]
@@ -69,18 +81,35 @@ def test_kcenter_duplicates_and_k_larger_than_m():
     assert picks[2:].tolist() == [0, 1, 2, 3, 5, 6, 7, 9, 10, 11]
 
 
+@pytest.mark.parametrize("d", [2, 3, 16, 64])
+def test_kcenter_lazy_equals_eager(d):
+    rng = np.random.default_rng(d)
+    x = np.concatenate([rng.normal(size=(1500, d)), rng.normal(size=(500, d)) * 0.1 + 4.0]).astype(np.float32)
+    x = np.concatenate([x, x[:300]])  # exact duplicates
+    for centers in (x[:25], None):
+        eager = idx.kcenter_greedy(x, centers, 150, np.random.default_rng(1), lazy=False)
+        lazy = idx.kcenter_greedy(x, centers, 150, np.random.default_rng(1), lazy=True)
+        np.testing.assert_array_equal(lazy, eager)
+    # k = m exercises the full refresh path and the ties at delta = 0
+    small = x[:130]
+    np.testing.assert_array_equal(
+        idx.kcenter_greedy(small, small[:3], 130, np.random.default_rng(0)),
+        idx.kcenter_greedy(small, small[:3], 130, np.random.default_rng(0), lazy=False),
+    )
+
+
 def test_kcenter_normalize_equals_prenormalized(points):
     centers = points[:5] * 3.0
-    a = I.kcenter_greedy(points, centers, 20, np.random.default_rng(0), normalize=True)
+    a = idx.kcenter_greedy(points, centers, 20, np.random.default_rng(0), normalize=True)
     unit = points / np.linalg.norm(points, axis=1, keepdims=True)
-    b = I.kcenter_greedy(unit, unit[:5], 20, np.random.default_rng(0))
+    b = idx.kcenter_greedy(unit, unit[:5], 20, np.random.default_rng(0))
     np.testing.assert_array_equal(a, b)
 
 
 def test_kcenter_accepts_float64_and_blocks(points):
     centers = points[:7].astype(np.float64)
-    a = I.kcenter_greedy(points.astype(np.float64), centers, 25, np.random.default_rng(0), block_size=17)
-    b = I.kcenter_greedy(points, centers, 25, np.random.default_rng(0))
+    a = idx.kcenter_greedy(points.astype(np.float64), centers, 25, np.random.default_rng(0), block_size=17)
+    b = idx.kcenter_greedy(points, centers, 25, np.random.default_rng(0))
     np.testing.assert_array_equal(a, b)
 
 
@@ -95,7 +124,7 @@ def _blobs(seed=0, per=40, k=5, d=6):
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 def test_kmeans_nearest_recovers_blobs(init):
     x, labels, _ = _blobs()
-    picks = I.kmeans_nearest(x, 5, np.random.default_rng(0), init=init)
+    picks = idx.kmeans_nearest(x, 5, np.random.default_rng(0), init=init)
     assert sorted(labels[picks].tolist()) == [0, 1, 2, 3, 4]
     # each pick is the point nearest to its blob's mean (the k-means centroid here)
     for p in picks:
@@ -105,11 +134,11 @@ def test_kmeans_nearest_recovers_blobs(init):
 
 
 def test_kmeans_nearest_deterministic_and_distinct(points):
-    a = I.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2)
-    b = I.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2)
+    a = idx.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2)
+    b = idx.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2)
     np.testing.assert_array_equal(a, b)
     assert np.unique(a).size == 30
-    c = I.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2, duplicate_fill="random")
+    c = idx.kmeans_nearest(points, 30, np.random.default_rng(3), n_init=2, duplicate_fill="random")
     assert np.unique(c).size == 30
 
 
@@ -119,7 +148,7 @@ def test_kmeans_nearest_order_by_cluster_size():
     means = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])
     x = np.concatenate([m + rng.normal(size=(s, 2)) for m, s in zip(means, sizes)]).astype(np.float32)
     blob = np.repeat(np.arange(3), sizes)
-    picks = I.kmeans_nearest(x, 3, np.random.default_rng(0))
+    picks = idx.kmeans_nearest(x, 3, np.random.default_rng(0))
     assert blob[picks].tolist() == [1, 2, 0]
 
 
@@ -127,50 +156,50 @@ def test_kmeans_nearest_duplicate_fill():
     # 3 distinct vectors, each repeated: 6 centroids cannot all have distinct nearest rows
     x = np.repeat(np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=np.float32), 5, axis=0)
     for fill in ("next_nearest", "random"):
-        picks = I.kmeans_nearest(x, 6, np.random.default_rng(0), duplicate_fill=fill)
+        picks = idx.kmeans_nearest(x, 6, np.random.default_rng(0), duplicate_fill=fill)
         assert np.unique(picks).size == 6
-        np.testing.assert_array_equal(picks, I.kmeans_nearest(x, 6, np.random.default_rng(0), duplicate_fill=fill))
+        np.testing.assert_array_equal(picks, idx.kmeans_nearest(x, 6, np.random.default_rng(0), duplicate_fill=fill))
 
 
 def test_greedy_match_serves_pairs_by_distance():
     x = np.array([[0.0], [1.0], [5.0]], dtype=np.float32)
     centroids = np.array([[0.1], [0.2]], dtype=np.float32)
-    index = I._flat_index(x)
+    index = idx._flat_index(x)
     # both centroids' nearest row is 0; the closer centroid keeps it, the other takes row 1
-    assert I._greedy_match(index, centroids, 3).tolist() == [0, 1]
+    assert idx._greedy_match(index, centroids, 3).tolist() == [0, 1]
     centroids = np.array([[0.2], [0.1]], dtype=np.float32)
-    assert I._greedy_match(index, centroids, 3).tolist() == [1, 0]
+    assert idx._greedy_match(index, centroids, 3).tolist() == [1, 0]
 
 
 def test_kmeans_nearest_small_pools(points):
-    np.testing.assert_array_equal(I.kmeans_nearest(points[:4], 4, np.random.default_rng(0)), np.arange(4))
-    np.testing.assert_array_equal(I.kmeans_nearest(points[:4], 9, np.random.default_rng(0)), np.arange(4))
-    assert I.kmeans_nearest(points[:4], 0, np.random.default_rng(0)).size == 0
+    np.testing.assert_array_equal(idx.kmeans_nearest(points[:4], 4, np.random.default_rng(0)), np.arange(4))
+    np.testing.assert_array_equal(idx.kmeans_nearest(points[:4], 9, np.random.default_rng(0)), np.arange(4))
+    assert idx.kmeans_nearest(points[:4], 0, np.random.default_rng(0)).size == 0
     with pytest.raises(ValueError):
-        I.kmeans_nearest(points, 3, np.random.default_rng(0), init="kmeans")
+        idx.kmeans_nearest(points, 3, np.random.default_rng(0), init="kmeans")
 
 
 # ---------------------------------------------------------------- k-NN
 def test_nearest_neighbors_matches_bruteforce(points):
     base, queries = points[:150], points[150:]
-    dist, idx = I.nearest_neighbors(base, queries, 5, block_size=7)
+    dist, found = idx.nearest_neighbors(base, queries, 5, block_size=7)
     ref = _pairwise(queries, base)
     order = np.argsort(ref, axis=1, kind="stable")[:, :5]
-    np.testing.assert_array_equal(idx, order)
+    np.testing.assert_array_equal(found, order)
     np.testing.assert_allclose(dist, np.take_along_axis(ref, order, axis=1), rtol=1e-4, atol=1e-4)
-    assert I.nearest_neighbors(base[:3], queries, 5)[1].shape == (50, 3)
+    assert idx.nearest_neighbors(base[:3], queries, 5)[1].shape == (50, 3)
 
 
 def test_knn_distances_exclude_self(points):
     ref = _pairwise(points, points)
     np.fill_diagonal(ref, np.inf)
     expected = np.sort(ref, axis=1)[:, :10]
-    got = I.knn_distances(points, None, 10, exclude_self=True, block_size=33)
+    got = idx.knn_distances(points, None, 10, exclude_self=True, block_size=33)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
-    other = I.knn_distances(points[:100], points[100:], 4)
+    other = idx.knn_distances(points[:100], points[100:], 4)
     np.testing.assert_allclose(other, np.sort(_pairwise(points[100:], points[:100]), axis=1)[:, :4], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError):
-        I.knn_distances(points, points[:5], 3, exclude_self=True)
+        idx.knn_distances(points, points[:5], 3, exclude_self=True)
 
 
 def test_knn_density_matches_bruteforce_with_duplicates(points):
@@ -178,14 +207,14 @@ def test_knn_density_matches_bruteforce_with_duplicates(points):
     ref = _pairwise(x, x)
     np.fill_diagonal(ref, np.inf)
     expected = np.sort(ref, axis=1)[:, :10].mean(axis=1)
-    np.testing.assert_allclose(I.knn_density(x, 10), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(idx.knn_density(x, 10), expected, rtol=1e-4, atol=1e-4)
     positions = np.array([3, 210, 0])
-    np.testing.assert_allclose(I.knn_density(x, 10, query_positions=positions), expected[positions], rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(I.knn_density(x, 10, include_self=True), expected * 10 / 11, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(idx.knn_density(x, 10, query_positions=positions), expected[positions], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(idx.knn_density(x, 10, include_self=True), expected * 10 / 11, rtol=1e-4, atol=1e-4)
 
 
 def test_knn_density_small_sets():
     x = np.array([[0.0, 0.0], [3.0, 4.0]], dtype=np.float32)
-    np.testing.assert_allclose(I.knn_density(x, 10), [5.0, 5.0], rtol=1e-6)
-    np.testing.assert_array_equal(I.knn_density(x[:1], 10), [0.0])
-    assert I.knn_density(x, 10, query_positions=np.array([], dtype=int)).size == 0
+    np.testing.assert_allclose(idx.knn_density(x, 10), [5.0, 5.0], rtol=1e-6)
+    np.testing.assert_array_equal(idx.knn_density(x[:1], 10), [0.0])
+    assert idx.knn_density(x, 10, query_positions=np.array([], dtype=int)).size == 0

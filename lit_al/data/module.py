@@ -126,7 +126,9 @@ class ActiveDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ loading
     def load(self) -> None:
-        """Read and validate every split and build the label schema (no tokenization)."""
+        """Read and validate every split and build the label schema (no tokenization); idempotent."""
+        if self.pool is not None:
+            return
         frames: dict[str, tuple[str, pd.DataFrame]] = {}
         for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
             if path:
@@ -187,7 +189,7 @@ class ActiveDataModule(pl.LightningDataModule):
         assert self.schema is not None
         texts: list[str] = []
         gold: list[tuple[str, ...]] = []
-        positions = frame.index.to_numpy() if name != "train" or not self.split_fractions else frame.index.to_numpy()
+        positions = frame.index.to_numpy()  # row numbers of the source file, also for carved splits
         for row_number, (raw_text, raw_label) in zip(positions, zip(frame[self.text_column], frame[self.label_column])):
             where = f"{source}: row {int(row_number) + 1}"
             text = "" if raw_text is None or (isinstance(raw_text, float) and np.isnan(raw_text)) else str(raw_text)

@@ -30,6 +30,8 @@ BATCHBALD_CHUNK_SIZE = 1 << 21
 _PRUNE_TOL = 1e-5
 #: Number of candidates evaluated exactly before each pruning pass (to raise the incumbent).
 _INCUMBENTS = 8
+#: Below this many (configuration x candidate x class) entries, the survivors are evaluated in full without grouping.
+_DIRECT = 1 << 17
 #: Probabilities and posterior masses below this are set to 0 inside BatchBALD (see ``_Configurations.posteriors``).
 _FLUSH = 1e-30
 _LOG_FLUSH = float(np.log(_FLUSH))
@@ -330,7 +332,9 @@ class _Bounds:
     fits in ``cache_bytes``, else recomputed per block.
     """
 
-    def __init__(self, probs: np.ndarray, p_bar: np.ndarray, bald_scores: np.ndarray, chunk_size: int, cache_bytes: int) -> None:
+    def __init__(
+        self, probs: np.ndarray, p_bar: np.ndarray, bald_scores: np.ndarray, chunk_size: int, cache_bytes: int
+    ) -> None:
         self.probs = probs
         self.n_passes, self.n, self.n_classes = probs.shape
         self.chunk_size = chunk_size
@@ -362,11 +366,15 @@ class _Bounds:
         shift = (mean_posterior - 1.0 / self.n_passes).astype(np.float32)
         return self.bald + self.tangent @ shift
 
-    def anchor_bound(self, posteriors: np.ndarray, weights: np.ndarray, positions: np.ndarray, conditional: np.ndarray) -> np.ndarray:
+    def anchor_bound(
+        self, posteriors: np.ndarray, weights: np.ndarray, positions: np.ndarray, conditional: np.ndarray
+    ) -> np.ndarray:
         n_passes = self.n_passes
         anchor = np.where(posteriors.max(axis=1) >= _ANCHOR_SHARP, np.argmax(posteriors, axis=1), n_passes)
         weighted = weights[:, None] * posteriors
-        mixing = np.stack([np.bincount(anchor, weights=weighted[:, t], minlength=n_passes + 1) for t in range(n_passes)], axis=1)
+        mixing = np.stack(
+            [np.bincount(anchor, weights=weighted[:, t], minlength=n_passes + 1) for t in range(n_passes)], axis=1
+        )
         vector = mixing.T.reshape(-1)  # index t·(T+1) + τ, as in X
         if self.cache is not None:
             vector32 = vector.astype(np.float32)
@@ -428,16 +436,18 @@ def batch_bald(
     - ``max_exact_configs`` (default None = ``num_samples``: the authors' switch-over
       ``C^|A| <= M``).
     - ``chunk_size`` (default 2^21): the most (configuration x candidate x class) entries
-      materialised at once; transient memory ≈ 12 bytes x ``chunk_size`` (about 25 MB)
+      materialised at once; transient memory ≈ 16 bytes x ``chunk_size`` (about 32 MB)
       whatever n, M and C.
     - ``prune`` (default True): candidates are discarded by **exact upper bounds** on their
       gain before the full O(S·C·T) evaluation, so the picks are those of the full greedy
-      search (up to float rounding: a discarded candidate's bound is below the best gain by
-      more than 1e-5 nats). The bounds, all from the concavity of H: the tangent of H at
-      ``p̄`` (O(T) per candidate; BALD in the exact regime), Gibbs' inequality with each
-      configuration anchored at its most likely pass (O(T²) per candidate, see ``_Bounds``),
-      and Jensen's inequality over groups of configurations with similar posteriors
-      (``sum_s ω_s H(r_s) <= sum_g Ω_g H(r̄_g)``; O(G·C·T)). In the exact regime a gain is
+      search (up to float rounding: a candidate is discarded only when its bound is below
+      the best gain found by more than 1e-5 nats). The bounds, all from the concavity of H,
+      from cheap to tight: the tangent of H at ``p̄`` (O(T) per candidate; BALD in the exact
+      regime; skipped once it stops pruning), Gibbs' inequality with each configuration
+      anchored at its most likely pass (O(T²), see ``_Bounds``), then Jensen's inequality over
+      T + 4 and 128 groups of configurations with similar posteriors
+      (``sum_s ω_s H(r_s) <= sum_g Ω_g H(r̄_g)``, O(G·C·T)). After each, the 8 best-bounded
+      candidates are evaluated in full to raise the incumbent. In the exact regime a gain is
       also bounded by the candidate's gain at the previous step (submodularity).
       ``prune=False`` evaluates every candidate in full (the reference).
     - ``bound_cache_bytes`` (default 512 MiB): the O(T²) anchor table (float32, ``m·T·(T+1)``
@@ -446,8 +456,8 @@ def batch_bald(
 
     Returns a ``BatchBALDResult`` (positions along axis 1 of ``mc_probs``, best first).
     Multi-label (sigmoid) outputs are not supported (no single categorical y per example).
-    The T passes must use the same dropout masks for every example ("consistent MC
-    dropout", paper §4); otherwise the passes do not share a w across examples.
+    The T passes must use the same dropout masks for every example (the paper's "consistent
+    MC dropout"); otherwise pass t is not one draw of w shared by all examples.
     """
     source = _as_mc(mc_probs)
     n_passes, n, n_classes = source.shape
@@ -475,7 +485,8 @@ def batch_bald(
     del tiny
     conditional = expected_entropy(source)  # E_w H(y_x | w), (m,)
     p_bar = mean_probs(source)
-    bounds = _Bounds(probs, p_bar, _row_entropy(p_bar, False) - conditional, chunk_size, bound_cache_bytes) if prune else None
+    bald_scores = _row_entropy(p_bar, False) - conditional
+    bounds = _Bounds(probs, p_bar, bald_scores, chunk_size, bound_cache_bytes) if prune else None
     del p_bar
 
     configs = _Configurations(n_passes)
@@ -514,9 +525,13 @@ def batch_bald(
             stages += [g for g in (n_passes + 4, 128) if 2 * g <= configs.size]
             for stage in stages:
                 if stage == "tangent":
-                    bound[candidates] = np.minimum(bound[candidates], bounds.tangent_bound(weights @ posteriors64)[candidates])
+                    tangent = bounds.tangent_bound(weights @ posteriors64)[candidates]
+                    bound[candidates] = np.minimum(bound[candidates], tangent)
                 elif stage == "anchor":
-                    bound[candidates] = np.minimum(bound[candidates], bounds.anchor_bound(posteriors64, weights, candidates, conditional))
+                    anchored = bounds.anchor_bound(posteriors64, weights, candidates, conditional)
+                    bound[candidates] = np.minimum(bound[candidates], anchored)
+                elif candidates.size * configs.size * n_classes <= _DIRECT:
+                    break  # the full evaluation of what is left is one block: cheaper than grouping
                 else:
                     centers, mass = _group_posteriors(posteriors64, weights, stage, chunk_size)
                     grouped = _weighted_entropy(centers.astype(np.float32), mass, probs, candidates, chunk_size)

@@ -30,8 +30,12 @@ from .registry import register_strategy
 MC_SCOPES = ("full", "head")
 
 
+def _positive_int(value: Any, minimum: int = 1) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= minimum
+
+
 def _check_mc_options(name: str, mc_passes: int, mc_scope: str, min_passes: int) -> tuple[int, str]:
-    if isinstance(mc_passes, bool) or not isinstance(mc_passes, (int, np.integer)) or mc_passes < min_passes:
+    if not _positive_int(mc_passes, min_passes):
         raise StrategyError(f"{name}: mc_passes must be an integer >= {min_passes}, got {mc_passes!r}")
     if mc_scope not in MC_SCOPES:
         raise StrategyError(f"{name}: mc_scope must be one of {list(MC_SCOPES)}, got {mc_scope!r}")
@@ -151,14 +155,14 @@ class BatchBALD(_MCDropoutStrategy):
         super().__init__(seed=seed, multi_label=multi_label)
         self.mc_passes, self.mc_scope = _check_mc_options("batch_bald", mc_passes, mc_scope, 2)
         for option, value in (("num_samples", num_samples), ("chunk_size", chunk_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            if not _positive_int(value):
                 raise StrategyError(f"batch_bald: {option} must be a positive integer, got {value!r}")
         if num_samples < self.mc_passes:
             raise StrategyError(f"batch_bald: num_samples ({num_samples}) must be >= mc_passes ({self.mc_passes})")
-        if max_exact_configs is not None and (
-            isinstance(max_exact_configs, bool) or not isinstance(max_exact_configs, (int, np.integer)) or max_exact_configs < 1
-        ):
-            raise StrategyError(f"batch_bald: max_exact_configs must be None or a positive integer, got {max_exact_configs!r}")
+        if max_exact_configs is not None and not _positive_int(max_exact_configs):
+            raise StrategyError(
+                f"batch_bald: max_exact_configs must be None or a positive integer, got {max_exact_configs!r}"
+            )
         self.num_samples = int(num_samples)
         self.max_exact_configs = None if max_exact_configs is None else int(max_exact_configs)
         self.chunk_size = int(chunk_size)

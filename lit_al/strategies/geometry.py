@@ -6,15 +6,15 @@ work is in ``lit_al.index``, the score math in ``lit_al.functional.geometry``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from .. import index as I
 from ..errors import StrategyError
 from ..functional import geometry as G
 from ..functional import uncertainty as U
 from ..functional.ranking import top_k
+from ..index import KMEANS_INIT_METHODS, kcenter_greedy, kmeans_nearest, knn_density, nearest_neighbors
 from .base import Strategy
 from .registry import register_strategy
 
@@ -40,7 +40,7 @@ from .registry import register_strategy
 #: L2-normalises each row itself). Needed on unlabeled rows only.
 SURPRISAL = "surprisal"
 
-_INIT_CHOICES = tuple(sorted(I.KMEANS_INIT_METHODS))
+_INIT_CHOICES = tuple(sorted(KMEANS_INIT_METHODS))
 _FILL_CHOICES = ("next_nearest", "random")
 
 
@@ -88,7 +88,10 @@ class CoreSet(Strategy):
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         candidates = _rows(outputs, "embeddings", unlabeled)
         centers = _rows(outputs, "embeddings", labeled) if labeled.size else None
-        positions = I.kcenter_greedy(candidates, centers, budget, rng, normalize=self.normalize)
+        positions, radius = kcenter_greedy(
+            candidates, centers, budget, rng, normalize=self.normalize, return_distances=True
+        )
+        self.last_scores = radius
         return unlabeled[positions]
 
 
@@ -138,7 +141,7 @@ class _KMeansNearest(Strategy):
         }
 
     def _cluster(self, vectors: np.ndarray, unlabeled: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
-        positions = I.kmeans_nearest(G.l2_normalize_rows(vectors), budget, rng, **self.kmeans_options())
+        positions = kmeans_nearest(G.l2_normalize_rows(vectors), budget, rng, **self.kmeans_options())
         return unlabeled[positions]
 
 
@@ -314,7 +317,7 @@ class CAL(Strategy):
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         if labeled.size == 0:
             raise StrategyError("cal needs at least one labeled example (its neighbours are labeled examples)")
-        _, neighbours = I.nearest_neighbors(
+        _, neighbours = nearest_neighbors(
             _rows(outputs, "embeddings", labeled), _rows(outputs, "embeddings", unlabeled), self.num_neighbors
         )
         labeled_probs = np.asarray(outputs["probs"][labeled], dtype=np.float64)
@@ -382,7 +385,7 @@ class DensityWeighted(Strategy):
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
-        distance = I.knn_density(_rows(outputs, "embeddings", unlabeled), self.num_neighbors)
+        distance = knn_density(_rows(outputs, "embeddings", unlabeled), self.num_neighbors)
         scores = G.information_density(self.uncertainty_scores(probs), distance, beta=self.beta)
         order = top_k(scores, budget, index=unlabeled)
         self.last_scores = scores[order]

