@@ -128,9 +128,10 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
         draw_initial_set(data.initial, data.pool.texts, data.pool.gold, data.schema, np.random.default_rng(0))
     trainer_cfg = cfg.trainer
 
-    def make_trainer(round_dir: Path, callbacks: list) -> pl.Trainer:
+    def make_trainer(round_dir: Path, callbacks: list, overrides: dict[str, Any] | None = None) -> pl.Trainer:
         init = parser.instantiate_classes(Namespace(trainer=trainer_cfg.clone()))
         kwargs = _as_dict(init.trainer) if isinstance(init.trainer, Namespace) else dict(init.trainer)
+        kwargs.update(overrides or {})  # what the loop needs of this Trainer, e.g. inference_mode=False
         user_callbacks = kwargs.pop("callbacks", None) or []
         if not isinstance(user_callbacks, list):
             user_callbacks = [user_callbacks]

@@ -40,7 +40,11 @@ from .strategies import Strategy, get_strategy
 
 log = logging.getLogger(__name__)
 
-TrainerFactory = Callable[[Path, list[pl.Callback]], pl.Trainer]
+#: ``factory(round_dir, callbacks)`` or ``factory(round_dir, callbacks, overrides)``: a fresh
+#: Trainer for one round. ``overrides`` (a dict of ``pl.Trainer`` arguments that replace the
+#: configured ones) is passed only when non-empty, e.g. ``{"inference_mode": False}`` for the
+#: predict Trainer of a strategy whose outputs take gradients (``Strategy.needs_gradients``).
+TrainerFactory = Callable[..., pl.Trainer]
 
 
 @dataclass
@@ -213,6 +217,12 @@ class ActiveLoop:
                 raise ConfigError(f"loop.monitor {monitor!r} is not logged for this task; choose one of {sorted(known)}")
             callbacks.append(KeepBestEpoch(monitor, self.config.monitor_mode))
         trainer = self.trainer_factory(round_dir, callbacks)
+        if trainer.world_size > 1:
+            # Every DDP rank would re-run the whole loop and write the same state file.
+            raise ConfigError(
+                f"trainer: {trainer.world_size} processes (devices x num_nodes) are not supported by ActiveLoop yet; "
+                "set trainer.devices: 1"
+            )
         out: dict[str, Any] = {}
         start = time.perf_counter()
         trainer.fit(model, datamodule=data)
@@ -240,11 +250,27 @@ class ActiveLoop:
         outputs: dict[str, np.ndarray] = {}
         output_dir = round_dir / "outputs"
         if strategy.needs:
-            data.predict_rows = np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled
+            # A strategy whose unlabeled outputs are relative to the labeled ones (ALDEN's Z_L)
+            # predicts the labeled rows in a pass of their own first; no batch mixes the two.
+            if strategy.predict_labeled_first and labeled.size:
+                passes = [labeled, unlabeled]
+            else:
+                passes = [np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled]
             strategy.begin_query(len(data.pool.ids), output_dir)
-            trainer = self.trainer_factory(round_dir, [strategy])
+            if strategy.needs_gradients:
+                # Lightning predicts under torch.inference_mode by default, which forbids autograd.
+                trainer = self.trainer_factory(round_dir, [strategy], {"inference_mode": False})
+            else:
+                trainer = self.trainer_factory(round_dir, [strategy])
             start = time.perf_counter()
-            trainer.predict(model, datamodule=data, return_predictions=False)
+            try:
+                for position, rows in enumerate(passes):
+                    if position:
+                        strategy.attach_prediction_reference(labeled)
+                    data.predict_rows = rows
+                    trainer.predict(model, datamodule=data, return_predictions=False)
+            finally:
+                strategy.attach_prediction_reference(None)
             timings["predict_seconds"] = time.perf_counter() - start
             outputs = strategy.collected_outputs()
         if strategy.uses_labels:

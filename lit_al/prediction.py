@@ -12,9 +12,10 @@ Outputs (rows per example; see also ``lit_al.outputs``):
 - ``cls_hidden`` (B, d): the last-layer [CLS] hidden state.
 - ``pretrained_embeddings`` (B, d): the sentence representation (same pooling) of the
   frozen pre-trained encoder, loaded once from the model's path.
-- ``mc_probs`` (B, T, C): T MC-dropout passes; options ``mc_passes`` (T) and ``mc_scope``
-  (``full``: T passes through the whole encoder with dropout on; ``head``: the encoder
-  once in eval mode, T dropout passes of the head over the cached representation).
+
+Further outputs live in their own modules, imported by ``lit_al.prediction_outputs``:
+``mc_probs`` (``lit_al.outputs_mc``; it uses ``dropout_active`` and ``seeded`` below),
+``attention_intra`` (``lit_al.outputs_attention``), ``surprisal`` (``lit_al.outputs_mlm``).
 """
 
 from __future__ import annotations
@@ -139,30 +140,6 @@ def pretrained_encoder(module: "TextClassifier") -> nn.Module:
             param.requires_grad_(False)
         object.__setattr__(module, "_pretrained_encoder", encoder)  # not a submodule: never trained or saved
     return encoder
-
-
-@register_output("mc_probs")
-def _mc_probs(module, batch, request, cache):
-    passes = int(request.options.get("mc_passes", 10))
-    scope = request.options.get("mc_scope", "full")
-    if passes < 1:
-        raise StrategyError(f"mc_passes must be >= 1, got {passes}")
-    first = int(batch["pool_index"].min()) if batch["pool_index"].numel() else 0
-    samples = []
-    if scope == "head":
-        representation = cache.representation
-        with dropout_active(module.head):
-            for t in range(passes):
-                with seeded(request.seed, first, t):
-                    samples.append(module.probabilities(module.head(representation)))
-    elif scope == "full":
-        with dropout_active(module):
-            for t in range(passes):
-                with seeded(request.seed, first, t):
-                    samples.append(module.probabilities(module(batch)))
-    else:
-        raise StrategyError(f"mc_scope must be 'full' or 'head', got {scope!r}")
-    return torch.stack(samples, dim=1)
 
 
 @contextlib.contextmanager

@@ -260,7 +260,7 @@ def test_batch_bald_deterministic_and_validated():
 def test_prediction_options_and_defaults():
     assert get_strategy("mc_dropout").prediction_options() == {"mc_passes": 10, "mc_scope": "full"}
     assert get_strategy("bald").prediction_options() == {"mc_passes": 10, "mc_scope": "full"}
-    assert get_strategy("batch_bald").prediction_options() == {"mc_passes": 20, "mc_scope": "full"}
+    assert get_strategy("batch_bald").prediction_options() == {"mc_passes": 20, "mc_scope": "full", "mc_consistent": True}
     assert get_strategy("beal", multi_label=True).prediction_options() == {"mc_passes": 100, "mc_scope": "full"}
     assert get_strategy("bald", mc_passes=30, mc_scope="head").prediction_options() == {"mc_passes": 30, "mc_scope": "head"}
     det = get_strategy("beal_deterministic")

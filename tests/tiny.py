@@ -32,7 +32,7 @@ def write_tiny_bert(folder: Path, *, mlm: bool = False, hidden: int = 32, layers
     model = BertForMaskedLM(config) if mlm else BertModel(config)
     torch.random.set_rng_state(generator_state)
     model.save_pretrained(folder)
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(folder)
     return folder
 

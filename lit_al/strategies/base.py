@@ -26,17 +26,29 @@ class flags, implement ``_select``, and decorate the class with
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..errors import StrategyError
 from ..outputs import PoolOutputStore
 
 log = logging.getLogger(__name__)
+
+#: Outputs whose computers take gradients (autograd) inside ``predict_step``. Lightning
+#: predicts under ``torch.inference_mode`` by default, which forbids autograd, so a
+#: strategy needing one of them gets a predict Trainer built with ``inference_mode=False``
+#: (``Strategy.needs_gradients``). The module registering such an output adds its name.
+GRADIENT_OUTPUTS: set[str] = set()
+#: Outputs whose unlabeled rows are computed relative to the labeled rows' values of the
+#: same output (ALDEN's ``Z_L``): for a strategy with ``predict_labeled`` needing one, the
+#: labeled rows are predicted in a pass of their own first, and the unlabeled pass receives
+#: their rows as ``PredictionRequest.reference`` (``Strategy.predict_labeled_first``).
+REFERENCE_OUTPUTS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -45,11 +57,16 @@ class PredictionRequest:
 
     ``needs`` are output names (see ``lit_al.prediction`` for the computers);
     ``options`` parameterise them (e.g. ``mc_passes``, ``mc_scope``).
+    ``reference`` maps an output name in ``REFERENCE_OUTPUTS`` to the labeled rows'
+    values of that output, (r, ...) in labeled-pool-index order; it is filled only
+    for the unlabeled pass of a strategy with ``predict_labeled_first`` (see
+    ``Strategy.attach_prediction_reference``) and is empty otherwise.
     """
 
     needs: frozenset[str]
     options: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
+    reference: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Strategy(Callback):
@@ -77,6 +94,7 @@ class Strategy(Callback):
         if not multi_label and not self.supports_single_label:
             raise StrategyError(f"strategy {self.name or type(self).__name__!r} supports multi-label tasks only")
         self._store: PoolOutputStore | None = None
+        self._reference: dict[str, np.ndarray] = {}
         #: Scores of the last selection, aligned with its result (strategies that rank by a score set it).
         self.last_scores: np.ndarray | None = None
 
@@ -86,7 +104,61 @@ class Strategy(Callback):
         return {}
 
     def prediction_request(self) -> PredictionRequest:
-        return PredictionRequest(needs=frozenset(self.needs), options=self.prediction_options(), seed=self.seed)
+        return PredictionRequest(
+            needs=frozenset(self.needs),
+            options=self.prediction_options(),
+            seed=self.seed,
+            reference=dict(getattr(self, "_reference", {})),
+        )
+
+    @property
+    def needs_gradients(self) -> bool:
+        """Whether ``predict_step`` takes gradients for this strategy's ``needs`` (any in ``GRADIENT_OUTPUTS``).
+
+        ``ActiveLoop`` then builds the predict Trainer with ``inference_mode=False``.
+        Derived from ``needs``, so per-instance needs (e.g. ``egl``'s variants) are
+        covered; a subclass computing gradients some other way may override it with a
+        class attribute.
+        """
+        from ..prediction import available_outputs
+
+        available_outputs()  # imports the output modules, which declare their gradient outputs
+        return bool(GRADIENT_OUTPUTS & set(self.needs))
+
+    @property
+    def predict_labeled_first(self) -> bool:
+        """Whether the labeled rows get a predict pass of their own before the unlabeled rows.
+
+        True for a strategy with ``predict_labeled`` needing an output in
+        ``REFERENCE_OUTPUTS``: the unlabeled pass then receives the labeled rows'
+        values as ``PredictionRequest.reference`` (``attach_prediction_reference``).
+        """
+        if not self.predict_labeled:
+            return False
+        from ..prediction import available_outputs
+
+        available_outputs()
+        return bool(REFERENCE_OUTPUTS & set(self.needs))
+
+    def attach_prediction_reference(self, labeled: np.ndarray | None) -> None:
+        """Give the next predict pass the labeled rows' collected outputs as ``PredictionRequest.reference``.
+
+        Called by ``ActiveLoop`` between the labeled and the unlabeled pass of a
+        strategy with ``predict_labeled_first`` (``labeled``: the labeled pool
+        indices, ascending), and with ``None`` after the query to drop the copy.
+        Only outputs in ``REFERENCE_OUTPUTS`` are handed on. The rows come from this
+        process's store: under DDP each process holds only the rows it predicted.
+        """
+        if labeled is None or self._store is None:
+            self._reference = {}
+            return
+        arrays = self.collected_outputs()
+        rows = np.asarray(labeled, dtype=np.int64)
+        self._reference = {
+            name: np.ascontiguousarray(arrays[name][rows])
+            for name in sorted(REFERENCE_OUTPUTS & set(self.needs))
+            if name in arrays
+        }
 
     # ------------------------------------------------------------- array API
     def select(
@@ -157,7 +229,13 @@ class Strategy(Callback):
         return self._store.arrays()
 
     def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
-        pl_module.prediction_request = self.prediction_request()
+        request = self.prediction_request()
+        if request.reference:
+            # moved to the model's device once per pass, not once per batch
+            device = getattr(pl_module, "device", None)
+            reference = {name: torch.as_tensor(value, device=device) for name, value in request.reference.items()}
+            request = replace(request, reference=reference)
+        pl_module.prediction_request = request
 
     def on_predict_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0

@@ -167,6 +167,11 @@ class BatchBALD(_MCDropoutStrategy):
         self.max_exact_configs = None if max_exact_configs is None else int(max_exact_configs)
         self.chunk_size = int(chunk_size)
 
+    def prediction_options(self) -> dict[str, Any]:
+        # The joint entropy over a batch needs pass t to be one function draw shared by
+        # every example ("consistent MC dropout", Kirsch et al. 2019), not per-example masks.
+        return {**super().prediction_options(), "mc_consistent": True}
+
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         samples = self._pool_samples(outputs, unlabeled)
         try:

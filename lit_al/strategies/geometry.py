@@ -146,9 +146,11 @@ class _KMeansNearest(Strategy):
 
 
 _KMEANS_DOC_OPTIONS = """
-    k-means options (``index.kmeans_nearest``; the authors ran sklearn's ``KMeans``
-    with defaults [C]): ``n_init`` (10 restarts, best objective kept), ``max_iter``
-    (300), ``init`` ("k-means++" default, FAISS's D² sampling; sklearn's is the
+    k-means options (``index.kmeans_nearest``): ``n_init`` (1 run) and ``max_iter``
+    (10 Lloyd iterations) by default — the ALPS paper's cost O(t·k·n·ℓ) with t = 10 [P]
+    (STRATEGIES.md §5 item 4 lists this ambiguity). The authors' code ran sklearn's
+    ``KMeans`` with its defaults [C]: set ``n_init: 10, max_iter: 300`` to reproduce it
+    (about 50x slower at n = 10^5). ``init`` ("k-means++" default, FAISS's D² sampling; sklearn's is the
     greedy variant; or "random", "afk-mc2"), ``early_stop_threshold`` (0.0: iterate
     until the objective stops changing; FAISS's relative-change threshold otherwise),
     ``max_points_per_centroid`` (None: cluster every point; an integer enables FAISS
@@ -185,8 +187,8 @@ class KMeansEmbedding(_KMeansNearest):
         seed: int = 0,
         multi_label: bool = False,
         encoder: str = "finetuned",
-        n_init: int = 10,
-        max_iter: int = 300,
+        n_init: int = 1,
+        max_iter: int = 10,
         init: str = "k-means++",
         early_stop_threshold: float = 0.0,
         max_points_per_centroid: int | None = None,
@@ -248,8 +250,8 @@ class ALPS(_KMeansNearest):
         mlm_model: str | None = None,
         token_rate: float = 0.15,
         max_length: int = 128,
-        n_init: int = 10,
-        max_iter: int = 300,
+        n_init: int = 1,
+        max_iter: int = 10,
         init: str = "k-means++",
         early_stop_threshold: float = 0.0,
         max_points_per_centroid: int | None = None,
