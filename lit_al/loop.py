@@ -284,7 +284,7 @@ class ActiveLoop:
         scores = getattr(strategy, "last_scores", None)
         scores = np.asarray(scores, dtype=float) if scores is not None and len(scores) == len(picked) else np.full(len(picked), np.nan)
         del outputs
-        strategy._store = None
+        strategy.end_query()
         if not self.config.keep_outputs and output_dir.exists():
             shutil.rmtree(output_dir, ignore_errors=True)
         return picked, scores, timings, strategy

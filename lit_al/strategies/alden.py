@@ -20,6 +20,7 @@ from ..functional import interpretation as I
 from ..functional.ranking import top_k
 from ..index import kcenter_greedy
 from .base import Strategy
+from .options import check_bool, check_choice
 from .registry import register_strategy
 
 #: Output name of the per-example chosen-token interpretation.
@@ -117,27 +118,15 @@ class ALDEN(Strategy):
         subword_aggregate: str = "none",
     ) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        if variant not in VARIANTS:
-            raise StrategyError(f"alden: variant must be one of {list(VARIANTS)}, got {variant!r}")
+        self.variant = check_choice("alden", "variant", variant, VARIANTS)
         if target is None:
             target = "all_logits" if multi_label else "predicted"
-        if target not in TARGETS:
-            raise StrategyError(f"alden: target must be one of {list(TARGETS)}, got {target!r}")
+        self.target = check_choice("alden", "target", target, TARGETS)
         if multi_label and target == "predicted":
             raise StrategyError("alden: target='predicted' is undefined for multi-label tasks; use target='all_logits'")
-        if embedding_point not in EMBEDDING_POINTS:
-            raise StrategyError(f"alden: embedding_point must be one of {list(EMBEDDING_POINTS)}, got {embedding_point!r}")
-        if not isinstance(normalize, bool):
-            raise StrategyError(f"alden: normalize must be true or false, got {normalize!r}")
-        if subword_aggregate not in I.SUBWORD_AGGREGATES:
-            raise StrategyError(
-                f"alden: subword_aggregate must be one of {list(I.SUBWORD_AGGREGATES)}, got {subword_aggregate!r}"
-            )
-        self.variant = variant
-        self.target = target
-        self.embedding_point = embedding_point
-        self.normalize = normalize
-        self.subword_aggregate = subword_aggregate
+        self.embedding_point = check_choice("alden", "embedding_point", embedding_point, EMBEDDING_POINTS)
+        self.normalize = check_bool("alden", "normalize", normalize)
+        self.subword_aggregate = check_choice("alden", "subword_aggregate", subword_aggregate, I.SUBWORD_AGGREGATES)
 
     def prediction_options(self) -> dict[str, Any]:
         return {

@@ -8,19 +8,8 @@ from ..errors import StrategyError
 from ..functional import auxiliary as A
 from ..functional.ranking import top_k
 from .base import Strategy
+from .options import check_float, check_int, check_optional_int
 from .registry import register_strategy
-
-
-def _positive_int(strategy: str, option: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise StrategyError(f"{strategy}: {option} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_float(strategy: str, option: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
-        raise StrategyError(f"{strategy}: {option} must be a positive number, got {value!r}")
-    return float(value)
 
 
 @register_strategy("perceptron_ensemble")
@@ -62,13 +51,11 @@ class PerceptronEnsemble(Strategy):
     ) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
         name = "perceptron_ensemble"
-        self.members = _positive_int(name, "members", members)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.number)) or not 0.0 <= dropout < 1.0:
-            raise StrategyError(f"{name}: dropout must be in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
-        self.lr = _positive_float(name, "lr", lr)
-        self.epochs = _positive_int(name, "epochs", epochs)
-        self.batch_size = _positive_int(name, "batch_size", batch_size)
+        self.members = check_int(name, "members", members)
+        self.dropout = check_float(name, "dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
+        self.lr = check_float(name, "lr", lr, minimum=0.0, min_inclusive=False)
+        self.epochs = check_int(name, "epochs", epochs)
+        self.batch_size = check_int(name, "batch_size", batch_size)
         self.class_weight = bool(class_weight)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
@@ -136,15 +123,13 @@ class DiscriminativeActiveLearning(Strategy):
     ) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
         name = "dal"
-        self.sub_batches = _positive_int(name, "sub_batches", sub_batches)
-        self.candidate_ratio = _positive_float(name, "candidate_ratio", candidate_ratio)
-        self.hidden_size = None if hidden_size is None else _positive_int(name, "hidden_size", hidden_size)
-        self.lr = _positive_float(name, "lr", lr)
-        self.batch_size = _positive_int(name, "batch_size", batch_size)
-        self.max_epochs = _positive_int(name, "max_epochs", max_epochs)
-        if isinstance(stop_accuracy, bool) or not isinstance(stop_accuracy, (int, float, np.number)) or not 0.0 <= stop_accuracy <= 1.0:
-            raise StrategyError(f"{name}: stop_accuracy must be in [0, 1], got {stop_accuracy!r}")
-        self.stop_accuracy = float(stop_accuracy)
+        self.sub_batches = check_int(name, "sub_batches", sub_batches)
+        self.candidate_ratio = check_float(name, "candidate_ratio", candidate_ratio, minimum=0.0, min_inclusive=False)
+        self.hidden_size = check_optional_int(name, "hidden_size", hidden_size)
+        self.lr = check_float(name, "lr", lr, minimum=0.0, min_inclusive=False)
+        self.batch_size = check_int(name, "batch_size", batch_size)
+        self.max_epochs = check_int(name, "max_epochs", max_epochs)
+        self.stop_accuracy = check_float(name, "stop_accuracy", stop_accuracy, minimum=0.0, maximum=1.0)
         self.class_weight = bool(class_weight)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):

@@ -222,6 +222,10 @@ class Strategy(Callback):
         """Prepare a fresh output store before ``trainer.predict`` runs over the pool."""
         self._store = PoolOutputStore(n_pool, directory)
 
+    def end_query(self) -> None:
+        """Drop the output store of the last query (its memory maps close with it)."""
+        self._store = None
+
     def collected_outputs(self) -> dict[str, np.ndarray]:
         if self._store is None:
             return {}

@@ -25,21 +25,15 @@ from ..errors import StrategyError
 from ..functional import bayesian as Bay
 from ..functional.ranking import top_k
 from .base import Strategy
+from .options import check_choice, check_int, check_optional_int
 from .registry import register_strategy
 
 MC_SCOPES = ("full", "head")
 
 
-def _positive_int(value: Any, minimum: int = 1) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= minimum
-
-
 def _check_mc_options(name: str, mc_passes: int, mc_scope: str, min_passes: int) -> tuple[int, str]:
-    if not _positive_int(mc_passes, min_passes):
-        raise StrategyError(f"{name}: mc_passes must be an integer >= {min_passes}, got {mc_passes!r}")
-    if mc_scope not in MC_SCOPES:
-        raise StrategyError(f"{name}: mc_scope must be one of {list(MC_SCOPES)}, got {mc_scope!r}")
-    return int(mc_passes), mc_scope
+    """Validate the two MC-dropout options every MC strategy takes; ``min_passes`` is its smallest useful T."""
+    return check_int(name, "mc_passes", mc_passes, min_passes), check_choice(name, "mc_scope", mc_scope, MC_SCOPES)
 
 
 class _MCDropoutStrategy(Strategy):
@@ -154,18 +148,11 @@ class BatchBALD(_MCDropoutStrategy):
     ) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
         self.mc_passes, self.mc_scope = _check_mc_options("batch_bald", mc_passes, mc_scope, 2)
-        for option, value in (("num_samples", num_samples), ("chunk_size", chunk_size)):
-            if not _positive_int(value):
-                raise StrategyError(f"batch_bald: {option} must be a positive integer, got {value!r}")
-        if num_samples < self.mc_passes:
+        self.num_samples = check_int("batch_bald", "num_samples", num_samples)
+        self.chunk_size = check_int("batch_bald", "chunk_size", chunk_size)
+        if self.num_samples < self.mc_passes:
             raise StrategyError(f"batch_bald: num_samples ({num_samples}) must be >= mc_passes ({self.mc_passes})")
-        if max_exact_configs is not None and not _positive_int(max_exact_configs):
-            raise StrategyError(
-                f"batch_bald: max_exact_configs must be None or a positive integer, got {max_exact_configs!r}"
-            )
-        self.num_samples = int(num_samples)
-        self.max_exact_configs = None if max_exact_configs is None else int(max_exact_configs)
-        self.chunk_size = int(chunk_size)
+        self.max_exact_configs = check_optional_int("batch_bald", "max_exact_configs", max_exact_configs)
 
     def prediction_options(self) -> dict[str, Any]:
         # The joint entropy over a batch needs pass t to be one function draw shared by

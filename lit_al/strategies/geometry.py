@@ -16,6 +16,7 @@ from ..functional import uncertainty as U
 from ..functional.ranking import top_k
 from ..index import KMEANS_INIT_METHODS, kcenter_greedy, kmeans_nearest, knn_density, nearest_neighbors
 from .base import Strategy
+from .options import check_bool, check_choice, check_float, check_int, check_optional_int
 from .registry import register_strategy
 
 #: ALPS's output: name, shape and meaning (for the ``predict_step`` side).
@@ -44,17 +45,6 @@ _INIT_CHOICES = tuple(sorted(KMEANS_INIT_METHODS))
 _FILL_CHOICES = ("next_nearest", "random")
 
 
-def _check_choice(strategy: str, option: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise StrategyError(f"{strategy}: {option} must be one of {list(choices)}, got {value!r}")
-
-
-def _check_int(strategy: str, option: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise StrategyError(f"{strategy}: {option} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _rows(outputs: Mapping[str, np.ndarray], name: str, rows: np.ndarray) -> np.ndarray:
     return np.asarray(outputs[name][rows], dtype=np.float32)
 
@@ -81,9 +71,7 @@ class CoreSet(Strategy):
 
     def __init__(self, *, seed: int = 0, multi_label: bool = False, normalize: bool = False) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        if not isinstance(normalize, (bool, np.bool_)):
-            raise StrategyError(f"coreset: normalize must be a bool, got {normalize!r}")
-        self.normalize = bool(normalize)
+        self.normalize = check_bool("coreset", "normalize", normalize)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         candidates = _rows(outputs, "embeddings", unlabeled)
@@ -113,22 +101,14 @@ class _KMeansNearest(Strategy):
     ) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
         name = self.name or type(self).__name__
-        self.n_init = _check_int(name, "n_init", n_init, 1)
-        self.max_iter = _check_int(name, "max_iter", max_iter, 1)
-        _check_choice(name, "init", init, _INIT_CHOICES)
-        self.init = init
-        try:
-            threshold = float(early_stop_threshold)
-        except (TypeError, ValueError):
-            threshold = float("nan")
-        if not 0.0 <= threshold <= 1.0:
-            raise StrategyError(f"{name}: early_stop_threshold must be in [0, 1], got {early_stop_threshold!r}")
-        self.early_stop_threshold = threshold
-        self.max_points_per_centroid = (
-            None if max_points_per_centroid is None else _check_int(name, "max_points_per_centroid", max_points_per_centroid, 1)
+        self.n_init = check_int(name, "n_init", n_init)
+        self.max_iter = check_int(name, "max_iter", max_iter)
+        self.init = check_choice(name, "init", init, _INIT_CHOICES)
+        self.early_stop_threshold = check_float(
+            name, "early_stop_threshold", early_stop_threshold, minimum=0.0, maximum=1.0, coerce=True
         )
-        _check_choice(name, "duplicate_fill", duplicate_fill, _FILL_CHOICES)
-        self.duplicate_fill = duplicate_fill
+        self.max_points_per_centroid = check_optional_int(name, "max_points_per_centroid", max_points_per_centroid)
+        self.duplicate_fill = check_choice(name, "duplicate_fill", duplicate_fill, _FILL_CHOICES)
 
     def kmeans_options(self) -> dict[str, Any]:
         return {
@@ -204,8 +184,7 @@ class KMeansEmbedding(_KMeansNearest):
             max_points_per_centroid=max_points_per_centroid,
             duplicate_fill=duplicate_fill,
         )
-        _check_choice("kmeans", "encoder", encoder, ("finetuned", "pretrained"))
-        self.encoder = encoder
+        self.encoder = check_choice("kmeans", "encoder", encoder, ("finetuned", "pretrained"))
         self.output_name = "embeddings" if encoder == "finetuned" else "pretrained_embeddings"
         self.needs = frozenset({self.output_name})
         self.requires_trained_model = encoder == "finetuned"
@@ -269,15 +248,11 @@ class ALPS(_KMeansNearest):
         )
         if mlm_model is not None and (not isinstance(mlm_model, str) or not mlm_model):
             raise StrategyError(f"alps: mlm_model must be a model name or path, got {mlm_model!r}")
-        try:
-            rate = float(token_rate)
-        except (TypeError, ValueError):
-            rate = float("nan")
-        if not 0.0 < rate <= 1.0:
-            raise StrategyError(f"alps: token_rate must be in (0, 1], got {token_rate!r}")
         self.mlm_model = mlm_model
-        self.token_rate = rate
-        self.max_length = _check_int("alps", "max_length", max_length, 3)
+        self.token_rate = check_float(
+            "alps", "token_rate", token_rate, minimum=0.0, maximum=1.0, min_inclusive=False, coerce=True
+        )
+        self.max_length = check_int("alps", "max_length", max_length, minimum=3)
 
     def prediction_options(self) -> dict[str, Any]:
         if self.mlm_model is None:
@@ -314,7 +289,7 @@ class CAL(Strategy):
 
     def __init__(self, *, seed: int = 0, multi_label: bool = False, num_neighbors: int = 10) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        self.num_neighbors = _check_int("cal", "num_neighbors", num_neighbors, 1)
+        self.num_neighbors = check_int("cal", "num_neighbors", num_neighbors)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         if labeled.size == 0:
@@ -367,16 +342,9 @@ class DensityWeighted(Strategy):
         beta: float = 1.0,
     ) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        _check_choice("density_weighted", "uncertainty", uncertainty, _UNCERTAINTIES)
-        self.uncertainty = uncertainty
-        self.num_neighbors = _check_int("density_weighted", "num_neighbors", num_neighbors, 1)
-        try:
-            b = float(beta)
-        except (TypeError, ValueError):
-            b = float("nan")
-        if not np.isfinite(b):
-            raise StrategyError(f"density_weighted: beta must be a finite number, got {beta!r}")
-        self.beta = b
+        self.uncertainty = check_choice("density_weighted", "uncertainty", uncertainty, _UNCERTAINTIES)
+        self.num_neighbors = check_int("density_weighted", "num_neighbors", num_neighbors)
+        self.beta = check_float("density_weighted", "beta", beta, finite=True, coerce=True)
 
     def uncertainty_scores(self, probs: np.ndarray) -> np.ndarray:
         if self.uncertainty == "entropy":

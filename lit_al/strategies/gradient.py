@@ -6,10 +6,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import StrategyError
 from ..functional import gradient as G
 from ..functional.ranking import top_k
 from .base import Strategy
+from .options import check_choice, check_int
 from .registry import register_strategy
 
 
@@ -45,12 +45,8 @@ class Badge(Strategy):
         self, *, seed: int = 0, multi_label: bool = False, variant: str = "original", precision: str = "float64"
     ) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        if variant not in G.BADGE_VARIANTS:
-            raise StrategyError(f"badge: variant must be one of {list(G.BADGE_VARIANTS)}, got {variant!r}")
-        if precision not in G.BADGE_PRECISIONS:
-            raise StrategyError(f"badge: precision must be one of {list(G.BADGE_PRECISIONS)}, got {precision!r}")
-        self.variant = variant
-        self.precision = precision
+        self.variant = check_choice("badge", "variant", variant, G.BADGE_VARIANTS)
+        self.precision = check_choice("badge", "precision", precision, G.BADGE_PRECISIONS)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
@@ -114,20 +110,12 @@ class ExpectedGradientLength(Strategy):
         multi_label_expectation: str = "closed_form",
     ) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        if variant not in _EGL_VARIANTS:
-            raise StrategyError(f"egl: variant must be one of {list(_EGL_VARIANTS)}, got {variant!r}")
-        if norm not in G.EGL_NORMS:
-            raise StrategyError(f"egl: norm must be one of {list(G.EGL_NORMS)}, got {norm!r}")
-        if isinstance(egl_samples, bool) or not isinstance(egl_samples, (int, np.integer)) or egl_samples < 1:
-            raise StrategyError(f"egl: egl_samples must be a positive integer, got {egl_samples!r}")
-        if multi_label_expectation not in _EGL_EXPECTATIONS:
-            raise StrategyError(
-                f"egl: multi_label_expectation must be one of {list(_EGL_EXPECTATIONS)}, got {multi_label_expectation!r}"
-            )
-        self.variant = variant
-        self.norm = norm
-        self.egl_samples = int(egl_samples)
-        self.multi_label_expectation = multi_label_expectation
+        self.variant = check_choice("egl", "variant", variant, _EGL_VARIANTS)
+        self.norm = check_choice("egl", "norm", norm, G.EGL_NORMS)
+        self.egl_samples = check_int("egl", "egl_samples", egl_samples)
+        self.multi_label_expectation = check_choice(
+            "egl", "multi_label_expectation", multi_label_expectation, _EGL_EXPECTATIONS
+        )
         # The outputs to read depend on the variant, so ``needs`` is per instance
         # (the base class only ever reads ``self.needs``).
         if variant == "full":

@@ -21,6 +21,7 @@ from ..functional import attention as A
 from ..functional import uncertainty as U
 from ..functional.ranking import top_k
 from .base import Strategy
+from .options import check_choice
 from .registry import register_strategy
 
 #: Output name of the per-example attention intra-correlation.
@@ -38,17 +39,8 @@ mode = prediction_options()["attention_intra"], one of "column_sum" (default) or
 "row_sum". Compute it per batch inside predict_step and keep only the (B,) result.
 """
 
-
-def _check_inter_sign(strategy: str, inter_sign: int) -> int:
-    if inter_sign not in (-1, 1) or isinstance(inter_sign, bool):
-        raise StrategyError(f"{strategy}: inter_sign must be -1 (paper Eq. 14) or +1 (paper prose), got {inter_sign!r}")
-    return int(inter_sign)
-
-
-def _check_intra(strategy: str, intra: str) -> str:
-    if intra not in A.ATTENTION_INTRA_MODES:
-        raise StrategyError(f"{strategy}: intra must be one of {list(A.ATTENTION_INTRA_MODES)}, got {intra!r}")
-    return intra
+#: How the ``inter_sign`` option's message names its two values.
+_INTER_SIGN_EXPECTED = "-1 (paper Eq. 14) or +1 (paper prose)"
 
 
 def _inter(strategy: Strategy, outputs: Mapping[str, np.ndarray], labeled: np.ndarray, unlabeled: np.ndarray) -> np.ndarray:
@@ -88,8 +80,8 @@ class MII(Strategy):
 
     def __init__(self, *, seed: int = 0, multi_label: bool = False, intra: str = "column_sum", inter_sign: int = -1) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        self.intra = _check_intra("mii", intra)
-        self.inter_sign = _check_inter_sign("mii", inter_sign)
+        self.intra = check_choice("mii", "intra", intra, A.ATTENTION_INTRA_MODES)
+        self.inter_sign = int(check_choice("mii", "inter_sign", inter_sign, (-1, 1), expected=_INTER_SIGN_EXPECTED))
 
     def prediction_options(self) -> dict[str, Any]:
         return {ATTENTION_INTRA: self.intra}
@@ -117,7 +109,7 @@ class MIIIntra(Strategy):
 
     def __init__(self, *, seed: int = 0, multi_label: bool = False, intra: str = "column_sum") -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        self.intra = _check_intra("mii_intra", intra)
+        self.intra = check_choice("mii_intra", "intra", intra, A.ATTENTION_INTRA_MODES)
 
     def prediction_options(self) -> dict[str, Any]:
         return {ATTENTION_INTRA: self.intra}
@@ -144,7 +136,9 @@ class MIIInter(Strategy):
 
     def __init__(self, *, seed: int = 0, multi_label: bool = False, inter_sign: int = -1) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        self.inter_sign = _check_inter_sign("mii_inter", inter_sign)
+        self.inter_sign = int(
+            check_choice("mii_inter", "inter_sign", inter_sign, (-1, 1), expected=_INTER_SIGN_EXPECTED)
+        )
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         inter = _inter(self, outputs, labeled, unlabeled)

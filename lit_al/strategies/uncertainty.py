@@ -6,10 +6,10 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import StrategyError
 from ..functional import uncertainty as U
 from ..functional.ranking import top_k
 from .base import Strategy
+from .options import check_choice
 from .registry import register_strategy
 
 
@@ -54,9 +54,9 @@ class LeastConfidence(_ProbabilityScore):
 
     def __init__(self, *, seed: int = 0, multi_label: bool = False, multi_label_reduce: str = "mean") -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        if multi_label_reduce not in ("mean", "max"):
-            raise StrategyError(f"least_confidence: multi_label_reduce must be 'mean' or 'max', got {multi_label_reduce!r}")
-        self.multi_label_reduce = multi_label_reduce
+        self.multi_label_reduce = check_choice(
+            "least_confidence", "multi_label_reduce", multi_label_reduce, ("mean", "max")
+        )
 
     def score(self, probs):
         if self.multi_label:
@@ -76,9 +76,7 @@ class Margin(_ProbabilityScore):
 
     def __init__(self, *, seed: int = 0, multi_label: bool = False, multi_label_reduce: str = "min") -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        if multi_label_reduce not in ("min", "mean"):
-            raise StrategyError(f"margin: multi_label_reduce must be 'min' or 'mean', got {multi_label_reduce!r}")
-        self.multi_label_reduce = multi_label_reduce
+        self.multi_label_reduce = check_choice("margin", "multi_label_reduce", multi_label_reduce, ("min", "mean"))
 
     def score(self, probs):
         if self.multi_label:
