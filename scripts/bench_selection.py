@@ -384,9 +384,7 @@ def _reset_peak_rss() -> bool:
 def child_main(spec: dict) -> dict:
     """One (strategy or baseline, size) case; returns the measurements."""
     from lit_al.errors import StrategyError
-    from lit_al.strategies import get_strategy
-
-    from lit_al.strategies import registered_strategies
+    from lit_al.strategies import get_strategy, registered_strategies
 
     registered_strategies()  # import every strategy module (and torch, FAISS) before measuring
     if spec["kind"] == "baseline":

@@ -69,6 +69,14 @@ class PredictionRequest:
     reference: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _sorted_unique(indices: np.ndarray) -> np.ndarray:
+    """Pool indices as a sorted int64 array without repeats (O(n) when they already are, as the loop passes them)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size > 1 and not (indices[1:] > indices[:-1]).all():
+        indices = np.unique(indices)
+    return indices
+
+
 class Strategy(Callback):
     """Base class of every query strategy (see the module docstring for the contract)."""
 
@@ -172,10 +180,13 @@ class Strategy(Callback):
         budget = int(budget)
         if budget <= 0:
             raise StrategyError(f"budget must be positive, got {budget}")
-        labeled = np.unique(np.asarray(labeled, dtype=np.int64))
-        unlabeled = np.unique(np.asarray(unlabeled, dtype=np.int64))
-        if np.intersect1d(labeled, unlabeled).size:
-            raise StrategyError("labeled and unlabeled pool indices overlap")
+        labeled = _sorted_unique(labeled)
+        unlabeled = _sorted_unique(unlabeled)
+        if labeled.size and unlabeled.size:
+            seen = np.zeros(int(max(labeled[-1], unlabeled[-1])) + 1, dtype=bool)
+            seen[labeled] = True
+            if seen[unlabeled].any():
+                raise StrategyError("labeled and unlabeled pool indices overlap")
         if unlabeled.size == 0:
             return np.empty(0, dtype=np.int64)
         self._check_outputs(outputs, labeled, unlabeled)
