@@ -107,12 +107,11 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
         cfg.run_dir = str(cfg.resume)
     run_dir = Path(cfg.run_dir)
     config_path = run_dir / "config.yaml"
-    if cfg.overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
+    overwrite = bool(cfg.overwrite)
     cfg.overwrite = False
     cfg.resume = None
     text = parser.dump(cfg, skip_none=False)
-    if config_path.exists() and config_path.read_text(encoding="utf-8") != text:
+    if not overwrite and config_path.exists() and config_path.read_text(encoding="utf-8") != text:
         raise ConfigError(f"{run_dir} holds a run with a different config; use another --run_dir or --overwrite true")
     # Validate everything before anything is written, so bad input leaves no half-made run.
     data_kwargs = _as_dict(cfg.data)
@@ -129,7 +128,8 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
     trainer_cfg = cfg.trainer
 
     def make_trainer(round_dir: Path, callbacks: list, overrides: dict[str, Any] | None = None) -> pl.Trainer:
-        init = parser.instantiate_classes(Namespace(trainer=trainer_cfg.clone()))
+        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # jsonargparse >= 4.49
+        init = instantiate(Namespace(trainer=trainer_cfg.clone()))
         kwargs = _as_dict(init.trainer) if isinstance(init.trainer, Namespace) else dict(init.trainer)
         kwargs.update(overrides or {})  # what the loop needs of this Trainer, e.g. inference_mode=False
         user_callbacks = kwargs.pop("callbacks", None) or []
@@ -137,6 +137,8 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
             user_callbacks = [user_callbacks]
         return pl.Trainer(**kwargs, callbacks=[*user_callbacks, *callbacks], default_root_dir=str(round_dir))
 
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)  # only once the new config has been validated
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config_path, text)
     metric_names: list[str] = []
