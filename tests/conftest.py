@@ -10,6 +10,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A tiny random BertModel with its tokenizer, written once per session (read-only for tests)."""
+    from tiny import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm(tmp_path_factory):
+    """The same tiny BERT with a masked-LM head (ALPS surprisal)."""
+    from tiny import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("mlm") / "tiny-mlm", mlm=True)
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
 

@@ -10,12 +10,7 @@ import pytest
 
 from lit_al.cli import main
 from lit_al.loop import ActiveLoop
-from tiny import write_config, write_dataset, write_tiny_bert
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny-bert")
+from tiny import write_config, write_dataset
 
 
 @pytest.fixture(scope="module")

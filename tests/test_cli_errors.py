@@ -7,12 +7,7 @@ import json
 import pytest
 
 from lit_al.cli import main
-from tiny import make_rows, write_config, write_csv, write_dataset, write_tiny_bert
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny-bert")
+from tiny import make_rows, write_config, write_csv, write_dataset
 
 
 @pytest.fixture

@@ -187,6 +187,7 @@ def test_token_cache_and_padding(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     np.testing.assert_array_equal(first.ids, second.ids)
     assert first.lengths.tolist() == [4, 8, 3]  # [CLS] ... [SEP], truncated at 8
+    assert tokenizer.unk_token_id not in first.ids  # every word of these texts is in the tiny vocabulary
     batch = PadCollator(tokenizer.pad_token_id)([{"input_ids": first.row(i), "pool_index": i} for i in range(3)])
     assert batch["input_ids"].shape == (3, 8) and batch["attention_mask"].sum(1).tolist() == [4, 8, 3]
     assert list(LengthSortedBatches(first.lengths, 2)) == [[1, 0], [2]]

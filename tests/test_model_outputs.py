@@ -9,12 +9,11 @@ from torch import nn
 from lit_al.model import TextClassifier
 from lit_al.prediction import compute_outputs, dropout_active
 from lit_al.strategies import PredictionRequest
-from tiny import write_tiny_bert
 
 
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory):
-    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny")
+@pytest.fixture
+def bert(tiny_bert):
+    return tiny_bert
 
 
 def _batch():

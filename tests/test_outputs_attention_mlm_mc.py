@@ -29,43 +29,14 @@ from tiny import write_config, write_dataset, write_tiny_bert
 PAD, UNK, CLS, SEP = 0, 1, 2, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only contend on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture
+def bert(tiny_bert):
+    return tiny_bert
 
 
-def _tiny(folder, *, mlm: bool = False, rename: dict[str, str] | None = None):
-    """``write_tiny_bert`` with its tokenizer rebuilt from vocab.txt (optionally with words renamed).
-
-    transformers 5's ``BertTokenizerFast`` takes the vocabulary as ``vocab=``; given
-    ``vocab_file=`` (as tiny.py passes it) it builds an empty vocabulary that maps every
-    word to [UNK], and every text would tokenize to the same ids.
-    """
-    from transformers import AutoTokenizer, BertTokenizerFast
-
-    folder = write_tiny_bert(folder, mlm=mlm)
-    vocab = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    vocab = [(rename or {}).get(word, word) for word in vocab]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        (folder / name).unlink(missing_ok=True)
-    BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
-    assert UNK not in AutoTokenizer.from_pretrained(folder)("the ball")["input_ids"]
-    return folder
-
-
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory):
-    return _tiny(tmp_path_factory.mktemp("bert") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def mlm(tmp_path_factory):
-    return _tiny(tmp_path_factory.mktemp("mlm") / "tiny-mlm", mlm=True)
+@pytest.fixture
+def mlm(tiny_mlm):
+    return tiny_mlm
 
 
 def _batch(rows: list[list[int]], pool_index: list[int]) -> dict[str, torch.Tensor]:
@@ -237,7 +208,7 @@ def test_surprisal_refuses_a_model_without_mlm_head(bert):
 
 
 def test_surprisal_refuses_another_vocabulary_and_bad_options(bert, mlm, tmp_path):
-    other = _tiny(tmp_path / "other", mlm=True, rename={"river": "lake"})
+    other = write_tiny_bert(tmp_path / "other", mlm=True, rename={"river": "lake"})
     model = TextClassifier(str(bert), num_labels=3).eval()
     batch = _batch(ROWS, [0, 1, 2])
     with pytest.raises(StrategyError, match="different vocabulary"):

@@ -22,44 +22,15 @@ from tiny import write_config, write_dataset, write_tiny_bert
 SPECIAL = {0, 1, 2, 3, 4}  # [PAD] [UNK] [CLS] [SEP] [MASK] in tiny.py's vocabulary
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only contend on a shared CPU (backward passes got 100x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _save_tokenizer(folder):
-    """(Re)write the folder's tokenizer from its vocab.txt.
-
-    transformers 5's ``BertTokenizerFast`` takes the vocabulary as ``vocab=``; given
-    ``vocab_file=`` it builds an empty vocabulary that maps every word to [UNK], and
-    the gradient outputs would then see no content token at all.
-    """
-    from transformers import AutoTokenizer, BertTokenizerFast
-
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        (folder / name).unlink(missing_ok=True)
-    BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
-    assert 1 not in AutoTokenizer.from_pretrained(folder)("the ball")["input_ids"]  # no [UNK]
-    return folder
-
-
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory):
-    return _save_tokenizer(write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny"))
+@pytest.fixture
+def bert(tiny_bert):
+    return tiny_bert
 
 
 @pytest.fixture(scope="module")
 def pieces_bert(tmp_path_factory):
     """The tiny BERT with two vocabulary entries turned into WordPiece continuations (same vocab size)."""
-    folder = write_tiny_bert(tmp_path_factory.mktemp("bert") / "pieces")
-    vocab = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    vocab[vocab.index("who")], vocab[vocab.index("what")] = "##s", "##ing"
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    return _save_tokenizer(folder)
+    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "pieces", rename={"who": "##s", "what": "##ing"})
 
 
 def _batch():

@@ -9,7 +9,7 @@ import pytest
 
 from lit_al.cli import main
 from lit_al.strategies import registered_strategies
-from tiny import write_config, write_dataset, write_tiny_bert
+from tiny import write_config, write_dataset
 
 #: Options some strategies need (or variants worth running through the model side).
 CASES: dict[str, dict] = {name: {} for name in registered_strategies()}
@@ -26,11 +26,11 @@ CASES.update({
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, tiny_bert, tiny_mlm):
     root = tmp_path_factory.mktemp("e2e")
     return {
-        "bert": write_tiny_bert(root / "bert"),
-        "mlm": write_tiny_bert(root / "mlm", mlm=True),
+        "bert": tiny_bert,
+        "mlm": tiny_mlm,
         "single": write_dataset(root / "single", n_pool=40, n_dev=12, n_test=12),
         "multi": write_dataset(root / "multi", multi_label=True, n_pool=40, n_dev=12, n_test=12),
     }

@@ -17,13 +17,19 @@ FILLER = ["the", "a", "of", "and", "to", "in", "is", "new", "big", "today"]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def write_tiny_bert(folder: Path, *, mlm: bool = False, hidden: int = 32, layers: int = 2, heads: int = 2) -> Path:
-    """Write a randomly initialised tiny BERT (config, weights, fast tokenizer) to ``folder``."""
+def write_tiny_bert(folder: Path, *, mlm: bool = False, hidden: int = 32, layers: int = 2, heads: int = 2,
+                    rename: dict[str, str] | None = None) -> Path:
+    """Write a randomly initialised tiny BERT (config, weights, fast tokenizer) to ``folder``.
+
+    ``rename`` replaces vocabulary entries (same size), e.g. to make WordPiece continuations
+    or a model whose vocabulary differs from another's.
+    """
     import torch
     from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = SPECIALS + FILLER + [w for words in WORDS.values() for w in words] + ["where", "city", "country", "river", "who", "what"]
+    vocab = [(rename or {}).get(word, word) for word in vocab]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                         intermediate_size=2 * hidden, max_position_embeddings=64, type_vocab_size=2)
