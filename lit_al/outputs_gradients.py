@@ -58,7 +58,7 @@ from torch import nn
 from .errors import StrategyError
 from .functional import gradient as G
 from .functional.interpretation import SUBWORD_AGGREGATES, aggregate_subwords, select_token_interpretations
-from .prediction import register_output
+from .prediction import cached_on_module, classifier_tokenizer, register_output
 from .strategies.alden import ALDEN_INTERPRETATION, EMBEDDING_POINTS, TARGETS
 from .strategies.base import GRADIENT_OUTPUTS, REFERENCE_OUTPUTS, PredictionRequest
 
@@ -132,20 +132,9 @@ def _plain_batch(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------ tokens
-def _tokenizer(module: "TextClassifier"):
-    """The model's tokenizer, loaded once per module from its path (special ids, word pieces)."""
-    tokenizer = getattr(module, "_gradient_outputs_tokenizer", None)
-    if tokenizer is None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(module.model_path, trust_remote_code=module.hparams.trust_remote_code)
-        object.__setattr__(module, "_gradient_outputs_tokenizer", tokenizer)  # not a submodule, never saved
-    return tokenizer
-
-
 def special_token_ids(module: "TextClassifier", device: torch.device) -> torch.Tensor:
     """Ids the tokenizer's special-tokens mask flags: [CLS], [SEP], [PAD], [MASK] and also [UNK]."""
-    ids = sorted({int(i) for i in _tokenizer(module).all_special_ids})
+    ids = sorted({int(i) for i in classifier_tokenizer(module).all_special_ids})
     return torch.tensor(ids, dtype=torch.long, device=device)
 
 
@@ -195,12 +184,10 @@ def word_ids_from_pieces(input_ids: torch.Tensor, valid: torch.Tensor, continuat
 
 
 def _continuation_table(module: "TextClassifier") -> torch.Tensor:
-    table = getattr(module, "_gradient_outputs_continuation", None)
-    if table is None:
-        size = module.encoder.get_input_embeddings().num_embeddings
-        table = wordpiece_continuation_table(_tokenizer(module), size)
-        object.__setattr__(module, "_gradient_outputs_continuation", table)
-    return table
+    size = module.encoder.get_input_embeddings().num_embeddings
+    return cached_on_module(
+        module, "wordpiece_continuation", lambda: wordpiece_continuation_table(classifier_tokenizer(module), size)
+    )
 
 
 # ------------------------------------------------------------- EGL targets

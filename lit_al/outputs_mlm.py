@@ -53,7 +53,7 @@ from torch import nn
 
 from .errors import LitAlError, StrategyError
 from .hub import resolve_model_path
-from .prediction import ForwardCache, register_output
+from .prediction import ForwardCache, cached_on_module, classifier_tokenizer, register_output
 from .seeding import derive_seed
 from .strategies.base import PredictionRequest
 
@@ -94,12 +94,10 @@ def _head_module(model: nn.Module, encoder: nn.Module) -> nn.Module | None:
 
 def load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
     """Load ``name`` as a frozen masked LM, once per classifier module (see the module docstring for the checks)."""
-    cache: dict[str, MaskedLM] | None = getattr(module, "_masked_lms", None)
-    if cache is None:
-        cache = {}
-        object.__setattr__(module, "_masked_lms", cache)  # not a submodule: never trained or saved
-    if name in cache:
-        return cache[name]
+    return cached_on_module(module, f"masked_lm:{name}", lambda: _load_masked_lm(module, name))
+
+
+def _load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     try:
@@ -124,13 +122,13 @@ def load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
         )
     try:
         mlm_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
-        classifier_tokenizer = AutoTokenizer.from_pretrained(module.model_path, trust_remote_code=trust)
+        tokenizer = classifier_tokenizer(module)
     except (OSError, ValueError) as exc:
         raise StrategyError(f"alps: cannot load the tokenizers to compare vocabularies: {exc}".splitlines()[0]) from None
-    if mlm_tokenizer.get_vocab() != classifier_tokenizer.get_vocab():
+    if mlm_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise StrategyError(
             f"alps: the masked LM {name!r} has a different vocabulary ({len(mlm_tokenizer)} tokens) from the "
-            f"classifier's tokenizer ({len(classifier_tokenizer)} tokens, {module.model_path}); surprisal is computed "
+            f"classifier's tokenizer ({len(tokenizer)} tokens, {module.model_path}); surprisal is computed "
             "on the classifier's token ids, so give an mlm_model with the same vocabulary"
         )
     model.to(module.device).eval()
@@ -140,12 +138,10 @@ def load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
     head = _head_module(model, encoder)
     if head is None:
         log.info("alps: %s: no separable MLM head; computing full-vocabulary logits", name)
-    specials = set(classifier_tokenizer.all_special_ids)
-    if classifier_tokenizer.pad_token_id is not None:
-        specials.add(int(classifier_tokenizer.pad_token_id))
-    entry = MaskedLM(name, model, encoder, head, torch.tensor(sorted(specials), dtype=torch.long))
-    cache[name] = entry
-    return entry
+    specials = set(tokenizer.all_special_ids)
+    if tokenizer.pad_token_id is not None:
+        specials.add(int(tokenizer.pad_token_id))
+    return MaskedLM(name, model, encoder, head, torch.tensor(sorted(specials), dtype=torch.long))
 
 
 def sample_positions(seed: int, pool_index: torch.Tensor, length: int, rate: float) -> torch.Tensor:

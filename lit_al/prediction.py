@@ -21,7 +21,7 @@ Further outputs live in their own modules, imported by ``lit_al.prediction_outpu
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -128,18 +128,48 @@ def _pretrained_embeddings(module, batch, request, cache):
     return module.sentence_representation(output, batch["attention_mask"])
 
 
+T = TypeVar("T")
+
+
+def cached_on_module(module: nn.Module, key: str, build: Callable[[], T]) -> T:
+    """``build()`` once per classifier module, kept beside it for the module's lifetime.
+
+    Stored with ``object.__setattr__`` so that a cached model is not registered as a
+    submodule: it is never trained, moved by Lightning or saved in a checkpoint.
+    """
+    cache: dict[str, Any] | None = module.__dict__.get("_prediction_cache")
+    if cache is None:
+        cache = {}
+        object.__setattr__(module, "_prediction_cache", cache)
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def classifier_tokenizer(module: "TextClassifier"):
+    """The classifier's own tokenizer (special ids, word pieces, vocabulary), loaded once per module."""
+
+    def load():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(module.model_path, trust_remote_code=module.hparams.trust_remote_code)
+
+    return cached_on_module(module, "classifier_tokenizer", load)
+
+
 def pretrained_encoder(module: "TextClassifier") -> nn.Module:
     """The frozen pre-trained encoder (θ0), loaded once per module and kept in eval mode."""
-    encoder = getattr(module, "_pretrained_encoder", None)
-    if encoder is None:
+
+    def load() -> nn.Module:
         from transformers import AutoModel
 
         encoder = AutoModel.from_pretrained(module.model_path, trust_remote_code=module.hparams.trust_remote_code)
         encoder.to(module.device).eval()
         for param in encoder.parameters():
             param.requires_grad_(False)
-        object.__setattr__(module, "_pretrained_encoder", encoder)  # not a submodule: never trained or saved
-    return encoder
+        return encoder
+
+    return cached_on_module(module, "pretrained_encoder", load)
 
 
 @contextlib.contextmanager

@@ -236,10 +236,10 @@ def test_alden_subword_sum_adds_piece_gradients(pieces_bert):
 
 
 def test_alden_refuses_subwords_without_wordpiece(bert, monkeypatch):
-    import lit_al.outputs_gradients as OG
+    from lit_al.prediction import classifier_tokenizer
 
     model = _model(bert, num_labels=2)
-    tokenizer = OG._tokenizer(model)
+    tokenizer = classifier_tokenizer(model)
     monkeypatch.setattr(type(tokenizer), "backend_tokenizer", property(lambda self: None))
     request = PredictionRequest(frozenset({"alden_interpretation"}), {"alden_interpretation": {"subword_aggregate": "max"}})
     with pytest.raises(StrategyError, match="subword_aggregate"):
