@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -96,10 +95,7 @@ def _as_dict(value: Any) -> dict[str, Any]:
 def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
     import lightning.pytorch as pl
 
-    import numpy as np
-
     from .data.module import ActiveDataModule
-    from .hub import resolve_model_path
     from .io import atomic_write_text
     from .loop import ActiveLoop, LoopConfig, format_round
 
@@ -113,18 +109,11 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
     text = parser.dump(cfg, skip_none=False)
     if not overwrite and config_path.exists() and config_path.read_text(encoding="utf-8") != text:
         raise ConfigError(f"{run_dir} holds a run with a different config; use another --run_dir or --overwrite true")
-    # Validate everything before anything is written, so bad input leaves no half-made run.
     data_kwargs = _as_dict(cfg.data)
     data = ActiveDataModule(**data_kwargs)
-    data.load()
     strategy = build_strategy(cfg.strategy, bool(data_kwargs.get("multi_label")))
     loop_config = LoopConfig(**_as_dict(cfg.loop))
     model_kwargs = _as_dict(cfg.model)
-    resolve_model_path(model_kwargs["model_name_or_path"])
-    if data.initial.scenario in ("positives", "keyword_query"):
-        from .data.scenarios import draw_initial_set
-
-        draw_initial_set(data.initial, data.pool.texts, data.pool.gold, data.schema, np.random.default_rng(0))
     trainer_cfg = cfg.trainer
 
     def make_trainer(round_dir: Path, callbacks: list, overrides: dict[str, Any] | None = None) -> pl.Trainer:
@@ -137,10 +126,6 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
             user_callbacks = [user_callbacks]
         return pl.Trainer(**kwargs, callbacks=[*user_callbacks, *callbacks], default_root_dir=str(round_dir))
 
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)  # only once the new config has been validated
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(config_path, text)
     metric_names: list[str] = []
 
     def report(row: dict[str, Any]) -> None:
@@ -152,6 +137,8 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
         model_kwargs=model_kwargs, data=data, strategy=strategy, trainer_factory=make_trainer,
         run_dir=run_dir, seed=cfg.seed, loop=loop_config, on_round_end=report,
     )
+    loop.prepare(fresh=overwrite)  # validates data, model and initial set before anything is written
+    atomic_write_text(config_path, text)
     metrics = loop.run()
     if not metrics.empty:
         columns = ["round", "labeled"] + [c for c in _headline_metrics(metrics.iloc[-1].to_dict()) if c in metrics]

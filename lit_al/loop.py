@@ -108,17 +108,22 @@ class ActiveLoop:
         self.oracle = oracle
         self.on_round_end = on_round_end
         self.metrics_path = self.run_dir / "metrics.csv"
+        self.state: LabelState | None = None
 
     # ------------------------------------------------------------------ set-up
-    def prepare(self) -> LabelState:
-        """Load and tokenize the data, then load the label state or draw the initial set."""
+    def prepare(self, *, fresh: bool = False) -> LabelState:
+        """Load the data, the tokenizer and the label state (or draw the initial set), then tokenize.
+
+        Everything that bad input can break (files, columns, labels, the model path, the
+        initial-set scenario) is checked before anything is written to ``run_dir``, so a
+        run that cannot start leaves nothing behind. ``fresh`` starts over: an existing
+        run in ``run_dir`` is ignored, and deleted only once the new one has been validated.
+        """
         from transformers import AutoTokenizer
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data.load()
         model_name = self.model_kwargs.get("model_name_or_path", "sentence-transformers/all-MiniLM-L6-v2")
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_name), use_fast=True)
-        self.data.tokenize(tokenizer, cache_dir=self.run_dir / "cache")
         assert self.data.pool is not None and self.data.schema is not None
         if self.strategy.multi_label != self.data.schema.multi_label:
             raise ConfigError(
@@ -128,7 +133,8 @@ class ActiveLoop:
         if self.oracle is None:
             self.oracle = SimulatedOracle(self.data.pool.gold)
         state_path = self.run_dir / "state.json"
-        if state_path.exists():
+        is_new = fresh or not state_path.exists()
+        if not is_new:
             state = LabelState.load(state_path, self.data.pool.ids)
             dropped = state.drop_after(state.completed_rounds)
             if dropped:
@@ -141,9 +147,15 @@ class ActiveLoop:
             for source in dict.fromkeys(seed.sources):
                 chosen = [i for i, s in enumerate(seed.sources) if s == source]
                 state.add(seed.indices[chosen], [seed.labels[i] for i in chosen], round=0, source=source)
+        if fresh and self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.data.tokenize(tokenizer, cache_dir=self.run_dir / "cache")
+        if is_new:
             state.save()
         self.data.state = state
         self._truncate_metrics(state.completed_rounds)
+        self.state = state
         return state
 
     def monitor_name(self) -> str | None:
@@ -158,7 +170,8 @@ class ActiveLoop:
 
     # -------------------------------------------------------------------- run
     def run(self) -> pd.DataFrame:
-        state = self.prepare()
+        """Run every remaining round (``prepare`` first, unless the caller already did)."""
+        state = self.state if self.state is not None else self.prepare()
         while not state.finished:
             self.run_round(state, state.completed_rounds)
         return self.metrics()
