@@ -1,6 +1,8 @@
 """The ``lit_al`` command line (jsonargparse, in the style of LightningCLI).
 
-``lit_al fit --config configs/demo.yaml`` runs an active-learning simulation.
+``lit_al fit --config configs/demo.yaml`` runs an active-learning simulation;
+``lit_al experiment --config GRID.yaml`` runs a grid of them and
+``lit_al report EXPERIMENT_DIR`` writes its tables and figures.
 Every option can come from the YAML file or the command line
 (``--model.lr 3e-5``, ``--data.batch_size 16``, ``--trainer.max_epochs 3``,
 ``--strategy margin``, ``--loop.query_size 25``); unknown keys are errors;
@@ -54,7 +56,26 @@ def _fit_parser() -> ArgumentParser:
         "--strategy", type=str | dict[str, Any], default="entropy",
         help="a registered name (entropy), {name: margin, <option>: value}, or {class_path: pkg.Class, init_args: {...}}",
     )
-    parser.add_dataclass_arguments(LoopConfig, "loop")
+    parser.add_class_arguments(LoopConfig, "loop")
+    return parser
+
+
+def _experiment_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Run a grid of fit runs (strategies x seeds x scenarios).", exit_on_error=False)
+    parser.add_argument("--config", type=str, required=True, help="grid YAML file (see configs/experiments/)")
+    parser.add_argument("--experiment_dir", type=str | None, default=None, help="override the grid's experiment_dir")
+    parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    parser.add_argument("--dry_run", type=bool, default=False, help="list the cells and their state; run nothing")
+    return parser
+
+
+def _report_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Write the report of an experiment directory.", exit_on_error=False)
+    parser.add_argument("experiment_dir", type=str, help="a directory written by lit_al experiment")
+    parser.add_argument("--out", type=str | None, default=None, help="report directory (default EXPERIMENT_DIR/report)")
+    parser.add_argument("--metric", type=str | None, default=None, help="headline test metric (default: the grid's, else by task)")
+    parser.add_argument("--batch_analysis", type=bool, default=True,
+                        help="diversity, representativeness, Gd, Gu and overlap (re-embeds the pool with the round-0 models)")
     return parser
 
 
@@ -62,7 +83,45 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="lit_al", description="Active learning for transformer text classifiers.", exit_on_error=False)
     subcommands = parser.add_subcommands(required=True)
     subcommands.add_subcommand("fit", _fit_parser(), help="run an active-learning simulation")
+    subcommands.add_subcommand("experiment", _experiment_parser(), help="run a grid of simulations")
+    subcommands.add_subcommand("report", _report_parser(), help="tables and figures of an experiment")
     return parser
+
+
+def run_experiment(cfg: Namespace) -> int:
+    from .experiment import cell_finished, load_grid, run_cells, write_manifest
+
+    grid = load_grid(cfg.config, cfg.experiment_dir)
+    cells = grid.cells()
+    fit_parser = _fit_parser()
+    for cell in cells:  # every cell's config and strategy options are checked before anything runs
+        try:
+            parsed = fit_parser.parse_object(cell.config)
+            build_strategy(parsed.strategy, bool(_as_dict(parsed.data).get("multi_label")))
+        except Exception as exc:
+            raise ConfigError(f"{cfg.config}: cell {cell.name}: {_first_line(exc)}") from None
+    if cfg.dry_run:
+        for cell in cells:
+            print(f"{'finished' if cell_finished(cell) else 'to run':>8}  {cell.name}  ->  {cell.run_dir}")
+        return 0
+    grid.experiment_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(grid, cells)
+    results = run_cells(cells, grid.experiment_dir, jobs=cfg.jobs)
+    failed = [r for r in results if r.status in ("failed", "blocked")]
+    print(f"\nexperiment directory: {grid.experiment_dir}  "
+          f"({sum(r.status == 'done' for r in results)} run, {sum(r.status == 'skipped' for r in results)} skipped, "
+          f"{len(failed)} failed or blocked)")
+    for result in failed:
+        print(f"  {result.status}: {result.cell.name}" + (f"  (log: {result.log_path})" if result.log_path else ""))
+    return 1 if failed else 0
+
+
+def run_report(cfg: Namespace) -> int:
+    from .experiment.report import write_report
+
+    path = write_report(cfg.experiment_dir, out_dir=cfg.out, metric=cfg.metric, batch_analysis=cfg.batch_analysis)
+    print(f"report: {path}")
+    return 0
 
 
 def build_strategy(spec: str | dict[str, Any], multi_label: bool):
@@ -136,6 +195,7 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
     loop = ActiveLoop(
         model_kwargs=model_kwargs, data=data, strategy=strategy, trainer_factory=make_trainer,
         run_dir=run_dir, seed=cfg.seed, loop=loop_config, on_round_end=report,
+        round0_key=_round0_fingerprint(cfg),
     )
     loop.prepare(fresh=overwrite)  # validates data, model and initial set before anything is written
     atomic_write_text(config_path, text)
@@ -145,6 +205,20 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
         print("\n" + metrics[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nrun directory: {run_dir}")
     return 0
+
+
+#: Options that do not change the round-0 model (what is queried, and where it is written).
+ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed"}
+ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir"}
+
+
+def _round0_fingerprint(cfg: Namespace) -> str:
+    """The configuration a shared round-0 model depends on (model, data, trainer, monitor), as JSON."""
+    import json
+
+    config = {k: v for k, v in cfg.as_dict().items() if k not in ROUND0_IRRELEVANT and not k.startswith("__")}
+    config["loop"] = {k: v for k, v in dict(config.get("loop") or {}).items() if k not in ROUND0_IRRELEVANT_LOOP}
+    return json.dumps(config, sort_keys=True, default=str)
 
 
 def _headline_metrics(row: dict[str, Any]) -> list[str]:
@@ -186,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if cfg.subcommand == "fit":
             return run_fit(parser._subcommands_action._name_parser_map["fit"], cfg.fit)
+        if cfg.subcommand == "experiment":
+            return run_experiment(cfg.experiment)
+        if cfg.subcommand == "report":
+            return run_report(cfg.report)
     except LitAlError as exc:
         print(f"lit_al: error: {exc}", file=sys.stderr)
         return 1

@@ -14,8 +14,11 @@ after the last completed round.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from .data.scenarios import draw_initial_set
 from .data.state import LabelState
 from .errors import ConfigError
 from .hub import resolve_model_path
-from .io import atomic_write_text
+from .io import atomic_write_json, atomic_write_text
 from .model import TextClassifier
 from .oracle import Oracle, SimulatedOracle
 from .seeding import derive_seed
@@ -61,6 +64,11 @@ class LoopConfig:
         cold_start_fallback: strategy used in a cold-start first round when the configured one
             needs a fine-tuned model (unless the strategy names its own fallback).
         keep_outputs: keep each round's prediction arrays (``rounds/round_XXX/outputs``).
+        round0_model_dir: a directory holding the round-0 model shared by several runs (the
+            strategies of one seed in an experiment start from the same model, as in the IBM
+            study): loaded from there when it was trained from the same initial set under the
+            same configuration, otherwise trained as usual and saved there. A model trained
+            under a different configuration is refused.
     """
 
     query_size: int = 50
@@ -70,6 +78,7 @@ class LoopConfig:
     monitor_mode: str = "max"
     cold_start_fallback: str = "random"
     keep_outputs: bool = False
+    round0_model_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.query_size <= 0:
@@ -97,6 +106,7 @@ class ActiveLoop:
         loop: LoopConfig | None = None,
         oracle: Oracle | None = None,
         on_round_end: Callable[[dict[str, Any]], None] | None = None,
+        round0_key: str = "",
     ) -> None:
         self.model_kwargs = dict(model_kwargs)
         self.data = data
@@ -107,6 +117,7 @@ class ActiveLoop:
         self.config = loop or LoopConfig()
         self.oracle = oracle
         self.on_round_end = on_round_end
+        self.round0_key = round0_key
         self.metrics_path = self.run_dir / "metrics.csv"
         self.state: LabelState | None = None
 
@@ -189,7 +200,14 @@ class ActiveLoop:
         data.train_seed = derive_seed(self.seed, round_index, "data_order")
         trained = labeled.size > 0
         if trained:
-            row.update(self._fit_and_test(model, round_dir))
+            shared = self._shared_round0(labeled) if round_index == 0 else None
+            restored = shared.load(model) if shared is not None else None
+            if restored is not None:
+                row.update(restored)
+            else:
+                row.update(self._fit_and_test(model, round_dir))
+                if shared is not None:
+                    shared.save(model, row)
 
         unlabeled = state.unlabeled_indices()
         budget = self._budget(round_index, labeled.size, unlabeled.size)
@@ -218,6 +236,17 @@ class ActiveLoop:
         if config.max_labels is not None:
             budget = min(budget, config.max_labels - n_labeled)
         return max(budget, 0)
+
+    def _shared_round0(self, labeled: np.ndarray) -> SharedRound0 | None:
+        if not self.config.round0_model_dir:
+            return None
+        assert self.data.pool is not None
+        key = {
+            "config": self.round0_key or repr(sorted(self.model_kwargs.items())),
+            "seed": self.seed,
+            "labeled_ids": sorted(self.data.pool.ids[i] for i in labeled),
+        }
+        return SharedRound0(Path(self.config.round0_model_dir), key)
 
     # ------------------------------------------------------------ fit / test
     def _fit_and_test(self, model: TextClassifier, round_dir: Path) -> dict[str, Any]:
@@ -337,6 +366,49 @@ class ActiveLoop:
         frame = self.metrics()
         if not frame.empty and (frame["round"] >= completed_rounds).any():
             atomic_write_text(self.metrics_path, frame[frame["round"] < completed_rounds].to_csv(index=False))
+
+
+class SharedRound0:
+    """A round-0 model saved once and loaded by every run that starts from it.
+
+    ``model.pt`` holds the weights (the best dev epoch), ``round0.json`` the key it was trained
+    under (config fingerprint, seed, initial labeled ids) and its fit/test metrics; the JSON is
+    written last, so a crash while saving leaves no half-written model that looks complete.
+    """
+
+    METRIC_PREFIXES = ("fit_", "test_", "best_epoch")
+
+    def __init__(self, directory: Path, key: dict[str, Any]) -> None:
+        self.directory = directory
+        self.key_digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        self.model_path = directory / "model.pt"
+        self.meta_path = directory / "round0.json"
+
+    def load(self, model: TextClassifier) -> dict[str, Any] | None:
+        """Load the saved weights into ``model`` and return the saved metrics; None if there is no model yet."""
+        if not self.meta_path.exists() or not self.model_path.exists():
+            return None
+        meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        if meta.get("key") != self.key_digest:
+            raise ConfigError(
+                f"loop.round0_model_dir {self.directory}: its model was trained from another initial set or "
+                "configuration; point this run at another directory or delete that one"
+            )
+        import torch
+
+        model.load_state_dict(torch.load(self.model_path, map_location="cpu", weights_only=True))
+        log.info("round 0: loaded the shared model from %s", self.directory)
+        return dict(meta["metrics"])
+
+    def save(self, model: TextClassifier, row: dict[str, Any]) -> None:
+        import torch
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.model_path.with_suffix(".pt.tmp")
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, temporary)
+        os.replace(temporary, self.model_path)
+        metrics = {k: v for k, v in row.items() if k.startswith(self.METRIC_PREFIXES)}
+        atomic_write_json(self.meta_path, {"key": self.key_digest, "metrics": metrics})
 
 
 def format_round(row: dict[str, Any], metric_names: list[str]) -> str:

@@ -24,3 +24,20 @@ def test_config_parses_and_data_loads(path, monkeypatch):
     data = ActiveDataModule(**data_cfg)
     data.load()
     assert len(data.pool) > 0 and data.test is not None
+
+
+GRIDS = sorted((ROOT / "configs" / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=[p.stem for p in GRIDS])
+def test_experiment_grid_expands_into_valid_runs(path, monkeypatch, capsys):
+    """Every cell of a shipped grid parses as a fit config and its strategy options are valid."""
+    from lit_al.cli import main
+    from lit_al.experiment import load_grid
+
+    monkeypatch.chdir(ROOT)
+    assert main(["experiment", "--config", str(path), "--dry_run", "true"]) == 0
+    grid = load_grid(path)
+    out = capsys.readouterr().out
+    assert out.count("\n") == len(grid.cells()) == len(grid.seeds) * (len(grid.strategies) + 1) + 1 - (
+        len(grid.seeds) if grid.base["data"]["initial"]["scenario"] == "none" else 0)

@@ -209,3 +209,26 @@ def test_data_module_end_to_end_loaders(tmp_path):
     data.predict_rows = np.array([1, 2, 3])
     seen = sorted(i for b in data.predict_dataloader() for i in b["pool_index"].tolist())
     assert seen == [1, 2, 3]
+
+
+def test_max_rows_samples_each_split_reproducibly(tmp_path):
+    from lit_al.data.module import ActiveDataModule
+    from tiny import write_dataset
+
+    data = write_dataset(tmp_path / "d", n_pool=50, n_dev=20, n_test=20)
+
+    def load(**kwargs):
+        module = ActiveDataModule(train=str(data / "train.csv"), dev=str(data / "dev.csv"), test=str(data / "test.csv"), **kwargs)
+        module.load()
+        return module
+
+    full, a, b = load(), load(max_rows={"train": 30, "test": 5}), load(max_rows={"train": 30, "test": 5})
+    other = load(max_rows={"train": 30}, split_seed=1)
+    assert (len(a.pool), len(a.dev), len(a.test)) == (30, 20, 5)
+    assert a.pool.ids == b.pool.ids and a.test.ids == b.test.ids
+    assert a.pool.ids != other.pool.ids
+    assert set(a.pool.ids) <= set(full.pool.ids)
+    assert [full.pool.ids.index(i) for i in a.pool.ids] == sorted(full.pool.ids.index(i) for i in a.pool.ids)  # file order kept
+    assert a.pool.source != full.pool.source  # different token-cache key
+    with pytest.raises(ConfigError, match="data.max_rows"):
+        ActiveDataModule(train="x.csv", max_rows={"pool": 3})

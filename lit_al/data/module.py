@@ -58,13 +58,16 @@ class ActiveDataModule(pl.LightningDataModule):
         positive_label: class whose precision / recall / F1 are reported (binary tasks).
         split: fractions ``{dev: f, test: f}`` carved from the train file (seeded by
             ``split_seed``) for the splits that have no file.
-        split_seed: seed of that split.
+        split_seed: seed of that split (and of ``max_rows``' samples).
         max_length: maximum tokens per text (longer texts are truncated).
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and pool prediction.
         num_workers: DataLoader workers.
         initial: how round 0's labeled set is drawn (see ``InitialSet``).
         cache_dir: where token ids are cached (default: ``<run_dir>/cache``).
+        max_rows: at most this many rows per split, a random sample seeded by ``split_seed``
+            (e.g. ``{train: 10000, dev: 1000}``; IBM capped large sets at 15k/3k/3k, BEAL
+            used 10k-text pools); rows keep their file row numbers in error messages.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class ActiveDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         initial: InitialSet = InitialSet(),
         cache_dir: str | None = None,
+        max_rows: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         if max_length < 2:
@@ -108,6 +112,9 @@ class ActiveDataModule(pl.LightningDataModule):
         if unknown or any(not 0 < f < 1 for f in self.split_fractions.values()) or sum(self.split_fractions.values()) >= 1:
             raise ConfigError(f"data.split must map dev/test to fractions in (0, 1) summing below 1, got {split}")
         self.split_seed = split_seed
+        self.max_rows = dict(max_rows or {})
+        if set(self.max_rows) - {"train", "dev", "test"} or any(int(n) < 1 for n in self.max_rows.values()):
+            raise ConfigError(f"data.max_rows must map train/dev/test to positive row counts, got {max_rows}")
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -147,6 +154,12 @@ class ActiveDataModule(pl.LightningDataModule):
                     frames[name] = (f"{train_source} (split {name})", train_frame.iloc[np.sort(order[start : start + size])])
                     start += size
             frames["train"] = (train_source, train_frame.iloc[np.sort(order[start:])])
+        for position, name in enumerate(("train", "dev", "test")):
+            limit = self.max_rows.get(name)
+            if name in frames and limit is not None and len(frames[name][1]) > limit:
+                source, frame = frames[name]
+                keep = np.sort(np.random.default_rng([self.split_seed, position]).permutation(len(frame))[:limit])
+                frames[name] = (f"{source} (split sample of {limit}, seed {self.split_seed})", frame.iloc[keep])
         self.schema = self._build_schema(frames)
         splits = {name: self._to_split(name, source, frame) for name, (source, frame) in frames.items()}
         self._check_unique_ids(splits)

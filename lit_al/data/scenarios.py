@@ -9,6 +9,8 @@
   ``str.contains``), with their gold labels, plus ``weak_negatives`` weak
   negatives (imbalanced-practical; the paper uses 100 + 100).
 - ``none``: cold start; the strategy picks round 1 with the pretrained model.
+- ``all``: every pool example with its gold label: the "all data" reference run of
+  an experiment (BEAL's All Data; STRATEGIES.md §2.7), usually with ``loop.rounds: 0``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .schema import LabelSchema
 
 log = logging.getLogger(__name__)
 
-Scenario = Literal["random", "per_class", "positives", "keyword_query", "none"]
+Scenario = Literal["random", "per_class", "positives", "keyword_query", "none", "all"]
 
 
 @dataclass
@@ -33,7 +35,7 @@ class InitialSet:
     """How round 0's labeled set is drawn.
 
     Args:
-        scenario: random | per_class | positives | keyword_query | none.
+        scenario: random | per_class | positives | keyword_query | none | all.
         n: examples drawn (per class for ``per_class``; positives or query hits for the imbalanced ones).
         weak_negatives: pool examples labelled negative unseen (``positives`` and ``keyword_query``).
         query: regular expression for ``keyword_query`` (e.g. ``Where|countr.*|cit.*``).
@@ -65,6 +67,8 @@ def draw_initial_set(
     n_pool = len(texts)
     if spec.scenario == "none":
         return SeedLabels(np.empty(0, dtype=np.int64), [], [])
+    if spec.scenario == "all":
+        return _gold_only(np.arange(n_pool, dtype=np.int64), gold)
     if spec.n < 0 or spec.weak_negatives < 0:
         raise ConfigError("data.initial.n and data.initial.weak_negatives must be >= 0")
     if spec.scenario == "random":

@@ -1,0 +1,284 @@
+"""``lit_al report EXPERIMENT_DIR``: Markdown + PNG figures + CSV/JSON of an experiment.
+
+Sections: learning curves (mean ± std over seeds; precision and recall for one-vs-rest
+tasks; micro and macro F1 for multi-label), ALC (STRATEGIES.md §2.6 b), labels to reach
+the all-data metric (§2.7), Wilcoxon signed-rank + Bonferroni vs Random and pairwise (§2.8),
+batch analysis (§2.1–§2.5) and runtime per round split into fit / pool inference / selection.
+Only finished cells are used; unfinished ones are listed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_write_json, atomic_write_text
+from .figures import gd_gu_figure, learning_curve_figure, pretty, runtime_figure
+from .results import (
+    REFERENCE_STRATEGY,
+    alc_table,
+    component_differences,
+    labels_to_reach_table,
+    learning_curves,
+    load_experiment,
+    reference_metric,
+    runtime_table,
+    significance_tables,
+)
+
+log = logging.getLogger(__name__)
+
+
+def markdown_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+    """A GitHub Markdown table; ``formats`` maps a column to a format spec (e.g. ``.3f``)."""
+    formats = formats or {}
+
+    def cell(column: str, value: Any) -> str:
+        if isinstance(value, (float, np.floating)):
+            if math.isnan(value):
+                return "—"
+            return format(value, formats.get(column, ".4g"))
+        return str(value)
+
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _p(value: float) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2g}"
+
+
+def _curve_metrics(experiment, headline: str) -> list[str]:
+    metrics = [headline]
+    columns = experiment.runs.columns
+    if experiment.multi_label():
+        metrics += [m for m in ("test_micro_f1", "test_macro_f1") if m in columns and m != headline]
+    if "test_target_precision" in columns:
+        metrics += [m for m in ("test_target_precision", "test_target_recall") if m != headline]
+    return metrics
+
+
+def write_report(
+    experiment_dir: str | Path, out_dir: str | Path | None = None, metric: str | None = None, batch_analysis: bool = True
+) -> Path:
+    experiment = load_experiment(experiment_dir)
+    out = Path(out_dir) if out_dir else experiment.directory / "report"
+    figures = out / "figures"
+    headline = experiment.headline_metric(metric)
+    curve_metrics = _curve_metrics(experiment, headline)
+    summary_metrics = [headline] + (["test_macro_f1"] if experiment.multi_label() and headline != "test_macro_f1" else [])
+    strategies, scenarios = experiment.strategies, experiment.scenarios
+
+    curves = learning_curves(experiment.runs, curve_metrics)
+    alc = pd.concat([alc_table(experiment, m) for m in summary_metrics], ignore_index=True)
+    reach = pd.concat([labels_to_reach_table(experiment, m) for m in summary_metrics], ignore_index=True)
+    versus, pairwise = significance_tables(experiment, headline)
+    components = component_differences(experiment, curve_metrics)
+    runtime = runtime_table(experiment)
+
+    lines: list[str] = [f"# Experiment report: {experiment.directory.name}", ""]
+    seeds = sorted(experiment.runs["seed"].unique().tolist())
+    lines += [
+        f"- Strategies: {', '.join(strategies)}; scenarios: {', '.join(scenarios)}; seeds with finished cells: {seeds}.",
+        f"- Headline metric: **{pretty(headline)}** (test set). Cells used: {experiment.runs.groupby(['scenario', 'strategy', 'seed']).ngroups} finished.",
+    ]
+    if experiment.unfinished:
+        lines.append(f"- Unfinished cells (left out): {', '.join(experiment.unfinished)}.")
+    lines.append("")
+
+    figure_paths: dict[str, list[str]] = {}
+    batch_results: dict[str, list[dict[str, Any]]] = {}
+    for scenario in scenarios:
+        references = {m: reference_metric(experiment, scenario, m) for m in curve_metrics}
+        references = {m: v[0] for m, v in references.items() if v is not None}
+        lines += [f"## {scenario}", "", "### Learning curves (mean ± std over seeds)", ""]
+        groups = [[headline] + ([m for m in curve_metrics if m in ("test_micro_f1", "test_macro_f1") and m != headline])]
+        if "test_target_precision" in curve_metrics:
+            groups.append(["test_target_precision", "test_target_recall"])
+        for number, group in enumerate(groups):
+            name = f"{scenario}_curves_{number}.png"
+            learning_curve_figure(curves, scenario, group, strategies, figures / name, references)
+            figure_paths.setdefault(scenario, []).append(f"figures/{name}")
+            lines += [f"![{', '.join(pretty(m) for m in group)}](figures/{name})", ""]
+        if references:
+            lines += ["All-data reference (trained on the whole pool): "
+                      + ", ".join(f"{pretty(m)} {v:.4f}" for m, v in references.items()), ""]
+        for m in curve_metrics:
+            lines += [f"{pretty(m)}:", "", markdown_table(_curve_table(curves, scenario, strategies, m)), ""]
+
+        lines += ["### Area under the learning curve (§2.6 b; trapezoid, normalised; mean ± std over seeds)", ""]
+        part = alc[alc["scenario"] == scenario] if not alc.empty else alc
+        if not part.empty:
+            table = part.assign(ALC=[f"{a:.4f} ± {s:.4f}" if not math.isnan(s) else f"{a:.4f}" for a, s in zip(part["alc_mean"], part["alc_std"])])
+            lines += [markdown_table(table[["strategy", "metric", "ALC", "seeds"]].assign(metric=table["metric"].map(pretty))), ""]
+
+        part = reach[reach["scenario"] == scenario] if not reach.empty else reach
+        lines += ["### Labels needed to reach the all-data metric (§2.7; mean curve over seeds)", ""]
+        if part.empty:
+            lines += ["No all-data reference cell finished for this scenario.", ""]
+        else:
+            table = pd.DataFrame({
+                "strategy": part["strategy"], "metric": part["metric"].map(pretty), "all data": part["all_data"],
+                "best mean": part["best_mean"], "reached": part["reached"],
+                "labels (interpolated)": part["labels_interpolated"], "labels (grid)": part["labels_grid"],
+                "% of pool (interp.)": 100 * part["fraction_interpolated"],
+            })
+            lines += [markdown_table(table, {"all data": ".4f", "best mean": ".4f", "labels (interpolated)": ".0f",
+                                             "labels (grid)": ".0f", "% of pool (interp.)": ".1f"}),
+                      "", "A curve that never reaches the target counts as 100% of the pool (§2.7).", ""]
+
+        lines += [f"### Significance (§2.8): Wilcoxon signed-rank, two-sided, Bonferroni-corrected; {pretty(headline)}", ""]
+        part = versus[versus["scenario"] == scenario] if not versus.empty else versus
+        if part.empty:
+            lines += [f"Needs the `{REFERENCE_STRATEGY}` strategy and at least one seed finished for every strategy.", ""]
+        else:
+            comp = components[components["scenario"] == scenario] if not components.empty else components
+            table = pd.DataFrame({
+                "strategy": part["strategy"],
+                f"Δ {pretty(headline)} vs {REFERENCE_STRATEGY}": part["mean_difference"],
+            })
+            for m in curve_metrics:
+                if m == headline or comp.empty:
+                    continue
+                values = comp[comp["metric"] == m].set_index("strategy")["mean_difference"]
+                table[f"Δ {pretty(m)}"] = part["strategy"].map(values).to_numpy()
+            table["wins/losses"] = [f"{w}/{l}" for w, l in zip(part["wins"], part["losses"])]
+            table["pairs"] = part["pairs"].to_numpy()
+            table["p"] = [_p(v) for v in part["p_value"]]
+            table["p (Bonferroni)"] = [_p(v) for v in part["p_bonferroni"]]
+            table["significant"] = ["yes" if s else "no" for s in part["significant"]]
+            lines += [markdown_table(table, {c: "+.4f" for c in table.columns if c.startswith("Δ")}), "",
+                      f"Pairs: (seed, round ≥ 1) over {int(part['seeds'].iloc[0])} seed(s); round 0 is shared. "
+                      f"m = {int(part['comparisons'].iloc[0])} comparisons.", ""]
+        part = pairwise[pairwise["scenario"] == scenario] if not pairwise.empty else pairwise
+        if not part.empty:
+            lines += ["Pairwise, Bonferroni-corrected p-values (row vs column; mean difference row − column in brackets):", "",
+                      markdown_table(_pairwise_matrix(part, strategies)), ""]
+
+        if batch_analysis:
+            lines += _batch_section(experiment, scenario, strategies, figures, figure_paths, batch_results)
+
+        lines += ["### Runtime per round (seconds; mean over rounds and seeds)", ""]
+        part = runtime[runtime["scenario"] == scenario]
+        name = f"{scenario}_runtime.png"
+        runtime_figure(runtime, scenario, figures / name)
+        figure_paths.setdefault(scenario, []).append(f"figures/{name}")
+        lines += [markdown_table(part.drop(columns="scenario"), {"fit": ".1f", "pool inference": ".1f", "selection": ".2f"}),
+                  "", "Fit excludes round 0 (one shared model per seed).", "", f"![runtime](figures/{name})", ""]
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
+    atomic_write_text(out / "runs.csv", experiment.runs.drop(columns=["run_dir"]).to_csv(index=False))
+    atomic_write_json(out / "summary.json", _jsonable({
+        "experiment": experiment.directory.name,
+        "headline_metric": headline,
+        "strategies": strategies,
+        "scenarios": scenarios,
+        "seeds": seeds,
+        "unfinished_cells": experiment.unfinished,
+        "alc": alc.to_dict("records"),
+        "labels_to_reach": reach.to_dict("records"),
+        "wilcoxon_vs_random": versus.to_dict("records"),
+        "wilcoxon_pairwise": pairwise.to_dict("records"),
+        "differences_vs_random": components.to_dict("records"),
+        "runtime_seconds_per_round": runtime.to_dict("records"),
+        "batch_analysis": batch_results,
+        "figures": figure_paths,
+    }))
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _batch_section(
+    experiment, scenario: str, strategies: list[str], figures: Path, figure_paths: dict, store: dict[str, list]
+) -> list[str]:
+    """The batch-analysis tables of one scenario; their rows are appended to ``store`` for summary.json."""
+    from .batch_analysis import cumulative_analysis, first_batch_analysis
+
+    lines = ["### Batch analysis (§2.1–§2.5)", ""]
+    first, overlap = first_batch_analysis(experiment, scenario)
+    if first.empty:
+        lines += ["D(B), Rep(B) and overlap need the shared round-0 model (not available in a cold-start scenario).", ""]
+    else:
+        means = first.groupby("strategy")[["diversity_paper", "diversity_ibm_code", "representativeness_paper",
+                                           "representativeness_ibm_code"]].mean().reindex([s for s in strategies if s in set(first["strategy"])])
+        table = means.reset_index().rename(columns={
+            "diversity_paper": "D(B) paper (NN1)", "diversity_ibm_code": "D(B) IBM code (NN2)",
+            "representativeness_paper": "Rep(B) paper (K=10)", "representativeness_ibm_code": "Rep(B) IBM code (K+1, self)"})
+        lines += [f"First batch (round 0's query, same model and U for every strategy), mean over "
+                  f"{first['seed'].nunique()} seed(s); embeddings of the round-0 model:", "",
+                  markdown_table(table, {c: ".4f" for c in table.columns if c != "strategy"}), ""]
+        store.setdefault("first_batch", []).extend(first.to_dict("records"))
+    if not overlap.empty:
+        mean = overlap.groupby(["a", "b"])["overlap"].mean()
+        matrix = pd.DataFrame("", index=strategies, columns=strategies)
+        for (a, b), value in mean.items():
+            matrix.loc[a, b] = matrix.loc[b, a] = f"{100 * value:.0f}%"
+        matrix = matrix.loc[[s for s in strategies if (matrix.loc[s] != "").any()], [s for s in strategies if (matrix[s] != "").any()]]
+        lines += ["Overlap of the first batches, |B_a ∩ B_b| / k, mean over seeds (§2.5):", "",
+                  markdown_table(matrix.reset_index().rename(columns={"index": ""})), ""]
+        store.setdefault("overlap", []).extend(overlap.to_dict("records"))
+    cumulative = cumulative_analysis(experiment, scenario)
+    if not cumulative.empty:
+        last = cumulative.sort_values("round").groupby(["strategy", "seed"]).tail(1)
+        columns = ["gd"] + (["gu"] if "gu" in cumulative else [])
+        table = last.groupby("strategy")[columns].mean().reindex([s for s in strategies if s in set(last["strategy"])]).reset_index()
+        lines += ["Gd (token Jaccard of the cumulative queried set vs the rest of the pool) and Gu (its mean entropy "
+                  "under the all-data model, nats) after the last round, mean over seeds (§2.3, §2.4):", "",
+                  markdown_table(table, {"gd": ".4f", "gu": ".4f"}), ""]
+        if "gu" in cumulative:
+            name = f"{scenario}_gd_gu.png"
+            gd_gu_figure(cumulative, scenario, strategies, figures / name)
+            figure_paths.setdefault(scenario, []).append(f"figures/{name}")
+            lines += [f"![Gd vs Gu](figures/{name})", ""]
+        store.setdefault("cumulative", []).extend(cumulative.to_dict("records"))
+    return lines
+
+
+def _curve_table(curves: pd.DataFrame, scenario: str, strategies: list[str], metric: str) -> pd.DataFrame:
+    part = curves[curves["scenario"] == scenario]
+    sizes = sorted(part["labeled"].unique())
+    rows = []
+    for strategy in strategies:
+        rows_s = part[part["strategy"] == strategy].set_index("labeled")
+        row = {"strategy": strategy}
+        for n in sizes:
+            if n in rows_s.index:
+                mean, std = rows_s.loc[n, f"{metric}_mean"], rows_s.loc[n, f"{metric}_std"]
+                row[str(n)] = f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
+            else:
+                row[str(n)] = "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pairwise_matrix(part: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
+    present = [s for s in strategies if s in set(part["a"]) | set(part["b"])]
+    matrix = pd.DataFrame("", index=present, columns=present)
+    for row in part.itertuples(index=False):
+        matrix.loc[row.a, row.b] = f"{_p(row.p_bonferroni)} ({row.mean_difference:+.3f})"
+        matrix.loc[row.b, row.a] = f"{_p(row.p_bonferroni)} ({-row.mean_difference:+.3f})"
+    return matrix.reset_index().rename(columns={"index": ""})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

@@ -1,0 +1,227 @@
+"""Reading an experiment directory into tables: one row per (cell, round), and the summaries.
+
+- :func:`load_experiment`: the manifest (``experiment.json``) and every finished cell's
+  ``metrics.csv`` as one long table.
+- :func:`learning_curves`: mean ± std over seeds per (scenario, strategy, labeled).
+- :func:`alc_table`, :func:`labels_to_reach_table`, :func:`significance_tables`,
+  :func:`runtime_table`: the report's numbers (STRATEGIES.md §2.6–§2.8).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import area_under_learning_curve, labels_to_reach, wilcoxon_pairwise, wilcoxon_vs_reference
+from ..errors import ConfigError
+
+REFERENCE_STRATEGY = "random"
+
+
+@dataclass
+class Experiment:
+    """An experiment directory's manifest and its finished cells' metrics."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    runs: pd.DataFrame  # strategy cells: scenario, strategy, seed, round, labeled, test_*, *_seconds
+    references: pd.DataFrame  # all-data cells: scenario, seed, labeled, test_*
+    unfinished: list[str] = field(default_factory=list)
+
+    @property
+    def strategies(self) -> list[str]:
+        present = set(self.runs["strategy"]) if not self.runs.empty else set()
+        return [s for s in self.manifest["strategies"] if s in present]
+
+    @property
+    def scenarios(self) -> list[str]:
+        present = set(self.runs["scenario"]) if not self.runs.empty else set()
+        return [s for s in self.manifest["scenarios"] if s in present]
+
+    def multi_label(self) -> bool:
+        return "test_subset_accuracy" in self.runs.columns
+
+    def headline_metric(self, override: str | None = None) -> str:
+        metric = override or self.manifest.get("metric")
+        if not metric:
+            if "test_target_f1" in self.runs.columns:
+                metric = "test_target_f1"
+            elif self.multi_label():
+                metric = "test_micro_f1"
+            else:
+                metric = "test_accuracy"
+        if metric not in self.runs.columns:
+            known = sorted(c for c in self.runs.columns if c.startswith("test_"))
+            raise ConfigError(f"metric {metric!r} is not in the runs' metrics; choose one of {known}")
+        return metric
+
+
+def load_experiment(directory: str | Path) -> Experiment:
+    directory = Path(directory)
+    manifest_path = directory / "experiment.json"
+    if not manifest_path.exists():
+        raise ConfigError(f"{directory}: no experiment.json (not written by lit_al experiment)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    frames, references, unfinished = [], [], []
+    for cell in manifest["cells"]:
+        run_dir = directory / cell["run_dir"]
+        if cell["kind"] == "round0":
+            continue
+        if not _finished(run_dir):
+            unfinished.append(cell["name"])
+            continue
+        frame = pd.read_csv(run_dir / "metrics.csv")
+        frame["scenario"], frame["strategy"], frame["seed"] = cell["scenario"], cell["strategy"], cell["seed"]
+        frame["run_dir"] = str(run_dir)
+        (references if cell["kind"] == "reference" else frames).append(frame)
+    if not frames:
+        raise ConfigError(f"{directory}: no finished strategy cell yet")
+    runs = pd.concat(frames, ignore_index=True).sort_values(["scenario", "strategy", "seed", "round"], ignore_index=True)
+    refs = pd.concat(references, ignore_index=True) if references else pd.DataFrame()
+    return Experiment(directory, manifest, runs, refs, unfinished)
+
+
+def _finished(run_dir: Path) -> bool:
+    state = run_dir / "state.json"
+    return state.exists() and bool(json.loads(state.read_text(encoding="utf-8")).get("finished"))
+
+
+# -------------------------------------------------------------- learning curves
+def learning_curves(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Mean, std and count over seeds of each metric per (scenario, strategy, round, labeled)."""
+    grouped = runs.groupby(["scenario", "strategy", "round", "labeled"], sort=True)[metrics]
+    out = grouped.agg(["mean", "std", "count"])
+    out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
+    return out.reset_index()
+
+
+def curve_matrix(runs: pd.DataFrame, scenario: str, strategy: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labeled sizes, seeds × rounds metric matrix) of one strategy; seeds missing a round are dropped."""
+    part = runs[(runs["scenario"] == scenario) & (runs["strategy"] == strategy)]
+    table = part.pivot_table(index="seed", columns="labeled", values=metric, aggfunc="first").dropna()
+    return table.columns.to_numpy(dtype=float), table.to_numpy(dtype=float)
+
+
+def reference_metric(experiment: Experiment, scenario: str, metric: str) -> tuple[float, int] | None:
+    """Mean all-data metric of a scenario and the pool size, if its reference cell finished."""
+    refs = experiment.references
+    if refs.empty or metric not in refs.columns:
+        return None
+    part = refs[refs["scenario"] == scenario]
+    if part.empty:
+        return None
+    return float(part[metric].mean()), int(part["labeled"].max())
+
+
+# -------------------------------------------------------------- §2.6 b and §2.7
+def alc_table(experiment: Experiment, metric: str) -> pd.DataFrame:
+    """Area under the learning curve per seed, then mean ± std (STRATEGIES.md §2.6 b)."""
+    rows = []
+    for scenario in experiment.scenarios:
+        for strategy in experiment.strategies:
+            sizes, matrix = curve_matrix(experiment.runs, scenario, strategy, metric)
+            if matrix.size == 0 or sizes.size < 2:
+                continue
+            areas = np.atleast_1d(area_under_learning_curve(sizes, matrix))
+            rows.append({"scenario": scenario, "strategy": strategy, "metric": metric, "alc_mean": areas.mean(),
+                         "alc_std": areas.std(ddof=1) if areas.size > 1 else np.nan, "seeds": areas.size,
+                         "from_labels": sizes[0], "to_labels": sizes[-1]})
+    return pd.DataFrame(rows)
+
+
+def labels_to_reach_table(experiment: Experiment, metric: str) -> pd.DataFrame:
+    """Labels needed for the mean curve to reach the all-data metric (BEAL; STRATEGIES.md §2.7)."""
+    rows = []
+    for scenario in experiment.scenarios:
+        reference = reference_metric(experiment, scenario, metric)
+        if reference is None:
+            continue
+        target, pool_size = reference
+        for strategy in experiment.strategies:
+            sizes, matrix = curve_matrix(experiment.runs, scenario, strategy, metric)
+            if matrix.size == 0:
+                continue
+            reach = labels_to_reach(sizes, matrix.mean(axis=0), target, pool_size)
+            rows.append({"scenario": scenario, "strategy": strategy, "metric": metric, "all_data": target,
+                         "pool_size": pool_size, "best_mean": float(matrix.mean(axis=0).max()),
+                         "reached": reach.reached, "labels_interpolated": reach.n_interpolated,
+                         "labels_grid": reach.n_grid, "fraction_interpolated": reach.fraction_interpolated,
+                         "fraction_grid": reach.fraction_grid})
+    return pd.DataFrame(rows)
+
+
+# -------------------------------------------------------------- §2.8
+def paired_scores(runs: pd.DataFrame, scenario: str, strategies: list[str], metric: str) -> tuple[dict[str, np.ndarray], int]:
+    """Each strategy's metric over the (seed, round ≥ 1) pairs every strategy has (IBM: iteration 0 is shared)."""
+    part = runs[(runs["scenario"] == scenario) & (runs["round"] >= 1) & runs["strategy"].isin(strategies)]
+    table = part.pivot_table(index=["seed", "round"], columns="strategy", values=metric, aggfunc="first").dropna()
+    seeds = table.index.get_level_values("seed").nunique() if not table.empty else 0
+    return {s: table[s].to_numpy(dtype=float) for s in strategies if s in table.columns}, seeds
+
+
+def significance_tables(experiment: Experiment, metric: str, reference: str = REFERENCE_STRATEGY) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wilcoxon signed-rank + Bonferroni vs ``reference`` and pairwise (IBM; STRATEGIES.md §2.8), two-sided."""
+    versus, pairwise = [], []
+    for scenario in experiment.scenarios:
+        scores, seeds = paired_scores(experiment.runs, scenario, experiment.strategies, metric)
+        if len(scores) < 2 or min(len(v) for v in scores.values()) < 1:
+            continue
+        if reference in scores:
+            for name, result in wilcoxon_vs_reference(scores, reference).items():
+                diff = scores[name] - scores[reference]
+                versus.append({"scenario": scenario, "strategy": name, "reference": reference, "metric": metric,
+                               "mean_difference": float(diff.mean()), "wins": int((diff > 0).sum()),
+                               "losses": int((diff < 0).sum()), "pairs": result.n_pairs, "seeds": seeds,
+                               "p_value": result.p_value, "p_bonferroni": result.p_adjusted,
+                               "comparisons": result.n_comparisons, "significant": result.significant,
+                               "note": result.note or ""})
+        for (a, b), result in wilcoxon_pairwise(scores).items():
+            pairwise.append({"scenario": scenario, "a": a, "b": b, "metric": metric,
+                             "mean_difference": float((scores[a] - scores[b]).mean()), "pairs": result.n_pairs,
+                             "p_value": result.p_value, "p_bonferroni": result.p_adjusted,
+                             "comparisons": result.n_comparisons, "significant": result.significant})
+    return pd.DataFrame(versus), pd.DataFrame(pairwise)
+
+
+def component_differences(experiment: Experiment, metrics: list[str], reference: str = REFERENCE_STRATEGY) -> pd.DataFrame:
+    """Mean difference to ``reference`` over the same (seed, round ≥ 1) pairs, for each metric (e.g. P and R)."""
+    rows = []
+    for scenario in experiment.scenarios:
+        for metric in metrics:
+            if metric not in experiment.runs.columns:
+                continue
+            scores, _ = paired_scores(experiment.runs, scenario, experiment.strategies, metric)
+            if reference not in scores:
+                continue
+            for name, values in scores.items():
+                if name != reference:
+                    rows.append({"scenario": scenario, "strategy": name, "metric": metric,
+                                 "mean_difference": float((values - scores[reference]).mean())})
+    return pd.DataFrame(rows)
+
+
+# -------------------------------------------------------------- runtime
+RUNTIME_COLUMNS = {"fit_seconds": "fit", "predict_seconds": "pool inference", "select_seconds": "selection"}
+
+
+def runtime_table(experiment: Experiment) -> pd.DataFrame:
+    """Mean seconds per round per strategy: fit (rounds ≥ 1; round 0 is shared), pool inference, selection."""
+    runs = experiment.runs
+    rows = []
+    for scenario in experiment.scenarios:
+        for strategy in experiment.strategies:
+            part = runs[(runs["scenario"] == scenario) & (runs["strategy"] == strategy)]
+            row = {"scenario": scenario, "strategy": strategy}
+            for column, label in RUNTIME_COLUMNS.items():
+                if column not in part:
+                    row[label] = np.nan
+                    continue
+                values = part.loc[part["round"] >= 1, column] if column == "fit_seconds" else part[column]
+                row[label] = float(values.dropna().mean()) if values.notna().any() else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,206 @@
+"""``lit_al experiment`` and ``lit_al report``: grid expansion, shared round 0, skip/resume, the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lit_al.cli import main
+from lit_al.errors import ConfigError
+from lit_al.experiment import deep_merge, load_grid
+from lit_al.loop import SharedRound0
+from tiny import write_config, write_dataset
+
+
+def _grid(tmp_path: Path, base: dict | str, **extra) -> Path:
+    grid = {"experiment_dir": str(tmp_path / "exp"), "base": base, "seeds": [0, 1],
+            "strategies": ["random", {"name": "least_confidence", "label": "lc"}], **extra}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid), encoding="utf-8")
+    return path
+
+
+BASE = {"seed": 0, "run_dir": "unused", "data": {"train": "t.csv", "initial": {"scenario": "random", "n": 5}},
+        "loop": {"query_size": 3, "rounds": 2}}
+
+
+# ------------------------------------------------------------------ grid expansion
+def test_cells_round0_and_reference_first_then_seed_major(tmp_path):
+    grid = load_grid(_grid(tmp_path, BASE))
+    cells = grid.cells()
+    assert [c.name for c in cells] == [
+        "default/round0/seed_0", "default/round0/seed_1", "default/all_data/seed_0",
+        "default/random/seed_0", "default/lc/seed_0", "default/random/seed_1", "default/lc/seed_1",
+    ]
+    by_name = {c.name: c for c in cells}
+    lc = by_name["default/lc/seed_1"]
+    assert lc.depends_on == ("default/round0/seed_1",)
+    assert lc.config["seed"] == 1 and lc.config["strategy"] == {"name": "least_confidence"}
+    assert lc.config["loop"] == {"query_size": 3, "rounds": 2, "round0_model_dir": str(tmp_path / "exp/default/round0/seed_1/model")}
+    assert lc.config["run_dir"] == str(tmp_path / "exp/default/lc/seed_1")
+    round0 = by_name["default/round0/seed_1"].config
+    assert round0["loop"]["rounds"] == 0 and round0["strategy"] == "random"
+    reference = by_name["default/all_data/seed_0"].config
+    assert reference["data"]["initial"] == {"scenario": "all", "n": 5} and reference["loop"]["rounds"] == 0
+    assert BASE["data"]["initial"] == {"scenario": "random", "n": 5}  # the base is not mutated
+
+
+def test_cold_start_scenario_has_no_round0_cell(tmp_path):
+    grid = load_grid(_grid(tmp_path, BASE, reference=False,
+                           scenarios={"cold": {"data": {"initial": {"scenario": "none"}}}, "warm": {}}))
+    names = [c.name for c in grid.cells()]
+    assert "cold/round0/seed_0" not in names and "warm/round0/seed_0" in names
+    cold = next(c for c in grid.cells() if c.name == "cold/lc/seed_0")
+    assert cold.depends_on == () and cold.config["loop"]["round0_model_dir"] is None
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"bogus": 1}, "unknown grid option"),
+    ({"seeds": []}, "seeds must be a non-empty list"),
+    ({"seeds": [1, 1]}, "duplicates"),
+    ({"strategies": ["random", "random"]}, "appears twice"),
+    ({"strategies": ["round0"]}, "reserved"),
+    ({"strategies": [{"options": 1}]}, "a name or a mapping with 'name'"),
+    ({"scenarios": {"a/b": {}}}, "names a directory"),
+    ({"base": "missing.yaml"}, "base config missing.yaml not found"),
+])
+def test_bad_grids_are_refused_with_the_option_named(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        change = dict(change)
+        load_grid(_grid(tmp_path, change.pop("base", BASE), **change))
+
+
+def test_deep_merge_replaces_leaves_and_merges_mappings():
+    merged = deep_merge({"a": {"b": 1, "c": [1]}, "d": 2}, {"a": {"c": [2], "e": 3}, "d": {"x": 1}})
+    assert merged == {"a": {"b": 1, "c": [2], "e": 3}, "d": {"x": 1}}
+
+
+def test_shared_round0_refuses_a_model_of_another_configuration(tmp_path):
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    SharedRound0(tmp_path, {"config": "a", "seed": 0, "labeled_ids": ["x"]}).save(model, {"fit_seconds": 1.0, "test_accuracy": 0.5, "round": 0})
+    fresh = torch.nn.Linear(2, 2)
+    assert SharedRound0(tmp_path, {"config": "a", "seed": 0, "labeled_ids": ["x"]}).load(fresh) == {"fit_seconds": 1.0, "test_accuracy": 0.5}
+    assert torch.equal(fresh.weight, model.weight)
+    with pytest.raises(ConfigError, match="trained from another initial set or configuration"):
+        SharedRound0(tmp_path, {"config": "a", "seed": 0, "labeled_ids": ["y"]}).load(fresh)
+    assert SharedRound0(tmp_path / "empty", {}).load(fresh) is None
+
+
+# ------------------------------------------------------------------ a real tiny experiment
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, tiny_bert):
+    """2 strategies x 2 seeds x 2 rounds on the tiny BERT, run through ``lit_al experiment --jobs 2``."""
+    root = tmp_path_factory.mktemp("experiment")
+    data = write_dataset(root / "data", n_pool=60)
+    base = json.loads(write_config(root / "base.yaml", model=tiny_bert, data=data, run_dir=root / "unused",
+                                   rounds=2, query_size=8).read_text())
+    grid = _grid(root, base)
+    assert main(["experiment", "--config", str(grid), "--jobs", "2"]) == 0
+    return root / "exp", grid
+
+
+def _metrics(exp: Path, strategy: str, seed: int) -> pd.DataFrame:
+    return pd.read_csv(exp / "default" / strategy / f"seed_{seed}" / "metrics.csv")
+
+
+def _records(exp: Path, strategy: str, seed: int) -> list[dict]:
+    return json.loads((exp / "default" / strategy / f"seed_{seed}" / "state.json").read_text())["records"]
+
+
+def test_strategies_of_a_seed_share_the_initial_set_and_the_round0_model(experiment):
+    exp, _ = experiment
+    for seed in (0, 1):
+        initial = {s: sorted(r["id"] for r in _records(exp, s, seed) if r["round"] == 0) for s in ("random", "lc")}
+        assert initial["random"] == initial["lc"] and len(initial["lc"]) == 12
+        round0 = [_metrics(exp, s, seed).iloc[0] for s in ("random", "lc")]
+        shared = _metrics(exp, "round0", seed).iloc[0]
+        for row in round0:
+            assert row["test_accuracy"] == shared["test_accuracy"] and row["fit_seconds"] == shared["fit_seconds"]
+        log = (exp / "logs" / f"default__lc__seed_{seed}.log").read_text()
+        assert "loaded the shared model" in log
+        assert _metrics(exp, "lc", seed)["labeled"].tolist() == [12, 20, 28]
+    seeds = [sorted(r["id"] for r in _records(exp, "lc", s) if r["round"] == 0) for s in (0, 1)]
+    assert seeds[0] != seeds[1]
+    reference = _metrics(exp, "all_data", 0)
+    assert reference["labeled"].tolist() == [60] and (exp / "default/all_data/seed_0/model/model.pt").exists()
+
+
+def test_rerun_skips_finished_cells_and_reruns_a_lost_one_identically(experiment, capsys):
+    exp, grid = experiment
+    before = _metrics(exp, "lc", 1)
+    shutil.rmtree(exp / "default" / "lc" / "seed_1")
+    capsys.readouterr()
+    assert main(["experiment", "--config", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "skipping 6 finished cell(s)" in out
+    assert "start default/lc/seed_1 (1/1)" in out and out.count("start ") == 1
+    after = _metrics(exp, "lc", 1)
+    pd.testing.assert_frame_equal(before.drop(columns=[c for c in before if c.endswith("_seconds")]),
+                                  after.drop(columns=[c for c in after if c.endswith("_seconds")]))
+
+
+def test_interrupted_cell_resumes_from_its_last_round(experiment, capsys):
+    exp, grid = experiment
+    state_path = exp / "default" / "random" / "seed_0" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["finished"], state["completed_rounds"] = False, 2  # as if killed during its last round
+    state["records"] = [r for r in state["records"] if r["round"] <= 2]
+    state_path.write_text(json.dumps(state))
+    capsys.readouterr()
+    assert main(["experiment", "--config", str(grid)]) == 0
+    assert "start default/random/seed_0 (1/1)" in capsys.readouterr().out
+    log = (exp / "logs" / "default__random__seed_0.log").read_text()
+    assert "resuming" in log
+    assert json.loads(state_path.read_text())["finished"]
+
+
+def test_report_writes_every_section_figure_and_table(experiment, tmp_path):
+    exp, _ = experiment
+    out = tmp_path / "report"
+    assert main(["report", str(exp), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    for heading in ("### Learning curves", "### Area under the learning curve", "### Labels needed to reach",
+                    "### Significance", "Pairwise, Bonferroni-corrected", "### Batch analysis",
+                    "D(B) paper (NN1)", "Rep(B) IBM code", "Overlap of the first batches", "Gd (token Jaccard",
+                    "### Runtime per round", "All-data reference"):
+        assert heading in text, heading
+    for figure in ("default_curves_0.png", "default_runtime.png", "default_gd_gu.png"):
+        assert (out / "figures" / figure).stat().st_size > 1000
+        assert f"figures/{figure}" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["headline_metric"] == "test_macro_f1" or summary["headline_metric"] == "test_accuracy"
+    assert {r["strategy"] for r in summary["wilcoxon_vs_random"]} == {"lc"}
+    assert summary["wilcoxon_vs_random"][0]["pairs"] == 4  # 2 seeds x rounds 1..2
+    assert len(summary["batch_analysis"]["first_batch"]) == 4 and len(summary["batch_analysis"]["overlap"]) == 2
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves["strategy"]) == {"random", "lc"} and curves["labeled"].max() == 28
+    runs = pd.read_csv(out / "runs.csv")
+    row = runs[(runs["strategy"] == "lc") & (runs["seed"] == 0) & (runs["round"] == 2)]
+    assert len(row) == 1
+    # The ALC in the summary is the trapezoid of the per-seed curves, averaged.
+    lc = runs[runs["strategy"] == "lc"].pivot(index="seed", columns="labeled", values=summary["headline_metric"])
+    x = lc.columns.to_numpy(dtype=float)
+    expected = np.mean([np.trapezoid(r, x) / (x[-1] - x[0]) for r in lc.to_numpy()])
+    alc = next(r for r in summary["alc"] if r["strategy"] == "lc")
+    assert alc["alc_mean"] == pytest.approx(expected)
+
+
+def test_report_of_a_directory_without_experiment_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 1
+    assert "no experiment.json" in capsys.readouterr().err
+
+
+def test_experiment_with_a_bad_cell_config_runs_nothing(tmp_path, capsys):
+    grid = _grid(tmp_path, {**BASE, "trainer": {"max_epochz": 1}})
+    assert main(["experiment", "--config", str(grid)]) == 1
+    err = capsys.readouterr().err
+    assert "cell default/round0/seed_0" in err and "max_epochz" in err
+    assert not (tmp_path / "exp").exists()
