@@ -180,6 +180,7 @@ def test_report_writes_every_section_figure_and_table(experiment, tmp_path):
     assert {r["strategy"] for r in summary["wilcoxon_vs_random"]} == {"lc"}
     assert summary["wilcoxon_vs_random"][0]["pairs"] == 4  # 2 seeds x rounds 1..2
     assert len(summary["batch_analysis"]["first_batch"]) == 4 and len(summary["batch_analysis"]["overlap"]) == 2
+    assert set(pd.read_csv(out / "runtime.csv")["round"]) == {0, 1, 2}
     curves = pd.read_csv(out / "curves.csv")
     assert set(curves["strategy"]) == {"random", "lc"} and curves["labeled"].max() == 28
     runs = pd.read_csv(out / "runs.csv")

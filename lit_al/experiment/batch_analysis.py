@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 
 
 def _cell(experiment: Experiment, scenario: str, strategy: str, seed: int) -> Path | None:
+    """The run directory of a finished cell (unfinished ones are left out, as everywhere in the report)."""
     for cell in experiment.manifest["cells"]:
         if cell["scenario"] == scenario and cell["strategy"] == strategy and cell["seed"] == seed:
-            return experiment.directory / cell["run_dir"]
+            return None if cell["name"] in experiment.unfinished else experiment.directory / cell["run_dir"]
     return None
 
 

@@ -28,6 +28,7 @@ from .results import (
     learning_curves,
     load_experiment,
     reference_metric,
+    runtime_by_round,
     runtime_table,
     significance_tables,
 )
@@ -83,6 +84,7 @@ def write_report(
     versus, pairwise = significance_tables(experiment, headline)
     components = component_differences(experiment, curve_metrics)
     runtime = runtime_table(experiment)
+    per_round = runtime_by_round(experiment)
 
     lines: list[str] = [f"# Experiment report: {experiment.directory.name}", ""]
     seeds = sorted(experiment.runs["seed"].unique().tolist())
@@ -91,7 +93,12 @@ def write_report(
         f"- Headline metric: **{pretty(headline)}** (test set). Cells used: {experiment.runs.groupby(['scenario', 'strategy', 'seed']).ngroups} finished.",
     ]
     if experiment.unfinished:
-        lines.append(f"- Unfinished cells (left out): {', '.join(experiment.unfinished)}.")
+        grouped: dict[str, list[str]] = {}
+        for name in experiment.unfinished:  # SCENARIO/STRATEGY/seed_S
+            scenario, strategy, seed = name.split("/")
+            grouped.setdefault(f"{scenario} {seed.replace('_', ' ')}", []).append(strategy)
+        lines.append(f"- Unfinished cells, left out ({len(experiment.unfinished)}): "
+                     + "; ".join(f"{key}: {', '.join(names)}" for key, names in grouped.items()) + ".")
     lines.append("")
 
     figure_paths: dict[str, list[str]] = {}
@@ -172,10 +179,13 @@ def write_report(
         runtime_figure(runtime, scenario, figures / name)
         figure_paths.setdefault(scenario, []).append(f"figures/{name}")
         lines += [markdown_table(part.drop(columns="scenario"), {"fit": ".1f", "pool inference": ".1f", "selection": ".2f"}),
-                  "", "Fit excludes round 0 (one shared model per seed).", "", f"![runtime](figures/{name})", ""]
+                  "", "Fit excludes round 0 (one shared model per seed).", "", f"![runtime](figures/{name})", "",
+                  "Per round (fit of the round's model / pool inference / selection for the next batch; seconds):", "",
+                  markdown_table(_runtime_rounds_table(per_round, scenario, strategies)), ""]
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
+    atomic_write_text(out / "runtime.csv", per_round.to_csv(index=False))
     atomic_write_text(out / "runs.csv", experiment.runs.drop(columns=["run_dir"]).to_csv(index=False))
     atomic_write_json(out / "summary.json", _jsonable({
         "experiment": experiment.directory.name,
@@ -257,6 +267,23 @@ def _curve_table(curves: pd.DataFrame, scenario: str, strategies: list[str], met
                 row[str(n)] = f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
             else:
                 row[str(n)] = "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _runtime_rounds_table(per_round: pd.DataFrame, scenario: str, strategies: list[str]) -> pd.DataFrame:
+    part = per_round[per_round["scenario"] == scenario]
+    rounds = sorted(part["round"].unique())
+    rows = []
+    for strategy in strategies:
+        rows_s = part[part["strategy"] == strategy].set_index("round")
+        row = {"strategy": strategy}
+        for r in rounds:
+            if r not in rows_s.index:
+                row[f"round {r}"] = "—"
+                continue
+            values = [rows_s.loc[r].get(c, np.nan) for c in ("fit", "pool inference", "selection")]
+            row[f"round {r}"] = " / ".join("—" if pd.isna(v) else f"{v:.1f}" for v in values)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -225,3 +225,10 @@ def runtime_table(experiment: Experiment) -> pd.DataFrame:
                 row[label] = float(values.dropna().mean()) if values.notna().any() else np.nan
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def runtime_by_round(experiment: Experiment) -> pd.DataFrame:
+    """Mean seconds over seeds per (scenario, strategy, round) of fit, pool inference and selection."""
+    columns = [c for c in RUNTIME_COLUMNS if c in experiment.runs.columns]
+    table = experiment.runs.groupby(["scenario", "strategy", "round"])[columns].mean().reset_index()
+    return table.rename(columns=RUNTIME_COLUMNS)
