@@ -210,6 +210,8 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
 #: Options that do not change the round-0 model (what is queried, and where it is written).
 ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed"}
 ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir"}
+#: Trainer options that only change what is printed.
+ROUND0_IRRELEVANT_TRAINER = {"enable_progress_bar", "enable_model_summary"}
 
 
 def _round0_fingerprint(cfg: Namespace) -> str:
@@ -218,6 +220,7 @@ def _round0_fingerprint(cfg: Namespace) -> str:
 
     config = {k: v for k, v in cfg.as_dict().items() if k not in ROUND0_IRRELEVANT and not k.startswith("__")}
     config["loop"] = {k: v for k, v in dict(config.get("loop") or {}).items() if k not in ROUND0_IRRELEVANT_LOOP}
+    config["trainer"] = {k: v for k, v in dict(config.get("trainer") or {}).items() if k not in ROUND0_IRRELEVANT_TRAINER}
     return json.dumps(config, sort_keys=True, default=str)
 
 

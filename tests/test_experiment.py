@@ -205,3 +205,22 @@ def test_experiment_with_a_bad_cell_config_runs_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cell default/round0/seed_0" in err and "max_epochz" in err
     assert not (tmp_path / "exp").exists()
+
+
+def test_round0_fingerprint_ignores_what_does_not_change_the_round0_model(tmp_path):
+    from lit_al.cli import _fit_parser, _round0_fingerprint
+
+    parser = _fit_parser()
+    base = {**BASE, "trainer": {"max_epochs": 2}}
+
+    def key(**changes):
+        config = deep_merge(base, changes)
+        return _round0_fingerprint(parser.parse_object(config))
+
+    same = key()
+    assert key(strategy="margin", run_dir="elsewhere", seed=7, loop={"rounds": 9, "query_size": 1}) == same
+    assert key(trainer={"enable_progress_bar": False, "enable_model_summary": True}) == same
+    assert key(trainer={"max_epochs": 3}) != same
+    assert key(model={"lr": 1e-3}) != same
+    assert key(data={"initial": {"n": 6}}) != same
+    assert key(loop={"monitor": "val_accuracy"}) != same
