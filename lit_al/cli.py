@@ -89,7 +89,7 @@ def build_parser() -> ArgumentParser:
 
 
 def run_experiment(cfg: Namespace) -> int:
-    from .experiment import cell_finished, load_grid, run_cells, write_manifest
+    from .experiment import load_grid, run_cells, run_finished, write_manifest
 
     grid = load_grid(cfg.config, cfg.experiment_dir)
     cells = grid.cells()
@@ -102,7 +102,7 @@ def run_experiment(cfg: Namespace) -> int:
             raise ConfigError(f"{cfg.config}: cell {cell.name}: {_first_line(exc)}") from None
     if cfg.dry_run:
         for cell in cells:
-            print(f"{'finished' if cell_finished(cell) else 'to run':>8}  {cell.name}  ->  {cell.run_dir}")
+            print(f"{'finished' if run_finished(cell.run_dir) else 'to run':>8}  {cell.name}  ->  {cell.run_dir}")
         return 0
     grid.experiment_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(grid, cells)

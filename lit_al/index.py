@@ -211,13 +211,14 @@ class _LazyKCenter:
         m = self.x.shape[0]
         while self.t < k:
             if 2 * self.width >= m:
+                # past half the pool laziness no longer pays: bring δ up to date, finish eagerly
                 self._refresh_all()
-                best = int(np.argmax(self.delta))
-            else:
-                best = self._try_top(self.width)
-                if best < 0:
-                    self.width *= 2
-                    continue
+                _eager_kcenter(self.x, self.delta, self.picks, self.radius, self.t, k)
+                return
+            best = self._try_top(self.width)
+            if best < 0:
+                self.width *= 2
+                continue
             self.picks[self.t] = best
             self.radius[self.t] = self.delta[best]
             self.delta[best] = _PICKED
@@ -249,7 +250,7 @@ class _LazyKCenter:
             return
         rows = rows[np.argsort(self.seen[rows], kind="stable")]
         seen = self.seen[rows]
-        block = np.ascontiguousarray(self.x[rows])
+        block = self.x[rows]  # a C-contiguous copy (integer indexing of the C-contiguous x)
         values = self.delta[rows]
         scratch = np.empty(rows.size, dtype=np.float32)
         for c in range(int(seen[0]), self.t):

@@ -41,14 +41,12 @@ from torch import nn
 
 from .errors import StrategyError
 from .functional.attention import ATTENTION_INTRA_MODES, attention_intra
-from .prediction import ForwardCache, register_output
+from .prediction import ForwardCache, cached_on_module, register_output
 from .strategies.base import PredictionRequest
+from .strategies.mii import ATTENTION_INTRA
 
 if TYPE_CHECKING:
     from .model import TextClassifier
-
-#: Output name (the MII strategies need it).
-ATTENTION_INTRA = "attention_intra"
 
 
 def _attention_recorder(encoder: nn.Module) -> tuple[tuple[type, ...], tuple[str, ...], int]:
@@ -120,11 +118,10 @@ def _can_recompute(attention: nn.Module) -> bool:
     )
 
 
-def last_layer_attention(
-    module: "TextClassifier", batch: dict[str, torch.Tensor], cache: ForwardCache | None = None
-) -> torch.Tensor:
+def last_layer_attention(module: "TextClassifier", batch: dict[str, torch.Tensor], cache: ForwardCache) -> torch.Tensor:
     """Last-layer attention probabilities (B, h, ℓ, ℓ) of ``module.encoder`` on ``batch`` (one hooked pass)."""
-    attention, index = last_attention_module(module.encoder)
+    # found once per classifier: its encoder is fixed at construction
+    attention, index = cached_on_module(module, "last_attention_module", lambda: last_attention_module(module.encoder))
     captured: dict[str, Any] = {}
 
     def keep_input(mod: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -139,7 +136,7 @@ def last_layer_attention(
         attention.register_forward_hook(keep_output, with_kwargs=True),
     ]
     try:
-        if cache is not None and getattr(cache, "_output", None) is None:
+        if not cache.has_encoder_output:
             _ = cache.encoder_output  # the shared pass, now hooked
         else:
             module.encode(batch)

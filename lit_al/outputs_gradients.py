@@ -2,7 +2,7 @@
 
 These computers run autograd inside ``predict_step``. Lightning predicts under
 ``torch.inference_mode`` by default, which forbids it; the three names are
-therefore declared in ``GRADIENT_OUTPUTS`` and ``ActiveLoop`` builds the predict
+therefore registered with ``gradients=True`` and ``ActiveLoop`` builds the predict
 Trainer of a strategy needing one with ``inference_mode=False`` (Lightning then
 predicts under ``torch.no_grad``, which ``torch.enable_grad`` here lifts). Every
 gradient is taken with the model in eval mode (no dropout), whatever mode the
@@ -58,15 +58,12 @@ from torch import nn
 from .errors import StrategyError
 from .functional import gradient as G
 from .functional.interpretation import SUBWORD_AGGREGATES, aggregate_subwords, select_token_interpretations
-from .prediction import cached_on_module, classifier_tokenizer, register_output
+from .prediction import cached_on_module, classifier_tokenizer, eval_mode, register_output
 from .strategies.alden import ALDEN_INTERPRETATION, EMBEDDING_POINTS, TARGETS
-from .strategies.base import GRADIENT_OUTPUTS, REFERENCE_OUTPUTS, PredictionRequest
+from .strategies.base import PredictionRequest
 
 if TYPE_CHECKING:
     from .model import TextClassifier
-
-GRADIENT_OUTPUTS.update({G.EGL_FULL, G.EGL_WORD, ALDEN_INTERPRETATION})
-REFERENCE_OUTPUTS.add(ALDEN_INTERPRETATION)
 
 #: Names of the LayerNorm child of an encoder's embeddings module, by model family.
 _EMBEDDING_NORM_NAMES = ("LayerNorm", "layer_norm", "norm", "ln")
@@ -79,19 +76,6 @@ def _require_autograd(output: str) -> None:
             f"output {output!r} takes gradients, but predict runs under torch.inference_mode; build the predict "
             "Trainer with inference_mode=False (ActiveLoop does so when the strategy's needs_gradients is true)"
         )
-
-
-@contextlib.contextmanager
-def _eval_mode(root: nn.Module) -> Iterator[None]:
-    """Every module under ``root`` in eval mode (no dropout), previous modes restored afterwards."""
-    modes = [(mod, mod.training) for mod in root.modules()]
-    for mod, _ in modes:
-        mod.training = False
-    try:
-        yield
-    finally:
-        for mod, mode in modes:
-            mod.training = mode
 
 
 @contextlib.contextmanager
@@ -133,9 +117,13 @@ def _plain_batch(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------ tokens
 def special_token_ids(module: "TextClassifier", device: torch.device) -> torch.Tensor:
-    """Ids the tokenizer's special-tokens mask flags: [CLS], [SEP], [PAD], [MASK] and also [UNK]."""
-    ids = sorted({int(i) for i in classifier_tokenizer(module).all_special_ids})
-    return torch.tensor(ids, dtype=torch.long, device=device)
+    """Ids the tokenizer's special-tokens mask flags: [CLS], [SEP], [PAD], [MASK] and also [UNK] (built once per device)."""
+
+    def build() -> torch.Tensor:
+        ids = sorted({int(i) for i in classifier_tokenizer(module).all_special_ids})
+        return torch.tensor(ids, dtype=torch.long, device=device)
+
+    return cached_on_module(module, f"special_token_ids:{device}", build)
 
 
 def content_mask(module: "TextClassifier", batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -230,7 +218,7 @@ def _combine(module: "TextClassifier", probs: torch.Tensor, grad_norms: torch.Te
 
 
 # -------------------------------------------------------------------- EGL
-@register_output(G.EGL_FULL)
+@register_output(G.EGL_FULL, gradients=True)
 def egl_full(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B,) ``Σ_c p_c N(∇_θ CE(x, c))`` over all trainable parameters (ML: MC mean over y ~ Bern(p)).
 
@@ -246,7 +234,7 @@ def egl_full(module: "TextClassifier", batch: dict, request: PredictionRequest, 
     if not params:
         raise StrategyError("egl: variant 'full' needs trainable parameters, but every parameter is frozen")
     scores = []
-    with _eval_mode(module), torch.enable_grad():
+    with eval_mode(module), torch.enable_grad():
         for b in range(plain["input_ids"].shape[0]):
             keep = plain["attention_mask"][b].bool()
             one = {"input_ids": plain["input_ids"][b][keep][None], "attention_mask": plain["attention_mask"][b][keep][None]}
@@ -265,7 +253,7 @@ def egl_full(module: "TextClassifier", batch: dict, request: PredictionRequest, 
     return torch.cat(scores)
 
 
-@register_output(G.EGL_WORD)
+@register_output(G.EGL_WORD, gradients=True)
 def egl_word(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B,) EGL-word: ``max_{w∈W(x)} Σ_c p_c N(∇_{E_w} CE(x, c))`` (Zhang et al. 2017; §1.8).
 
@@ -282,11 +270,12 @@ def egl_word(module: "TextClassifier", batch: dict, request: PredictionRequest, 
     B = ids.shape[0]
     valid = content_mask(module, plain)
     # one group per distinct (example, token id): the rows E_w the example touches
-    keys = torch.arange(B, device=ids.device)[:, None] * (int(ids.max()) + 1 if ids.numel() else 1) + ids
+    span = int(ids.max()) + 1 if ids.numel() else 1
+    keys = torch.arange(B, device=ids.device)[:, None] * span + ids
     groups, inverse = torch.unique(keys[valid], return_inverse=True)
-    group_example = torch.div(groups, int(ids.max()) + 1 if ids.numel() else 1, rounding_mode="floor")
+    group_example = torch.div(groups, span, rounding_mode="floor")
     embedding = module.encoder.get_input_embeddings()
-    with _eval_mode(module), _frozen_parameters(module), torch.enable_grad(), _differentiable_output(embedding) as leaves:
+    with eval_mode(module), _frozen_parameters(module), torch.enable_grad(), _differentiable_output(embedding) as leaves:
         logits = module(plain)
         if len(leaves) != 1:
             raise StrategyError(f"egl: variant 'word' expected one word-embedding lookup per forward, saw {len(leaves)}")
@@ -339,7 +328,7 @@ def embedding_submodule(module: "TextClassifier", point: str) -> nn.Module:
     )
 
 
-@register_output(ALDEN_INTERPRETATION)
+@register_output(ALDEN_INTERPRETATION, gradients=True, reference=True)
 def alden_interpretation(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B, D) ALDEN local interpretation of the chosen token (STRATEGIES.md §1.16 [R]; ``ALDEN_INTERPRETATION_SPEC``).
 
@@ -357,7 +346,7 @@ def alden_interpretation(module: "TextClassifier", batch: dict, request: Predict
     plain = _plain_batch(batch)
     valid = content_mask(module, plain)
     submodule = embedding_submodule(module, options["embedding_point"])
-    with _eval_mode(module), _frozen_parameters(module), torch.enable_grad(), _differentiable_output(submodule) as leaves:
+    with eval_mode(module), _frozen_parameters(module), torch.enable_grad(), _differentiable_output(submodule) as leaves:
         logits = module(plain)
         if len(leaves) != 1:
             raise StrategyError(f"alden: expected one output of the embedding point per forward, saw {len(leaves)}")

@@ -44,16 +44,18 @@ the only randomness, and torch's global RNG is not used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from .errors import StrategyError
-from .prediction import ForwardCache, dropout_active, register_output, seeded
+from .prediction import ForwardCache, dropout_active, eval_mode, register_output, seeded
 from .seeding import derive_seed
+from .strategies.bayesian import MC_SCOPES
 from .strategies.base import PredictionRequest
 
 if TYPE_CHECKING:
@@ -61,9 +63,14 @@ if TYPE_CHECKING:
 
 #: Output name (the MC-dropout strategies need it).
 MC_PROBS = "mc_probs"
-MC_SCOPES = ("full", "head")
 #: Token positions per independently seeded block of a consistent mask.
 MASK_BLOCK_ROWS = 32
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _mask_seed(seed: int, draw: int, position: int, call: int, block: int) -> int:
+    """``derive_seed(seed, "mc-consistent", draw, position, call, block)``, memoised: the key is the same on every batch."""
+    return derive_seed(seed, "mc-consistent", draw, position, call, block)
 
 
 def _uniform(seed: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -81,7 +88,7 @@ def _uniform(seed: int, shape: tuple[int, ...], device: torch.device) -> torch.T
 class ConsistentDropout:
     """Replaces the output of every ``nn.Dropout`` under a root by ``input · M`` with example-independent masks.
 
-    Use through :func:`consistent_dropout`; call :meth:`begin_pass` before each pass.
+    Use as a context manager (restores everything on exit); call :meth:`begin_pass` before each pass.
     See the module docstring for the mask.
     """
 
@@ -99,8 +106,7 @@ class ConsistentDropout:
                         "supports element-wise torch.nn.Dropout only"
                     )
                 self._dropouts.append((name, sub))  # type: ignore[arg-type]
-        self._handles: list[Any] = []
-        self._modes: list[tuple[nn.Module, bool]] = []
+        self._stack: contextlib.ExitStack | None = None
 
     def begin_pass(self, draw: int) -> None:
         self.draw = int(draw)
@@ -127,24 +133,20 @@ class ConsistentDropout:
                 "supports (batch, features) and (batch, positions, features) inputs"
             )
         uniforms = [
-            _uniform(derive_seed(self.seed, "mc-consistent", self.draw, position, call, block), block_shape, device)
+            _uniform(_mask_seed(self.seed, self.draw, position, call, block), block_shape, device)
             for block, block_shape in blocks
         ]
         u = torch.cat(uniforms)[:rows] if len(tail) == 2 else uniforms[0]
         return (u >= p).to(dtype) / (1.0 - p)
 
     def __enter__(self) -> "ConsistentDropout":
-        try:
+        with contextlib.ExitStack() as stack:  # undoes what was done if a step fails
             # everything in eval mode: dropout's own forward is the identity (the hook applies
             # the mask) and mode-gated functional dropout, e.g. on attention probabilities, is off
-            for sub in self._root.modules():
-                self._modes.append((sub, sub.training))
-                sub.training = False
+            stack.enter_context(eval_mode(self._root))
             for position, (name, sub) in enumerate(self._dropouts):
-                self._handles.append(sub.register_forward_hook(self._hook(position, name)))
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
+                stack.callback(sub.register_forward_hook(self._hook(position, name)).remove)
+            self._stack = stack.pop_all()
         return self
 
     def _hook(self, position: int, name: str) -> Callable[[nn.Module, tuple, Any], torch.Tensor]:
@@ -157,19 +159,14 @@ class ConsistentDropout:
         return apply
 
     def __exit__(self, *exc: Any) -> None:
-        for handle in self._handles:
-            handle.remove()
-        for sub, mode in reversed(self._modes):
-            sub.training = mode
-        self._handles.clear()
-        self._modes.clear()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()  # hooks removed, then every module's mode restored
 
 
-@contextlib.contextmanager
-def consistent_dropout(root: nn.Module, seed: int) -> Iterator[ConsistentDropout]:
+def consistent_dropout(root: nn.Module, seed: int) -> ConsistentDropout:
     """Example-independent MC-dropout masks for every ``nn.Dropout`` under ``root`` (module docstring); restores all."""
-    with ConsistentDropout(root, seed) as controller:
-        yield controller
+    return ConsistentDropout(root, seed)
 
 
 def _options(request: PredictionRequest) -> tuple[int, str, bool]:
@@ -205,7 +202,7 @@ def mc_probs_output(
 
     samples = []
     if consistent:
-        with consistent_dropout(root, request.seed) as masks:
+        with ConsistentDropout(root, request.seed) as masks:
             for t in range(passes):
                 masks.begin_pass(t)
                 samples.append(one_pass())

@@ -56,21 +56,18 @@ from .hub import resolve_model_path
 from .prediction import ForwardCache, cached_on_module, classifier_tokenizer, register_output
 from .seeding import derive_seed
 from .strategies.base import PredictionRequest
+from .strategies.geometry import SURPRISAL
 
 if TYPE_CHECKING:
     from .model import TextClassifier
 
 log = logging.getLogger(__name__)
 
-#: Output name (the ALPS strategy needs it).
-SURPRISAL = "surprisal"
-
 
 @dataclass
 class MaskedLM:
     """A loaded, frozen masked LM and what the surprisal computer needs to know about it."""
 
-    name: str
     model: nn.Module
     encoder: nn.Module
     #: The module mapping last hidden states to vocabulary logits, or None (use the full forward).
@@ -132,8 +129,7 @@ def _load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
             "on the classifier's token ids, so give an mlm_model with the same vocabulary"
         )
     model.to(module.device).eval()
-    for param in model.parameters():
-        param.requires_grad_(False)
+    model.requires_grad_(False)
     encoder = model.base_model
     head = _head_module(model, encoder)
     if head is None:
@@ -141,7 +137,7 @@ def _load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
     specials = set(tokenizer.all_special_ids)
     if tokenizer.pad_token_id is not None:
         specials.add(int(tokenizer.pad_token_id))
-    return MaskedLM(name, model, encoder, head, torch.tensor(sorted(specials), dtype=torch.long))
+    return MaskedLM(model, encoder, head, torch.tensor(sorted(specials), dtype=torch.long))
 
 
 def sample_positions(seed: int, pool_index: torch.Tensor, length: int, rate: float) -> torch.Tensor:
@@ -162,10 +158,11 @@ def surprisal_rows(
     """(B, length) surprisal rows (see the module docstring); float32 on the input's device."""
     device = next(lm.model.parameters()).device
     batch = input_ids.shape[0]
-    ids, mask = truncate_like_tokenizer(input_ids.to(device), attention_mask.to(device), lm.special_ids.to(device), length)
+    special_ids = lm.special_ids.to(device)
+    ids, mask = truncate_like_tokenizer(input_ids.to(device), attention_mask.to(device), special_ids, length)
     width = ids.shape[1]
     sampled = sample_positions(seed, pool_index.cpu(), length, rate)[:, :width].to(device)
-    sampled &= mask.bool() & ~torch.isin(ids, lm.special_ids.to(device))
+    sampled &= mask.bool() & ~torch.isin(ids, special_ids)
     out = torch.zeros((batch, length), dtype=torch.float32, device=device)
     if not bool(sampled.any()):
         return out.to(input_ids.device)

@@ -3,7 +3,9 @@
 ``compute_outputs(module, batch, request)`` runs exactly the computers named in
 ``request.needs`` and returns ``{name: (B, ...) tensor}``. Computers share one
 eval-mode forward pass through ``ForwardCache``. A new output is one function
-decorated with ``@register_output("name")``.
+decorated with ``@register_output("name")``; ``gradients=True`` / ``reference=True``
+there declare that it takes gradients or needs the labeled rows as a reference
+(``flagged_outputs``).
 
 Outputs (rows per example; see also ``lit_al.outputs``):
 
@@ -21,7 +23,7 @@ Further outputs live in their own modules, imported by ``lit_al.prediction_outpu
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -45,6 +47,11 @@ class ForwardCache:
         self._representation: torch.Tensor | None = None
         self._features: torch.Tensor | None = None
         self._logits: torch.Tensor | None = None
+
+    @property
+    def has_encoder_output(self) -> bool:
+        """Whether the shared encoder pass has already run for this batch."""
+        return self._output is not None
 
     @property
     def encoder_output(self):
@@ -73,11 +80,32 @@ class ForwardCache:
 
 OutputComputer = Callable[["TextClassifier", dict, PredictionRequest, ForwardCache], torch.Tensor]
 _COMPUTERS: dict[str, OutputComputer] = {}
+#: Output name -> the flags its ``register_output`` declared ("gradients", "reference").
+_FLAGS: dict[str, frozenset[str]] = {}
+OutputFlag = Literal["gradients", "reference"]
 
 
-def register_output(name: str) -> Callable[[OutputComputer], OutputComputer]:
+def register_output(
+    name: str, *, gradients: bool = False, reference: bool = False
+) -> Callable[[OutputComputer], OutputComputer]:
+    """Register the computer of output ``name``.
+
+    ``gradients``: the computer takes gradients (autograd) inside ``predict_step``.
+    Lightning predicts under ``torch.inference_mode`` by default, which forbids
+    autograd, so a strategy needing such an output gets a predict Trainer built with
+    ``inference_mode=False`` (``Strategy.needs_gradients``).
+
+    ``reference``: the unlabeled rows are computed relative to the labeled rows' values
+    of the same output (ALDEN's ``Z_L``): for a strategy with ``predict_labeled`` needing
+    it, the labeled rows are predicted in a pass of their own first, and the unlabeled
+    pass receives their rows as ``PredictionRequest.reference``
+    (``Strategy.predict_labeled_first``).
+    """
+    flags = frozenset(flag for flag, on in (("gradients", gradients), ("reference", reference)) if on)
+
     def decorate(fn: OutputComputer) -> OutputComputer:
         _COMPUTERS[name] = fn
+        _FLAGS[name] = flags
         return fn
 
     return decorate
@@ -86,6 +114,14 @@ def register_output(name: str) -> Callable[[OutputComputer], OutputComputer]:
 def available_outputs() -> frozenset[str]:
     _load_builtin()
     return frozenset(_COMPUTERS)
+
+
+def flagged_outputs(flag: OutputFlag) -> frozenset[str]:
+    """Names of the registered outputs declared with ``flag`` (see ``register_output``), built-ins included."""
+    if flag not in ("gradients", "reference"):
+        raise ValueError(f"unknown output flag {flag!r}; expected 'gradients' or 'reference'")
+    _load_builtin()
+    return frozenset(name for name, flags in _FLAGS.items() if flag in flags)
 
 
 def _load_builtin() -> None:
@@ -165,8 +201,7 @@ def pretrained_encoder(module: "TextClassifier") -> nn.Module:
 
         encoder = AutoModel.from_pretrained(module.model_path, trust_remote_code=module.hparams.trust_remote_code)
         encoder.to(module.device).eval()
-        for param in encoder.parameters():
-            param.requires_grad_(False)
+        encoder.requires_grad_(False)
         return encoder
 
     return cached_on_module(module, "pretrained_encoder", load)
@@ -198,6 +233,19 @@ def dropout_active(root: nn.Module) -> Iterator[None]:
         yield
     finally:
         for mod, mode in reversed(changed):
+            mod.training = mode
+
+
+@contextlib.contextmanager
+def eval_mode(root: nn.Module) -> Iterator[None]:
+    """Every module under ``root`` in eval mode (no dropout), previous modes restored afterwards."""
+    modes = [(mod, mod.training) for mod in root.modules()]
+    for mod, _ in modes:
+        mod.training = False
+    try:
+        yield
+    finally:
+        for mod, mode in modes:
             mod.training = mode
 
 

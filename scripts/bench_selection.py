@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import json
 import os
@@ -120,13 +121,6 @@ REFERENCE: dict[str, tuple[float, str]] = {
     "dal": (2.3, "DAL"),
     "bald": (0.24, "BALD"),
     "entropy": (0.03, "entropy"),
-}
-#: Options used only when a strategy refuses to be constructed (or to select) with its
-#: defaults because an option is required. Selection never loads a model, so the
-#: values are placeholders. (At the time of writing every strategy runs with defaults:
-#: ALPS accepts ``mlm_model=None`` for array-API use.)
-FALLBACK_OPTIONS: dict[str, dict] = {
-    "alps": {"mlm_model": "bert-base-uncased"},
 }
 #: Naive baselines: name -> (library strategy it reproduces, description).
 BASELINES: dict[str, tuple[str, str]] = {
@@ -228,19 +222,15 @@ def generate(name: str, n: int, lat: dict, cache: dict) -> np.ndarray:
         z = _clustered(n, "alden_interpretation", lat)
         z /= np.linalg.norm(z, axis=1, keepdims=True)
         return z
-    if name == "attention_intra":
-        return _rng(n, name).gamma(2.0, 0.05, size=n).astype(np.float32)
-    if name == "egl_full":
-        return _rng(n, name).gamma(2.0, 1.0, size=n).astype(np.float32)
-    if name == "egl_word":
-        return _rng(n, name).gamma(2.0, 0.1, size=n).astype(np.float32)
-    # an output this script does not know: the contract suite's fabricator
+    # the per-example scalar outputs (attention_intra, egl_full, egl_word) and any other: the
+    # contract suite's fabricators
     factories = _fixture_factories()
     if name not in factories:
         raise KeyError(f"no generator for output {name!r} (add one here or in tests/strategy_fixtures.py)")
     return np.asarray(factories[name](_rng(n, name), n, C, D, T, ELL, False), dtype=np.float32)
 
 
+@functools.cache
 def _fixture_factories() -> dict:
     import importlib.util
 
@@ -383,7 +373,6 @@ def _reset_peak_rss() -> bool:
 
 def child_main(spec: dict) -> dict:
     """One (strategy or baseline, size) case; returns the measurements."""
-    from lit_al.errors import StrategyError
     from lit_al.strategies import get_strategy, registered_strategies
 
     registered_strategies()  # import every strategy module (and torch, FAISS) before measuring
@@ -392,11 +381,10 @@ def child_main(spec: dict) -> dict:
 
     name, kind = spec["name"], spec["kind"]
     data = Path(spec["data_dir"])
-    options = dict(spec.get("options") or {})
     note = ""
 
     def build():
-        return get_strategy(name, seed=SEED, multi_label=False, **options)
+        return get_strategy(name, seed=SEED, multi_label=False)
 
     if kind == "strategy":
         needs = set(build().needs)
@@ -420,15 +408,7 @@ def child_main(spec: dict) -> dict:
     hwm_before = _status_bytes("VmHWM")
     rss_before = _maxrss_bytes()
     t0 = time.perf_counter()
-    try:
-        picks = run_once()
-    except StrategyError as exc:
-        if kind != "strategy" or "requir" not in str(exc) or name not in FALLBACK_OPTIONS:
-            raise
-        options = dict(FALLBACK_OPTIONS[name])
-        note = f"options {options} ({exc})"
-        t0 = time.perf_counter()
-        picks = run_once()
+    picks = run_once()
     cold = time.perf_counter() - t0
     rss_after = _maxrss_bytes()
     hwm_after = _status_bytes("VmHWM")
@@ -716,24 +696,17 @@ def main(argv=None) -> int:
             parser.error(f"unknown baseline {b[6:]!r}; available: {[x[6:] for x in NAIVE]}")
 
     skipped: list[str] = []
-    plan: list[tuple[str, dict]] = []  # (name, options)
+    plan: list[str] = []
     needs: set[str] = set()
     for name in names:
-        options: dict = {}
         try:
             strategy = get_strategy(name, seed=SEED, multi_label=False)
         except StrategyError as exc:
-            if "label" in str(exc) and "multi-label" in str(exc):
-                skipped.append(f"{name}: skipped, single-label not supported ({exc})")
-                continue
-            if name not in FALLBACK_OPTIONS:
-                skipped.append(f"{name}: skipped, cannot be constructed with defaults ({exc})")
-                continue
-            options = dict(FALLBACK_OPTIONS[name])
-            strategy = get_strategy(name, seed=SEED, multi_label=False, **options)
-            skipped.append(f"{name}: constructed with options {options} ({exc})")
+            reason = "single-label not supported" if "multi-label" in str(exc) else "cannot be constructed with defaults"
+            skipped.append(f"{name}: skipped, {reason} ({exc})")
+            continue
         needs |= set(strategy.needs)
-        plan.append((name, options))
+        plan.append(name)
     for b in baselines:
         needs |= BASELINE_NEEDS[b]
 
@@ -760,12 +733,12 @@ def main(argv=None) -> int:
         "skipped": skipped,
     }
     baseline_of = {BASELINES[b][0]: b for b in baselines}
-    order: list[tuple[str, str, dict]] = []
-    for name, options in plan:
-        order.append(("strategy", name, options))
+    order: list[tuple[str, str]] = []
+    for name in plan:
+        order.append(("strategy", name))
         if name in baseline_of:
-            order.append(("baseline", baseline_of.pop(name), {}))
-    order += [("baseline", b, {}) for b in baseline_of.values()]
+            order.append(("baseline", baseline_of.pop(name)))
+    order += [("baseline", b) for b in baseline_of.values()]
 
     root = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="bench_selection_"))
     results: list[dict] = []
@@ -775,7 +748,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             write_dataset(data, n, needs)
             print(f"# n = {n}: data generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-            for kind, name, options in order:
+            for kind, name in order:
                 record = {"kind": kind, "name": name, "n": n}
                 if kind == "baseline":
                     estimate = naive_memory_estimate(name, n)
@@ -793,7 +766,6 @@ def main(argv=None) -> int:
                     "name": name,
                     "n": n,
                     "data_dir": str(data),
-                    "options": options,
                     "k": args.k,
                     "repeats": max(1, args.repeats),
                     "repeat_budget": args.repeat_budget,

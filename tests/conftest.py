@@ -42,9 +42,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they spin-wait."""
-    import torch
+    from lit_al.functional.auxiliary import single_threaded
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with single_threaded():
+        yield

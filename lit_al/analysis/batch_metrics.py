@@ -16,6 +16,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from lit_al.functional.uncertainty import entropy
 from lit_al.index import knn_density, nearest_neighbors
 
 DiversityMode = Literal["paper", "ibm_code"]
@@ -92,9 +93,8 @@ def representativeness(
 
 
 def _vocabulary(token_sets: Iterable[Iterable[int]], ignore: frozenset[int]) -> set[int]:
-    vocab: set[int] = set()
-    for tokens in token_sets:
-        vocab.update(int(t) for t in np.asarray(tokens).ravel())
+    arrays = [np.asarray(tokens).ravel() for tokens in token_sets]
+    vocab = set(np.unique(np.concatenate(arrays)).tolist()) if arrays else set()
     return vocab - ignore
 
 
@@ -161,9 +161,7 @@ def mean_entropy_under_reference_model(probs_of_selected: np.ndarray) -> float:
         raise ValueError(f"expected a non-empty (|D|, C) array, got shape {p.shape}")
     if np.any(p < 0):
         raise ValueError("probabilities must be non-negative")
-    safe = np.where(p > 0, p, 1.0)
-    entropy = -np.sum(p * np.log(safe), axis=1)
-    return float(np.mean(entropy))
+    return float(np.mean(entropy(p)))
 
 
 def batch_overlap(

@@ -184,12 +184,8 @@ def wilcoxon_vs_reference(
     if reference not in scores:
         raise KeyError(f"reference {reference!r} not in scores")
     others = [name for name in scores if name != reference]
-    m = len(others)
-    out: dict[str, WilcoxonResult] = {}
-    for name in others:
-        stat, p, note = _signed_rank(scores[name], scores[reference], alternative, zero_method)
-        out[name] = WilcoxonResult(stat, p, bonferroni(p, m), int(np.size(scores[name])), m, note)
-    return out
+    results = _bonferroni_tests(scores, [(name, reference) for name in others], alternative, zero_method)
+    return dict(zip(others, results))
 
 
 def wilcoxon_pairwise(
@@ -205,9 +201,16 @@ def wilcoxon_pairwise(
     differences give p = 1.0 with a ``note`` (see :func:`wilcoxon_vs_reference`).
     """
     pairs = list(combinations(scores, 2))
+    return dict(zip(pairs, _bonferroni_tests(scores, pairs, alternative, zero_method)))
+
+
+def _bonferroni_tests(
+    scores: Mapping[str, np.ndarray], pairs: list[tuple[str, str]], alternative: Alternative, zero_method: str
+) -> list[WilcoxonResult]:
+    """``scipy.stats.wilcoxon(scores[a], scores[b])`` for each pair, corrected for ``m = len(pairs)`` comparisons."""
     m = len(pairs)
-    out: dict[tuple[str, str], WilcoxonResult] = {}
+    results = []
     for a, b in pairs:
         stat, p, note = _signed_rank(scores[a], scores[b], alternative, zero_method)
-        out[(a, b)] = WilcoxonResult(stat, p, bonferroni(p, m), int(np.size(scores[a])), m, note)
-    return out
+        results.append(WilcoxonResult(stat, p, bonferroni(p, m), int(np.size(scores[a])), m, note))
+    return results

@@ -18,17 +18,22 @@ from .readers import file_fingerprint, read_table, resolve_path
 from .scenarios import InitialSet
 from .schema import LabelSchema, read_label_file
 from .state import LabelState
-from .tokens import PadCollator, TokenDataset, TokenizedTexts, cached_tokenize, LengthSortedBatches
+from .tokens import PadCollator, TokenDataset, TokenizedTexts, cached_tokenize, LengthSortedBatches, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Split:
-    """One split: ids, texts and gold class names (model classes) per row, in file order."""
+    """One split: ids, texts and gold class names (model classes) per row, in file order.
+
+    ``path`` is the file it was read from; ``source`` names it in messages (with the carved or
+    sampled part, e.g. ``train.csv (split dev)``).
+    """
 
     name: str
     source: str
+    path: str
     ids: list[str]
     texts: list[str]
     gold: list[tuple[str, ...]]
@@ -137,11 +142,13 @@ class ActiveDataModule(pl.LightningDataModule):
         if self.pool is not None:
             return
         frames: dict[str, tuple[str, pd.DataFrame]] = {}
+        paths: dict[str, str] = {}
         for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
             if path:
                 frame = read_table(path, self.format)
                 self._check_columns(path, frame)
                 frames[name] = (str(path), frame)
+                paths[name] = str(path)
         train_source, train_frame = frames["train"]
         carve = {name: f for name, f in self.split_fractions.items() if name not in frames}
         if carve:
@@ -152,6 +159,7 @@ class ActiveDataModule(pl.LightningDataModule):
                 if name in carve:
                     size = int(round(carve[name] * len(train_frame)))
                     frames[name] = (f"{train_source} (split {name})", train_frame.iloc[np.sort(order[start : start + size])])
+                    paths[name] = train_source
                     start += size
             frames["train"] = (train_source, train_frame.iloc[np.sort(order[start:])])
         for position, name in enumerate(("train", "dev", "test")):
@@ -161,7 +169,7 @@ class ActiveDataModule(pl.LightningDataModule):
                 keep = np.sort(np.random.default_rng([self.split_seed, position]).permutation(len(frame))[:limit])
                 frames[name] = (f"{source} (split sample of {limit}, seed {self.split_seed})", frame.iloc[keep])
         self.schema = self._build_schema(frames)
-        splits = {name: self._to_split(name, source, frame) for name, (source, frame) in frames.items()}
+        splits = {name: self._to_split(name, source, paths[name], frame) for name, (source, frame) in frames.items()}
         self._check_unique_ids(splits)
         self.pool, self.dev, self.test = splits["train"], splits.get("dev"), splits.get("test")
         if len(self.pool) == 0:
@@ -198,7 +206,7 @@ class ActiveDataModule(pl.LightningDataModule):
                     found.add(str(raw).strip())
         return tuple(sorted(found))
 
-    def _to_split(self, name: str, source: str, frame: pd.DataFrame) -> Split:
+    def _to_split(self, name: str, source: str, path: str, frame: pd.DataFrame) -> Split:
         assert self.schema is not None
         texts: list[str] = []
         gold: list[tuple[str, ...]] = []
@@ -214,7 +222,7 @@ class ActiveDataModule(pl.LightningDataModule):
             ids = [str(x) for x in frame[self.id_column]]
         else:
             ids = [f"{name}-{int(i)}" for i in positions]
-        return Split(name, source, ids, texts, gold)
+        return Split(name, source, path, ids, texts, gold)
 
     @staticmethod
     def _check_unique_ids(splits: dict[str, Split]) -> None:
@@ -233,12 +241,13 @@ class ActiveDataModule(pl.LightningDataModule):
             self.load()
         self.tokenizer = tokenizer
         cache = self.cache_dir or cache_dir
+        # costly (it serialises the vocabulary): once per call, not once per split
+        fingerprint = tokenizer_fingerprint(tokenizer) if cache is not None else None
         for split in (self.pool, self.dev, self.test):
             if split is None:
                 continue
-            base = split.source.split(" (split ")[0]
-            key = f"{file_fingerprint(base)}|{split.source}|{self.text_column}"
-            split.tokens = cached_tokenize(tokenizer, split.texts, self.max_length, key, cache)
+            key = f"{file_fingerprint(split.path)}|{split.source}|{self.text_column}"
+            split.tokens = cached_tokenize(tokenizer, split.texts, self.max_length, key, cache, fingerprint)
 
     # -------------------------------------------------------------- task facts
     @property

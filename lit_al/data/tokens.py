@@ -70,11 +70,16 @@ def cached_tokenize(
     max_length: int,
     data_key: str,
     cache_dir: str | Path | None,
+    fingerprint: str | None = None,
 ) -> TokenizedTexts:
-    """Tokenize ``texts`` or load them from ``cache_dir`` (key: tokenizer, max_length, data)."""
+    """Tokenize ``texts`` or load them from ``cache_dir`` (key: tokenizer, max_length, data).
+
+    ``fingerprint``: ``tokenizer_fingerprint(tokenizer)`` when the caller already has it.
+    """
     if cache_dir is None:
         return tokenize_texts(tokenizer, texts, max_length)
-    key = hashlib.sha256(f"{tokenizer_fingerprint(tokenizer)}|{max_length}|{data_key}|{len(texts)}".encode()).hexdigest()[:24]
+    fingerprint = fingerprint or tokenizer_fingerprint(tokenizer)
+    key = hashlib.sha256(f"{fingerprint}|{max_length}|{data_key}|{len(texts)}".encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"tokens-{key}.npz"
     if path.exists():
         with np.load(path) as cached:

@@ -30,7 +30,7 @@ from ..analysis import (
     representativeness,
     token_jaccard_from_ids,
 )
-from .pool_outputs import pool_token_ids, predict_pool
+from .pool_outputs import ScenarioPool
 from .results import Experiment
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _selected(run_dir: Path, round_index: int) -> np.ndarray | None:
     return pd.read_csv(path)["pool_index"].to_numpy(dtype=np.int64)
 
 
-def first_batch_analysis(experiment: Experiment, scenario: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def first_batch_analysis(experiment: Experiment, scenario: str, pool: ScenarioPool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """D(B), Rep(B) per (strategy, seed) and the mean pairwise overlap of the first batches."""
     rows, overlaps = [], []
     analysis_dir = experiment.directory / "analysis"
@@ -75,14 +75,14 @@ def first_batch_analysis(experiment: Experiment, scenario: str) -> tuple[pd.Data
         batches = {}
         for strategy in experiment.strategies:
             run_dir = _cell(experiment, scenario, strategy, seed)
-            picked = _selected(run_dir, 0) if run_dir is not None and (run_dir / "state.json").exists() else None
+            picked = _selected(run_dir, 0) if run_dir is not None else None
             if picked is not None and picked.size:
                 batches[strategy] = picked
         if not batches:
             continue
         embeddings = _cached(
             analysis_dir / f"{scenario}_seed{seed}_round0_embeddings.npy",
-            lambda: predict_pool(round0, round0 / "model", ["embeddings"])["embeddings"],
+            lambda: pool.predict(round0 / "model", ["embeddings"])["embeddings"],
         )
         initial = {r["pool_index"] for r in _records(round0) if r["round"] == 0}
         unlabeled = np.array(sorted(set(range(embeddings.shape[0])) - initial), dtype=np.int64)
@@ -106,7 +106,7 @@ def first_batch_analysis(experiment: Experiment, scenario: str) -> tuple[pd.Data
     return pd.DataFrame(rows), pd.DataFrame(overlaps)
 
 
-def cumulative_analysis(experiment: Experiment, scenario: str) -> pd.DataFrame:
+def cumulative_analysis(experiment: Experiment, scenario: str, pool: ScenarioPool) -> pd.DataFrame:
     """Gd and Gu of the cumulative queried set after each round, per (strategy, seed)."""
     analysis_dir = experiment.directory / "analysis"
     reference = next((c for c in experiment.manifest["cells"]
@@ -115,17 +115,17 @@ def cumulative_analysis(experiment: Experiment, scenario: str) -> pd.DataFrame:
     probs = None
     if reference_dir is not None and (reference_dir / "model" / "model.pt").exists():
         probs = _cached(analysis_dir / f"{scenario}_all_data_probs.npy",
-                        lambda: predict_pool(reference_dir, reference_dir / "model", ["probs"])["probs"])
+                        lambda: pool.predict(reference_dir / "model", ["probs"])["probs"])
     multi_label = experiment.multi_label()
     tokens = None
     rows = []
     for strategy in experiment.strategies:
         for seed in experiment.manifest["seeds"]:
             run_dir = _cell(experiment, scenario, strategy, seed)
-            if run_dir is None or not (run_dir / "state.json").exists():
+            if run_dir is None:
                 continue
             if tokens is None:
-                tokens = pool_token_ids(run_dir)
+                tokens = pool.token_ids()
             queried = [r for r in _records(run_dir) if r["round"] >= 1]
             for last_round in sorted({r["round"] for r in queried}):
                 chosen = np.array([r["pool_index"] for r in queried if r["round"] <= last_round], dtype=np.int64)

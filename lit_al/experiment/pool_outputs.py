@@ -41,44 +41,57 @@ def load_run_data(run_dir: Path):
     return data, model_kwargs
 
 
-def predict_pool(run_dir: Path, model_dir: Path, needs: Iterable[str]) -> dict[str, np.ndarray]:
-    """``needs`` outputs (e.g. ``embeddings``, ``probs``) of the model saved in ``model_dir`` for every pool row."""
-    import lightning.pytorch as pl
-    import torch
+class ScenarioPool:
+    """The pool of one scenario, loaded (and tokenized) once on first use from one of its runs.
 
-    from ..model import TextClassifier
-    from ..strategies.base import Strategy
+    Every cell of a scenario shares the pool and the model config, so the round-0 models of all
+    seeds and the all-data model are run over the same loaded data.
+    """
 
-    weights = model_dir / "model.pt"
-    if not weights.exists():
-        raise ConfigError(f"{model_dir}: no saved model (model.pt)")
-    data, model_kwargs = load_run_data(run_dir)
-    assert data.pool is not None
-    model = TextClassifier(**model_kwargs, **data.task_info())
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._loaded = None
 
-    class _Collector(Strategy):
-        name = "collector"
+    def _load(self):
+        if self._loaded is None:
+            self._loaded = load_run_data(self.run_dir)
+        return self._loaded
 
-        def _select(self, outputs, labeled, unlabeled, budget, rng):  # pragma: no cover - never selects
-            raise NotImplementedError
+    def predict(self, model_dir: Path, needs: Iterable[str]) -> dict[str, np.ndarray]:
+        """``needs`` outputs (e.g. ``embeddings``, ``probs``) of the model saved in ``model_dir`` for every pool row."""
+        import lightning.pytorch as pl
+        import torch
 
-    collector = _Collector()
-    collector.needs = frozenset(needs)
-    data.predict_rows = np.arange(len(data.pool.ids))
-    with tempfile.TemporaryDirectory() as scratch:
-        collector.begin_query(len(data.pool.ids), scratch)
-        trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                             enable_checkpointing=False, callbacks=[collector], devices=1)
-        trainer.predict(model, datamodule=data, return_predictions=False)
-        outputs = {name: np.array(array) for name, array in collector.collected_outputs().items()}
-        collector.end_query()
-    return outputs
+        from ..model import TextClassifier
+        from ..strategies.base import Strategy
 
+        weights = model_dir / "model.pt"
+        if not weights.exists():
+            raise ConfigError(f"{model_dir}: no saved model (model.pt)")
+        data, model_kwargs = self._load()
+        model = TextClassifier(**model_kwargs, **data.task_info())
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
 
-def pool_token_ids(run_dir: Path) -> list[np.ndarray]:
-    """Every pool row's token ids (truncated as in training; special tokens included, as ALPS's code)."""
-    data, _ = load_run_data(run_dir)
-    assert data.pool is not None and data.pool.tokens is not None
-    tokens = data.pool.tokens
-    return [tokens.row(i) for i in range(len(tokens))]
+        class _Collector(Strategy):
+            name = "collector"
+
+            def _select(self, outputs, labeled, unlabeled, budget, rng):  # pragma: no cover - never selects
+                raise NotImplementedError
+
+        collector = _Collector()
+        collector.needs = frozenset(needs)
+        data.predict_rows = np.arange(len(data.pool.ids))
+        with tempfile.TemporaryDirectory() as scratch:
+            collector.begin_query(len(data.pool.ids), scratch)
+            trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                                 enable_checkpointing=False, callbacks=[collector], devices=1)
+            trainer.predict(model, datamodule=data, return_predictions=False)
+            outputs = {name: np.array(array) for name, array in collector.collected_outputs().items()}
+            collector.end_query()
+        return outputs
+
+    def token_ids(self) -> list[np.ndarray]:
+        """Every pool row's token ids (truncated as in training; special tokens included, as ALPS's code)."""
+        data, _ = self._load()
+        tokens = data.pool.tokens
+        return [tokens.row(i) for i in range(len(tokens))]

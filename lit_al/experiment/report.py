@@ -213,9 +213,12 @@ def _batch_section(
 ) -> list[str]:
     """The batch-analysis tables of one scenario; their rows are appended to ``store`` for summary.json."""
     from .batch_analysis import cumulative_analysis, first_batch_analysis
+    from .pool_outputs import ScenarioPool
 
     lines = ["### Batch analysis (§2.1–§2.5)", ""]
-    first, overlap = first_batch_analysis(experiment, scenario)
+    runs = experiment.runs
+    pool = ScenarioPool(Path(runs.loc[runs["scenario"] == scenario, "run_dir"].iloc[0]))
+    first, overlap = first_batch_analysis(experiment, scenario, pool)
     if first.empty:
         lines += ["D(B), Rep(B) and overlap need the shared round-0 model (not available in a cold-start scenario).", ""]
     else:
@@ -237,7 +240,7 @@ def _batch_section(
         lines += ["Overlap of the first batches, |B_a ∩ B_b| / k, mean over seeds (§2.5):", "",
                   markdown_table(matrix.reset_index().rename(columns={"index": ""})), ""]
         store.setdefault("overlap", []).extend(overlap.to_dict("records"))
-    cumulative = cumulative_analysis(experiment, scenario)
+    cumulative = cumulative_analysis(experiment, scenario, pool)
     if not cumulative.empty:
         last = cumulative.sort_values("round").groupby(["strategy", "seed"]).tail(1)
         columns = ["gd"] + (["gu"] if "gu" in cumulative else [])
@@ -254,38 +257,33 @@ def _batch_section(
     return lines
 
 
-def _curve_table(curves: pd.DataFrame, scenario: str, strategies: list[str], metric: str) -> pd.DataFrame:
-    part = curves[curves["scenario"] == scenario]
-    sizes = sorted(part["labeled"].unique())
+def _wide_table(part: pd.DataFrame, strategies: list[str], column: str, header, cell) -> pd.DataFrame:
+    """One row per strategy and one column per value of ``column`` (titled ``header(value)``);
+    ``cell(row)`` formats the strategy's row at that value, "—" where it has none."""
     rows = []
     for strategy in strategies:
-        rows_s = part[part["strategy"] == strategy].set_index("labeled")
+        by_value = part[part["strategy"] == strategy].set_index(column)
         row = {"strategy": strategy}
-        for n in sizes:
-            if n in rows_s.index:
-                mean, std = rows_s.loc[n, f"{metric}_mean"], rows_s.loc[n, f"{metric}_std"]
-                row[str(n)] = f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
-            else:
-                row[str(n)] = "—"
+        for value in sorted(part[column].unique()):
+            row[header(value)] = cell(by_value.loc[value]) if value in by_value.index else "—"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _curve_table(curves: pd.DataFrame, scenario: str, strategies: list[str], metric: str) -> pd.DataFrame:
+    def cell(row: pd.Series) -> str:
+        mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+        return f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
+
+    return _wide_table(curves[curves["scenario"] == scenario], strategies, "labeled", str, cell)
 
 
 def _runtime_rounds_table(per_round: pd.DataFrame, scenario: str, strategies: list[str]) -> pd.DataFrame:
-    part = per_round[per_round["scenario"] == scenario]
-    rounds = sorted(part["round"].unique())
-    rows = []
-    for strategy in strategies:
-        rows_s = part[part["strategy"] == strategy].set_index("round")
-        row = {"strategy": strategy}
-        for r in rounds:
-            if r not in rows_s.index:
-                row[f"round {r}"] = "—"
-                continue
-            values = [rows_s.loc[r].get(c, np.nan) for c in ("fit", "pool inference", "selection")]
-            row[f"round {r}"] = " / ".join("—" if pd.isna(v) else f"{v:.1f}" for v in values)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    def cell(row: pd.Series) -> str:
+        values = [row.get(c, np.nan) for c in ("fit", "pool inference", "selection")]
+        return " / ".join("—" if pd.isna(v) else f"{v:.1f}" for v in values)
+
+    return _wide_table(per_round[per_round["scenario"] == scenario], strategies, "round", lambda r: f"round {r}", cell)
 
 
 def _pairwise_matrix(part: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:

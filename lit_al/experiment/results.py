@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..analysis import area_under_learning_curve, labels_to_reach, wilcoxon_pairwise, wilcoxon_vs_reference
 from ..errors import ConfigError
+from .runner import run_finished
 
 REFERENCE_STRATEGY = "random"
 
@@ -72,7 +73,7 @@ def load_experiment(directory: str | Path) -> Experiment:
         run_dir = directory / cell["run_dir"]
         if cell["kind"] == "round0":
             continue
-        if not _finished(run_dir):
+        if not run_finished(run_dir):
             unfinished.append(cell["name"])
             continue
         frame = pd.read_csv(run_dir / "metrics.csv")
@@ -84,11 +85,6 @@ def load_experiment(directory: str | Path) -> Experiment:
     runs = pd.concat(frames, ignore_index=True).sort_values(["scenario", "strategy", "seed", "round"], ignore_index=True)
     refs = pd.concat(references, ignore_index=True) if references else pd.DataFrame()
     return Experiment(directory, manifest, runs, refs, unfinished)
-
-
-def _finished(run_dir: Path) -> bool:
-    state = run_dir / "state.json"
-    return state.exists() and bool(json.loads(state.read_text(encoding="utf-8")).get("finished"))
 
 
 # -------------------------------------------------------------- learning curves

@@ -34,9 +34,9 @@ class CellResult:
     log_path: Path | None = None
 
 
-def cell_finished(cell: Cell) -> bool:
-    """Whether the cell's run directory holds a finished run."""
-    state = cell.run_dir / "state.json"
+def run_finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run (its ``state.json`` says so)."""
+    state = run_dir / "state.json"
     if not state.exists():
         return False
     try:
@@ -68,12 +68,8 @@ def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_secon
     jobs = max(1, int(jobs))
     config_dir = experiment_dir / "configs"
     log_dir = experiment_dir / "logs"
-    results: dict[str, CellResult] = {}
-    pending = [c for c in cells]
-    for cell in cells:
-        if cell_finished(cell):
-            results[cell.name] = CellResult(cell, "skipped")
-    pending = [c for c in pending if c.name not in results]
+    results = {c.name: CellResult(c, "skipped") for c in cells if run_finished(c.run_dir)}
+    pending = [c for c in cells if c.name not in results]
     if results:
         print(f"skipping {len(results)} finished cell(s)", flush=True)
     running: dict[str, tuple[subprocess.Popen, Cell, float, Path]] = {}

@@ -56,9 +56,12 @@ def _as_mc(mc_probs: np.ndarray) -> np.ndarray:
     return array
 
 
-def _neg_plogp_sum(p: np.ndarray) -> np.ndarray:
-    """``-sum_c q_c ln q_c`` over the last axis with ``q = max(p, 1e-12)``, accumulated in float64."""
-    q = np.maximum(p, p.dtype.type(EPS))
+def _neg_plogp_sum(p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``-sum_c q_c ln q_c`` over the last axis with ``q = max(p, 1e-12)``, accumulated in float64.
+
+    ``out``: where ``q`` is written (``p`` itself clips in place); a fresh array by default.
+    """
+    q = np.maximum(p, p.dtype.type(EPS), out=out)
     return -np.einsum("...c,...c->...", q, np.log(q), dtype=np.float64)
 
 
@@ -265,11 +268,8 @@ def _weighted_entropy(
         for start in range(0, positions.size, block):
             index = positions[start : start + block]
             gathered = probs[:, index, :].reshape(n_passes, -1)
-            mixed = posteriors[part] @ gathered  # (S', b*C): p(y_x = c | ŷ_s)
-            np.maximum(mixed, np.float32(EPS), out=mixed)  # in place: same values as _neg_plogp_sum
-            logs = np.log(mixed)
-            mixed = mixed.reshape(-1, index.size, n_classes)
-            per_config = -np.einsum("...c,...c->...", mixed, logs.reshape(mixed.shape), dtype=np.float64)  # (S', b)
+            mixed = (posteriors[part] @ gathered).reshape(-1, index.size, n_classes)  # p(y_x = c | ŷ_s)
+            per_config = _neg_plogp_sum(mixed, out=mixed)  # (S', b), clipped in place
             out[start : start + block] += weights[part] @ per_config
     return out
 
@@ -375,17 +375,25 @@ class _Bounds:
         return self.bald + self.tangent @ shift
 
     def anchor_bound(
-        self, posteriors: np.ndarray, weights: np.ndarray, positions: np.ndarray, conditional: np.ndarray
+        self,
+        posteriors: np.ndarray,
+        weights: np.ndarray,
+        positions: np.ndarray,
+        conditional: np.ndarray,
+        top_pass: np.ndarray | None = None,
     ) -> np.ndarray:
+        """The anchor bound of the candidates at ``positions``; ``top_pass``: ``argmax_t π_s(t)`` if already known."""
         n_passes = self.n_passes
-        anchor = np.where(posteriors.max(axis=1) >= _ANCHOR_SHARP, np.argmax(posteriors, axis=1), n_passes)
+        if top_pass is None:
+            top_pass = np.argmax(posteriors, axis=1)
+        top_mass = posteriors[np.arange(posteriors.shape[0]), top_pass]
+        anchor = np.where(top_mass >= _ANCHOR_SHARP, top_pass, n_passes)
         weighted = weights[:, None] * posteriors
         mixing = np.stack(
             [np.bincount(anchor, weights=weighted[:, t], minlength=n_passes + 1) for t in range(n_passes)], axis=1
         )
-        vector = mixing.T.reshape(-1)  # index t·(T+1) + τ, as in X
+        vector32 = mixing.T.reshape(-1).astype(np.float32)  # index t·(T+1) + τ, as in X
         if self.cache is not None:
-            vector32 = vector.astype(np.float32)
             # one pass over the whole table beats gathering most of its rows
             values = (self.cache @ vector32)[positions] if 4 * positions.size > self.n else self.cache[positions] @ vector32
             return values.astype(np.float64) - conditional[positions]
@@ -393,7 +401,7 @@ class _Bounds:
         block = max(1, self.chunk_size // (n_passes * (n_passes + 1)))
         for start in range(0, positions.size, block):
             index = positions[start : start + block]
-            values[start : start + block] = self._anchor_table(index) @ vector.astype(np.float32)
+            values[start : start + block] = self._anchor_table(index) @ vector32
         return values - conditional[positions]
 
 
@@ -521,7 +529,6 @@ def batch_bald(
 
     for _ in range(k):
         posteriors64 = configs.posteriors()
-        posteriors = posteriors64.astype(np.float32)
         weights = configs.weight
         best = _Incumbent()
         # configurations concentrated on one pass (off-mass < _SHARP) cost O(1) per candidate
@@ -529,7 +536,7 @@ def batch_bald(
         off_mass = posteriors64.sum(axis=1) - posteriors64[np.arange(configs.size), top_pass]
         sharp = off_mass < _SHARP
         sharp_mass = np.bincount(top_pass[sharp], weights=weights[sharp], minlength=n_passes)
-        diffuse_posteriors = posteriors[~sharp]
+        diffuse_posteriors = posteriors64[~sharp].astype(np.float32)
         diffuse_weights = weights[~sharp]
         n_diffuse = diffuse_weights.size
 
@@ -559,7 +566,7 @@ def batch_bald(
                     tangent = bounds.tangent_bound(weights @ posteriors64)[candidates]
                     bound[candidates] = np.minimum(bound[candidates], tangent)
                 elif stage == "anchor":
-                    anchored = bounds.anchor_bound(posteriors64, weights, candidates, conditional)
+                    anchored = bounds.anchor_bound(posteriors64, weights, candidates, conditional, top_pass)
                     bound[candidates] = np.minimum(bound[candidates], anchored)
                 elif candidates.size * n_diffuse * n_classes <= _DIRECT:
                     break  # the full evaluation of what is left is one block: cheaper than grouping

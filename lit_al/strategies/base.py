@@ -39,17 +39,6 @@ from ..outputs import PoolOutputStore
 
 log = logging.getLogger(__name__)
 
-#: Outputs whose computers take gradients (autograd) inside ``predict_step``. Lightning
-#: predicts under ``torch.inference_mode`` by default, which forbids autograd, so a
-#: strategy needing one of them gets a predict Trainer built with ``inference_mode=False``
-#: (``Strategy.needs_gradients``). The module registering such an output adds its name.
-GRADIENT_OUTPUTS: set[str] = set()
-#: Outputs whose unlabeled rows are computed relative to the labeled rows' values of the
-#: same output (ALDEN's ``Z_L``): for a strategy with ``predict_labeled`` needing one, the
-#: labeled rows are predicted in a pass of their own first, and the unlabeled pass receives
-#: their rows as ``PredictionRequest.reference`` (``Strategy.predict_labeled_first``).
-REFERENCE_OUTPUTS: set[str] = set()
-
 
 @dataclass(frozen=True)
 class PredictionRequest:
@@ -57,7 +46,8 @@ class PredictionRequest:
 
     ``needs`` are output names (see ``lit_al.prediction`` for the computers);
     ``options`` parameterise them (e.g. ``mc_passes``, ``mc_scope``).
-    ``reference`` maps an output name in ``REFERENCE_OUTPUTS`` to the labeled rows'
+    ``reference`` maps an output registered with ``reference=True`` (see
+    ``lit_al.prediction.register_output``) to the labeled rows'
     values of that output, (r, ...) in labeled-pool-index order; it is filled only
     for the unlabeled pass of a strategy with ``predict_labeled_first`` (see
     ``Strategy.attach_prediction_reference``) and is empty otherwise.
@@ -121,32 +111,28 @@ class Strategy(Callback):
 
     @property
     def needs_gradients(self) -> bool:
-        """Whether ``predict_step`` takes gradients for this strategy's ``needs`` (any in ``GRADIENT_OUTPUTS``).
+        """Whether ``predict_step`` takes gradients for this strategy's ``needs`` (any output flagged ``gradients``).
 
         ``ActiveLoop`` then builds the predict Trainer with ``inference_mode=False``.
         Derived from ``needs``, so per-instance needs (e.g. ``egl``'s variants) are
         covered; a subclass computing gradients some other way may override it with a
         class attribute.
         """
-        from ..prediction import available_outputs
+        from ..prediction import flagged_outputs  # lazy: prediction imports this module
 
-        available_outputs()  # imports the output modules, which declare their gradient outputs
-        return bool(GRADIENT_OUTPUTS & set(self.needs))
+        return bool(flagged_outputs("gradients") & set(self.needs))
 
     @property
     def predict_labeled_first(self) -> bool:
         """Whether the labeled rows get a predict pass of their own before the unlabeled rows.
 
-        True for a strategy with ``predict_labeled`` needing an output in
-        ``REFERENCE_OUTPUTS``: the unlabeled pass then receives the labeled rows'
+        True for a strategy with ``predict_labeled`` needing an output flagged
+        ``reference``: the unlabeled pass then receives the labeled rows'
         values as ``PredictionRequest.reference`` (``attach_prediction_reference``).
         """
-        if not self.predict_labeled:
-            return False
-        from ..prediction import available_outputs
+        from ..prediction import flagged_outputs
 
-        available_outputs()
-        return bool(REFERENCE_OUTPUTS & set(self.needs))
+        return bool(self.predict_labeled) and bool(flagged_outputs("reference") & set(self.needs))
 
     def attach_prediction_reference(self, labeled: np.ndarray | None) -> None:
         """Give the next predict pass the labeled rows' collected outputs as ``PredictionRequest.reference``.
@@ -154,17 +140,19 @@ class Strategy(Callback):
         Called by ``ActiveLoop`` between the labeled and the unlabeled pass of a
         strategy with ``predict_labeled_first`` (``labeled``: the labeled pool
         indices, ascending), and with ``None`` after the query to drop the copy.
-        Only outputs in ``REFERENCE_OUTPUTS`` are handed on. The rows come from this
+        Only outputs flagged ``reference`` are handed on. The rows come from this
         process's store: under DDP each process holds only the rows it predicted.
         """
         if labeled is None or self._store is None:
             self._reference = {}
             return
+        from ..prediction import flagged_outputs
+
         arrays = self.collected_outputs()
         rows = np.asarray(labeled, dtype=np.int64)
         self._reference = {
             name: np.ascontiguousarray(arrays[name][rows])
-            for name in sorted(REFERENCE_OUTPUTS & set(self.needs))
+            for name in sorted(flagged_outputs("reference") & set(self.needs))
             if name in arrays
         }
 

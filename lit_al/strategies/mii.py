@@ -39,8 +39,11 @@ mode = prediction_options()["attention_intra"], one of "column_sum" (default) or
 "row_sum". Compute it per batch inside predict_step and keep only the (B,) result.
 """
 
-#: How the ``inter_sign`` option's message names its two values.
-_INTER_SIGN_EXPECTED = "-1 (paper Eq. 14) or +1 (paper prose)"
+
+def _check_inter_sign(strategy: str, value: Any) -> int:
+    """The ``inter_sign`` option, -1 or +1 (``bool`` refused), as an ``int``."""
+    expected = "-1 (paper Eq. 14) or +1 (paper prose)"
+    return int(check_choice(strategy, "inter_sign", value, (-1, 1), expected=expected))
 
 
 def _inter(strategy: Strategy, outputs: Mapping[str, np.ndarray], labeled: np.ndarray, unlabeled: np.ndarray) -> np.ndarray:
@@ -81,7 +84,7 @@ class MII(Strategy):
     def __init__(self, *, seed: int = 0, multi_label: bool = False, intra: str = "column_sum", inter_sign: int = -1) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
         self.intra = check_choice("mii", "intra", intra, A.ATTENTION_INTRA_MODES)
-        self.inter_sign = int(check_choice("mii", "inter_sign", inter_sign, (-1, 1), expected=_INTER_SIGN_EXPECTED))
+        self.inter_sign = _check_inter_sign("mii", inter_sign)
 
     def prediction_options(self) -> dict[str, Any]:
         return {ATTENTION_INTRA: self.intra}
@@ -136,9 +139,7 @@ class MIIInter(Strategy):
 
     def __init__(self, *, seed: int = 0, multi_label: bool = False, inter_sign: int = -1) -> None:
         super().__init__(seed=seed, multi_label=multi_label)
-        self.inter_sign = int(
-            check_choice("mii_inter", "inter_sign", inter_sign, (-1, 1), expected=_INTER_SIGN_EXPECTED)
-        )
+        self.inter_sign = _check_inter_sign("mii_inter", inter_sign)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         inter = _inter(self, outputs, labeled, unlabeled)

@@ -73,16 +73,12 @@ def check_optional_int(strategy: str, option: str, value: Any, minimum: int = 1)
 def _float_wording(
     minimum: float | None, maximum: float | None, min_inclusive: bool, max_inclusive: bool, finite: bool
 ) -> str:
+    """The wording of the bound shapes in use: an interval, positive (``minimum=0, min_inclusive=False``), or none."""
     if minimum is not None and maximum is not None:
         return f"in {'[' if min_inclusive else '('}{minimum:g}, {maximum:g}{']' if max_inclusive else ')'}"
-    kind = "a finite number" if finite else "a number"
     if minimum is not None:
-        if minimum == 0 and not min_inclusive:
-            return "a positive finite number" if finite else "a positive number"
-        return f"{kind} {'>=' if min_inclusive else '>'} {minimum:g}"
-    if maximum is not None:
-        return f"{kind} {'<=' if max_inclusive else '<'} {maximum:g}"
-    return kind
+        return "a positive number"
+    return "a finite number" if finite else "a number"
 
 
 def check_float(
