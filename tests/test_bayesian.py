@@ -195,12 +195,68 @@ def saturating_mc(seed: int, T: int, n: int, C: int) -> np.ndarray:
 def test_batch_bald_pruning_is_exact_in_both_regimes():
     mc = saturating_mc(0, T=8, n=600, C=5)
     full = B.batch_bald(mc, 30, np.random.default_rng(1), num_samples=200, prune=False)
-    assert full.exact.any() and not full.exact.all()
+    assert full.exact.any() and not full.exact.all() and not full.saturated.any()
     for options in (dict(), dict(bound_cache_bytes=0), dict(chunk_size=300)):
         pruned = B.batch_bald(mc, 30, np.random.default_rng(1), num_samples=200, **options)
         np.testing.assert_array_equal(pruned.indices, full.indices)
         np.testing.assert_allclose(pruned.scores, full.scores, rtol=1e-6, atol=1e-6)
         assert (pruned.evaluated < full.evaluated).all()  # the bounds did discard candidates
+
+
+def sharp_mc(seed: int, T: int, n: int, C: int, sharpness: float) -> np.ndarray:
+    """Nearly deterministic passes that disagree: a few labels single out the pass, then BatchBALD saturates."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(T, n, C)) * sharpness
+    e = np.exp(logits - logits.max(axis=2, keepdims=True))
+    return (e / e.sum(axis=2, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_batch_bald_saturation_rules_against_brute_force(seed):
+    T, n, C, k, threshold = 4, 40, 3, 9, 1e-3
+    mc = sharp_mc(seed, T, n, C, 8.0)
+    options = dict(max_exact_configs=10**5, saturation_gain=threshold)  # exact enumeration throughout
+    greedy = B.batch_bald(mc, k, 0, saturation="greedy", **options)
+    restart = B.batch_bald(mc, k, 0, saturation="restart", **options)
+    bald = B.batch_bald(mc, k, 0, saturation="bald", **options)
+    assert not greedy.saturated.any() and (greedy.sub_batch == 0).all()
+    first = int(np.flatnonzero(restart.saturated)[0])
+    assert first >= 1
+    # before the first saturated step every rule is the greedy search, which saturates exactly there
+    for result in (restart, bald):
+        assert result.indices[:first].tolist() == greedy.indices[:first].tolist()
+        assert not result.saturated[:first].any()
+    assert (greedy.gains[:first] >= threshold).all() and greedy.gains[first] < threshold
+    chosen = greedy.indices[:first].tolist()
+    base = brute_score(mc, chosen)
+    assert max(brute_score(mc, chosen + [x]) - base for x in range(n) if x not in chosen) < threshold
+    # restart: the next sub-batch is a fresh BatchBALD batch over the candidates left
+    rest = np.setdiff1d(np.arange(n), restart.indices[:first])
+    second = restart.sub_batch == 1
+    assert restart.sub_batch[first] == 1 and restart.saturated[first]
+    fresh = B.batch_bald(mc[:, rest], int(second.sum()), 0, **options)
+    assert rest[fresh.indices].tolist() == restart.indices[second].tolist()
+    np.testing.assert_allclose(restart.gains[second], fresh.gains)
+    np.testing.assert_allclose(restart.scores[second], fresh.scores)
+    # bald: from the saturated step on, the highest BALD left, with the (tiny) gain of each pick
+    order = [x for x in top_k(B.bald(mc), n).tolist() if x not in chosen]
+    assert bald.indices[first:].tolist() == order[: k - first]
+    assert bald.saturated[first:].all() and (bald.sub_batch == 0).all()
+    assert (bald.gains[first:] < threshold).all()
+    picks = bald.indices.tolist()
+    np.testing.assert_allclose(bald.scores[first + 1], brute_score(mc, picks[: first + 2]), atol=1e-5)
+
+
+@pytest.mark.parametrize("saturation", ["restart", "bald"])
+def test_batch_bald_saturation_same_picks_with_and_without_pruning(saturation):
+    mc = sharp_mc(0, T=8, n=400, C=5, sharpness=3.0)
+    full = B.batch_bald(mc, 25, np.random.default_rng(1), num_samples=200, saturation=saturation, prune=False)
+    assert full.saturated.any() and not full.exact.all()
+    pruned = B.batch_bald(mc, 25, np.random.default_rng(1), num_samples=200, saturation=saturation)
+    np.testing.assert_array_equal(pruned.indices, full.indices)
+    np.testing.assert_array_equal(pruned.saturated, full.saturated)
+    np.testing.assert_allclose(pruned.scores, full.scores, rtol=1e-6, atol=1e-6)
+    assert (pruned.evaluated < full.evaluated).all()
 
 
 def test_batch_bald_bounds_are_upper_bounds():
@@ -254,6 +310,10 @@ def test_batch_bald_deterministic_and_validated():
         B.batch_bald(mc, 3, 0, max_exact_configs=0)
     with pytest.raises(ValueError, match="chunk_size"):
         B.batch_bald(mc, 3, 0, chunk_size=0)
+    with pytest.raises(ValueError, match="saturation"):
+        B.batch_bald(mc, 3, 0, saturation="stop")
+    with pytest.raises(ValueError, match="saturation_gain"):
+        B.batch_bald(mc, 3, 0, saturation_gain=-1.0)
 
 
 # ------------------------------------------------------------------------ strategies
@@ -280,6 +340,8 @@ def test_prediction_options_and_defaults():
         ("batch_bald", {"num_samples": 10}, "num_samples"),
         ("batch_bald", {"chunk_size": 0}, "chunk_size"),
         ("batch_bald", {"max_exact_configs": 0}, "max_exact_configs"),
+        ("batch_bald", {"saturation": "stop"}, "saturation"),
+        ("batch_bald", {"saturation_gain": float("nan")}, "saturation_gain"),
     ],
 )
 def test_bad_options_are_refused_clearly(name, options, words):
@@ -337,6 +399,15 @@ def test_batch_bald_strategy_maps_pool_indices():
     reference = B.batch_bald(mc[:, unlabeled], 6, np.random.default_rng(4), num_samples=60, index=unlabeled)
     np.testing.assert_array_equal(picks, unlabeled[reference.indices])
     np.testing.assert_allclose(strategy.last_scores, reference.gains)
+    sharp = sharp_mc(3, T=6, n=50, C=3, sharpness=6.0)
+    for rule in ("bald", "greedy"):
+        strategy = get_strategy("batch_bald", mc_passes=6, num_samples=60, saturation=rule, saturation_gain=1e-3)
+        picks = strategy.select({"mc_probs": sharp}, labeled, unlabeled, 12)
+        reference = B.batch_bald(
+            sharp[:, unlabeled], 12, np.random.default_rng(0), num_samples=60, saturation=rule, saturation_gain=1e-3
+        )
+        assert reference.saturated.any() == (rule == "bald")
+        np.testing.assert_array_equal(picks, unlabeled[reference.indices])
     with pytest.raises(StrategyError, match="num_samples"):
         many_passes = {"mc_probs": random_mc(np.random.default_rng(0), 30, 20, 3)}
         get_strategy("batch_bald", num_samples=20).select(many_passes, np.array([], int), np.arange(20), 3)

@@ -164,11 +164,25 @@ def test_kmeans_nearest_duplicate_fill():
 def test_greedy_match_serves_pairs_by_distance():
     x = np.array([[0.0], [1.0], [5.0]], dtype=np.float32)
     centroids = np.array([[0.1], [0.2]], dtype=np.float32)
-    index = idx._flat_index(x)
     # both centroids' nearest row is 0; the closer centroid keeps it, the other takes row 1
-    assert idx._greedy_match(index, centroids, 3).tolist() == [0, 1]
+    owner, assignment = idx._greedy_match(x, centroids)
+    assert owner.tolist() == [0, 1] and assignment.tolist() == [0, 1, 1]
     centroids = np.array([[0.2], [0.1]], dtype=np.float32)
-    assert idx._greedy_match(index, centroids, 3).tolist() == [1, 0]
+    assert idx._greedy_match(x, centroids)[0].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 4096])
+def test_centroid_neighbours_match_brute_force_with_ties(block_size):
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 4, size=(300, 3)).astype(np.float32)  # many exact duplicates: ties everywhere
+    centroids = rng.integers(0, 4, size=(9, 3)).astype(np.float32) + 0.5
+    sq_all = ((x[None, :, :] - centroids[:, None, :]) ** 2).sum(axis=2)
+    for depth in (1, 5, 40):
+        (sq, labels), assignment = idx._centroid_neighbours(x, centroids, depth, block_size=block_size)
+        order = np.lexsort((np.broadcast_to(np.arange(300), sq_all.shape), sq_all), axis=1)[:, :depth]
+        np.testing.assert_array_equal(labels, order)
+        np.testing.assert_allclose(sq, np.take_along_axis(sq_all, order, axis=1), rtol=1e-6)
+        np.testing.assert_array_equal(assignment, np.argmin(sq_all, axis=0))
 
 
 def test_kmeans_nearest_small_pools(points):

@@ -42,6 +42,10 @@ _LOG_FLUSH = float(np.log(_FLUSH))
 _SHARP = 1e-10
 #: Default memory cap of BatchBALD's cached O(T²)-per-candidate bound table.
 BATCHBALD_BOUND_CACHE_BYTES = 1 << 29
+#: What BatchBALD does once no candidate can add ``saturation_gain`` nats (see ``batch_bald``).
+BATCHBALD_SATURATION_RULES = ("restart", "bald", "greedy")
+#: Default ``saturation_gain`` (nats): the float32 resolution of a gain, as ``_PRUNE_TOL``.
+BATCHBALD_SATURATION_GAIN = 1e-5
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -152,6 +156,10 @@ class BatchBALDResult:
     ``exact``: whether step i enumerated the configurations of the earlier picks exactly.
     ``evaluated``: how many candidates had their gain computed in full at step i (the rest were
     discarded by an upper bound, see ``batch_bald``).
+    ``saturated``: whether pick i was made at a saturated step (no candidate could gain
+    ``saturation_gain`` nats), by the ``saturation`` rule instead of the gain.
+    ``sub_batch``: the sub-batch of pick i (0 first; only ``saturation="restart"`` opens more).
+    ``gains``, ``scores``, ``joint_entropies`` and ``exact`` are those of pick i within its sub-batch.
     """
 
     indices: np.ndarray
@@ -160,6 +168,8 @@ class BatchBALDResult:
     joint_entropies: np.ndarray
     exact: np.ndarray
     evaluated: np.ndarray
+    saturated: np.ndarray
+    sub_batch: np.ndarray
 
 
 def _logsumexp(values: np.ndarray, axis: int) -> np.ndarray:
@@ -419,6 +429,8 @@ def batch_bald(
     chunk_size: int = BATCHBALD_CHUNK_SIZE,
     prune: bool = True,
     bound_cache_bytes: int = BATCHBALD_BOUND_CACHE_BYTES,
+    saturation: str = "restart",
+    saturation_gain: float = BATCHBALD_SATURATION_GAIN,
     index: np.ndarray | None = None,
 ) -> BatchBALDResult:
     """Greedy BatchBALD (Kirsch, van Amersfoort & Gal 2019, NeurIPS), single-label only.
@@ -473,6 +485,25 @@ def batch_bald(
     - ``bound_cache_bytes`` (default 512 MiB): the O(T²) anchor table (float32, ``m·T·(T+1)``
       entries, 168 MB at m = 10^5, T = 20) is cached when it fits, else recomputed per step
       in blocks of ``chunk_size`` (same picks, slower).
+    - ``saturation`` (default ``"restart"`` [R]) and ``saturation_gain`` (default 1e-5 nats).
+      ``I(y_A; w) <= ln T``: once the labels of A single out one pass (every configuration's
+      posterior collapses onto one t), no candidate adds information and every gain is 0 up to
+      float rounding. A step is *saturated* when the greedy maximum gain is below
+      ``saturation_gain`` (decided by the upper bounds above without evaluating everyone, or
+      by the full evaluation: the same steps either way, unless the best gain lies within the
+      float32 rounding of a bound, about 1e-6 nats, of ``saturation_gain``). By submodularity any completion of a
+      saturated batch A then scores within ``saturation_gain`` per added point of any other, the
+      greedy one included, so the rule only breaks what are ties at the estimator's resolution:
+
+      - ``"restart"``: close the sub-batch and start a new greedy BatchBALD sub-batch over the
+        candidates left (its first pick is the highest BALD, as any batch's); the batch is a
+        sequence of sub-batches, each as diverse as T passes can tell.
+      - ``"bald"``: keep the batch and take the highest BALD among the candidates left (the
+        gain is still reported, evaluated for that pick alone).
+      - ``"greedy"``: no saturation rule; keep maximising gains below the resolution (the
+        reference; at n = 10^5 every saturated step evaluates every candidate in full).
+
+      A sub-batch with no pick yet is never saturated (its greedy pick is the BALD argmax).
 
     Returns a ``BatchBALDResult`` (positions along axis 1 of ``mc_probs``, best first).
     Multi-label (sigmoid) outputs are not supported (no single categorical y per example).
@@ -491,12 +522,19 @@ def batch_bald(
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if saturation not in BATCHBALD_SATURATION_RULES:
+        raise ValueError(f"saturation must be one of {list(BATCHBALD_SATURATION_RULES)}, got {saturation!r}")
+    saturation_gain = float(saturation_gain)
+    if not saturation_gain >= 0 or not np.isfinite(saturation_gain):
+        raise ValueError(f"saturation_gain must be a finite number >= 0, got {saturation_gain}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     tie = np.arange(n, dtype=np.int64) if index is None else np.asarray(index, dtype=np.int64)
     if tie.shape != (n,):
         raise ValueError(f"index must have shape ({n},), got {tie.shape}")
     if k == 0:
-        return BatchBALDResult(*(np.empty(0, dtype=d) for d in (np.int64, float, float, float, bool, np.int64)))
+        return BatchBALDResult(
+            *(np.empty(0, dtype=d) for d in (np.int64, float, float, float, bool, np.int64, bool, np.int64))
+        )
 
     probs = np.ascontiguousarray(source, dtype=np.float32)
     tiny = probs < _FLUSH
@@ -514,23 +552,33 @@ def batch_bald(
     for t in range(n_passes):
         pass_entropy[:, t] = _neg_plogp_sum(probs[t])
 
-    configs = _Configurations(n_passes)
     available = np.ones(n, dtype=bool)
-    stale = np.full(n, np.inf)  # previous gains/bounds: valid bounds while the estimate stays exact (submodularity)
-    chosen_probs: list[np.ndarray] = []
     picks: list[int] = []
     gains: list[float] = []
     scores: list[float] = []
     joints: list[float] = []
     exact_flags: list[bool] = []
     evaluated: list[int] = []
-    batch_conditional = 0.0
-    skip_tangent = False
+    saturated_flags: list[bool] = []
+    sub_batches: list[int] = []
+    sub_batch = -1
+    open_new = True  # start a (sub-)batch: no configuration of earlier picks yet
 
-    for _ in range(k):
+    while len(picks) < k:
+        if open_new:
+            open_new = False
+            sub_batch += 1
+            configs = _Configurations(n_passes)
+            stale = np.full(n, np.inf)  # previous gains/bounds: valid bounds while the estimate stays exact (submodularity)
+            chosen_probs: list[np.ndarray] = []
+            batch_conditional = 0.0
+            skip_tangent = False
         posteriors64 = configs.posteriors()
         weights = configs.weight
         best = _Incumbent()
+        # a gain below the floor cannot make the step unsaturated: no need to find it exactly
+        check = saturation != "greedy" and bool(chosen_probs)
+        floor = saturation_gain if check else -np.inf
         # configurations concentrated on one pass (off-mass < _SHARP) cost O(1) per candidate
         top_pass = np.argmax(posteriors64, axis=1)
         off_mass = posteriors64.sum(axis=1) - posteriors64[np.arange(configs.size), top_pass]
@@ -548,6 +596,9 @@ def batch_bald(
                 values = values + pass_entropy[positions] @ sharp_mass
             best.offer(values, positions, tie)
             return values
+
+        def cutoff() -> float:
+            return max(best.gain - _PRUNE_TOL, floor)
 
         candidates = np.flatnonzero(available)
         if bounds is None:
@@ -574,11 +625,11 @@ def batch_bald(
                     centers, mass = _group_posteriors(posteriors64, weights, stage, chunk_size)
                     grouped = _weighted_entropy(centers.astype(np.float32), mass, probs, candidates, chunk_size)
                     bound[candidates] = np.minimum(bound[candidates], grouped - conditional[candidates])
-                candidates = candidates[bound[candidates] >= best.gain - _PRUNE_TOL]
+                candidates = candidates[bound[candidates] >= cutoff()]
                 leaders = top_k(bound[candidates], _INCUMBENTS, index=tie[candidates])
                 bound[candidates[leaders]] = evaluate(candidates[leaders])
                 candidates = np.delete(candidates, leaders)
-                candidates = candidates[bound[candidates] >= best.gain - _PRUNE_TOL]
+                candidates = candidates[bound[candidates] >= cutoff()]
                 if stage == "tangent":
                     # at a saturated batch the tangent prunes little; then go straight to the anchors
                     skip_tangent = 2 * candidates.size > available.sum()
@@ -589,22 +640,32 @@ def batch_bald(
             block = max(1, chunk_size // (max(n_diffuse, n_passes) * n_classes))
             for start in range(0, candidates.size, block):
                 chunk = candidates[start : start + block]
-                chunk = chunk[bound[chunk] >= best.gain - _PRUNE_TOL]
+                chunk = chunk[bound[chunk] >= cutoff()]
                 if chunk.size == 0:
                     break
                 bound[chunk] = evaluate(chunk)
             stale = bound
 
-        position = best.position
+        saturated = check and best.gain < saturation_gain
+        if saturated and saturation == "restart":
+            open_new = True
+            continue  # the same step again, as the first pick of a new sub-batch
+        if saturated:  # "bald": the highest BALD left, its gain evaluated alone
+            position = int(top_k(np.where(available, bald_scores, -np.inf), 1, index=tie)[0])
+            gain = float(evaluate(np.array([position]))[0])
+        else:
+            position, gain = best.position, best.gain
         picks.append(position)
-        gains.append(best.gain)
+        gains.append(gain)
         available[position] = False
-        joint = configs.entropy() + best.gain + conditional[position]
+        joint = configs.entropy() + gain + conditional[position]
         batch_conditional += conditional[position]
         joints.append(joint)
         scores.append(joint - batch_conditional)
         exact_flags.append(configs.exact)
         evaluated.append(best.evaluated)
+        saturated_flags.append(saturated or (sub_batch > 0 and not chosen_probs))  # a restart's first pick
+        sub_batches.append(sub_batch)
 
         if len(picks) == k:
             break
@@ -624,6 +685,8 @@ def batch_bald(
         joint_entropies=np.asarray(joints, dtype=np.float64),
         exact=np.asarray(exact_flags, dtype=bool),
         evaluated=np.asarray(evaluated, dtype=np.int64),
+        saturated=np.asarray(saturated_flags, dtype=bool),
+        sub_batch=np.asarray(sub_batches, dtype=np.int64),
     )
 
 

@@ -73,11 +73,13 @@ def check_optional_int(strategy: str, option: str, value: Any, minimum: int = 1)
 def _float_wording(
     minimum: float | None, maximum: float | None, min_inclusive: bool, max_inclusive: bool, finite: bool
 ) -> str:
-    """The wording of the bound shapes in use: an interval, positive (``minimum=0, min_inclusive=False``), or none."""
+    """The wording of the bounds in use: an interval, a lower bound (``minimum=0`` exclusive: positive), or none."""
     if minimum is not None and maximum is not None:
         return f"in {'[' if min_inclusive else '('}{minimum:g}, {maximum:g}{']' if max_inclusive else ')'}"
     if minimum is not None:
-        return "a positive number"
+        if min_inclusive:
+            return f"a finite number >= {minimum:g}" if finite else f"a number >= {minimum:g}"
+        return "a positive number" if minimum == 0 else f"a number > {minimum:g}"
     return "a finite number" if finite else "a number"
 
 
