@@ -569,7 +569,8 @@ def batch_bald(
             open_new = False
             sub_batch += 1
             configs = _Configurations(n_passes)
-            stale = np.full(n, np.inf)  # previous gains/bounds: valid bounds while the estimate stays exact (submodularity)
+            # previous gains/bounds: valid bounds while the estimate stays exact (submodularity)
+            stale = np.full(n, np.inf)
             chosen_probs: list[np.ndarray] = []
             batch_conditional = 0.0
             skip_tangent = False

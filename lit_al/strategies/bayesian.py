@@ -113,8 +113,8 @@ class BatchBALD(_MCDropoutStrategy):
 
     Picks are in greedy order; ``last_scores`` holds each pick's marginal gain (its conditional
     mutual information given the earlier picks of its sub-batch) and ``last_result`` the whole
-    ``BatchBALDResult`` (positions along the unlabeled indices passed to ``select``). Single-label only (refuses multi-label).
-    See ``lit_al.functional.bayesian.batch_bald`` for the estimator.
+    ``BatchBALDResult`` (positions along the unlabeled indices passed to ``select``).
+    Single-label only (refuses multi-label). See ``lit_al.functional.bayesian.batch_bald`` for the estimator.
 
     Options:
 
