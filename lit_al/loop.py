@@ -15,10 +15,10 @@ after the last completed round.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -35,8 +35,8 @@ from .data.scenarios import draw_initial_set
 from .data.state import LabelState
 from .errors import ConfigError
 from .hub import resolve_model_path
-from .io import atomic_write_json, atomic_write_text
-from .model import TextClassifier
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .model import DEFAULT_MODEL, TextClassifier
 from .oracle import Oracle, SimulatedOracle
 from .seeding import derive_seed
 from .strategies import Strategy, get_strategy
@@ -119,7 +119,6 @@ class ActiveLoop:
         self.on_round_end = on_round_end
         self.round0_key = round0_key
         self.metrics_path = self.run_dir / "metrics.csv"
-        self.state: LabelState | None = None
 
     # ------------------------------------------------------------------ set-up
     def prepare(self, *, fresh: bool = False) -> LabelState:
@@ -130,11 +129,8 @@ class ActiveLoop:
         run that cannot start leaves nothing behind. ``fresh`` starts over: an existing
         run in ``run_dir`` is ignored, and deleted only once the new one has been validated.
         """
-        from transformers import AutoTokenizer
-
         self.data.load()
-        model_name = self.model_kwargs.get("model_name_or_path", "sentence-transformers/all-MiniLM-L6-v2")
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_name), use_fast=True)
+        tokenizer = load_tokenizer(self.model_kwargs)
         assert self.data.pool is not None and self.data.schema is not None
         if self.strategy.multi_label != self.data.schema.multi_label:
             raise ConfigError(
@@ -166,7 +162,6 @@ class ActiveLoop:
             state.save()
         self.data.state = state
         self._truncate_metrics(state.completed_rounds)
-        self.state = state
         return state
 
     def monitor_name(self) -> str | None:
@@ -182,13 +177,13 @@ class ActiveLoop:
     # -------------------------------------------------------------------- run
     def run(self) -> pd.DataFrame:
         """Run every remaining round (``prepare`` first, unless the caller already did)."""
-        state = self.state if self.state is not None else self.prepare()
+        state = self.data.state if self.data.state is not None else self.prepare()
         while not state.finished:
             self.run_round(state, state.completed_rounds)
         return self.metrics()
 
     def run_round(self, state: LabelState, round_index: int) -> dict[str, Any]:
-        data, config = self.data, self.config
+        data = self.data
         assert data.pool is not None
         labeled = state.labeled_indices()
         row: dict[str, Any] = {"round": round_index, "labeled": int(labeled.size), "strategy": self.strategy.name}
@@ -377,12 +372,20 @@ class SharedRound0:
     """
 
     METRIC_PREFIXES = ("fit_", "test_", "best_epoch")
+    MODEL_FILE = "model.pt"
 
     def __init__(self, directory: Path, key: dict[str, Any]) -> None:
         self.directory = directory
         self.key_digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-        self.model_path = directory / "model.pt"
+        self.model_path = directory / self.MODEL_FILE
         self.meta_path = directory / "round0.json"
+
+    @classmethod
+    def load_weights(cls, model: TextClassifier, directory: Path) -> None:
+        """Load the weights saved in ``directory`` into ``model`` (no key check: see ``load``)."""
+        import torch
+
+        model.load_state_dict(torch.load(directory / cls.MODEL_FILE, map_location="cpu", weights_only=True))
 
     def load(self, model: TextClassifier) -> dict[str, Any] | None:
         """Load the saved weights into ``model`` and return the saved metrics; None if there is no model yet."""
@@ -394,21 +397,26 @@ class SharedRound0:
                 f"loop.round0_model_dir {self.directory}: its model was trained from another initial set or "
                 "configuration; point this run at another directory or delete that one"
             )
-        import torch
-
-        model.load_state_dict(torch.load(self.model_path, map_location="cpu", weights_only=True))
+        self.load_weights(model, self.directory)
         log.info("round 0: loaded the shared model from %s", self.directory)
         return dict(meta["metrics"])
 
     def save(self, model: TextClassifier, row: dict[str, Any]) -> None:
         import torch
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = self.model_path.with_suffix(".pt.tmp")
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, temporary)
-        os.replace(temporary, self.model_path)
+        weights = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+        atomic_write_bytes(self.model_path, weights.getvalue())
         metrics = {k: v for k, v in row.items() if k.startswith(self.METRIC_PREFIXES)}
         atomic_write_json(self.meta_path, {"key": self.key_digest, "metrics": metrics})
+
+
+def load_tokenizer(model_kwargs: dict[str, Any]):
+    """The fast tokenizer of the configured model (``hub.resolve_model_path``: the local copy when offline)."""
+    from transformers import AutoTokenizer
+
+    name = model_kwargs.get("model_name_or_path", DEFAULT_MODEL)
+    return AutoTokenizer.from_pretrained(resolve_model_path(name), use_fast=True)
 
 
 def format_round(row: dict[str, Any], metric_names: list[str]) -> str:

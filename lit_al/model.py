@@ -17,6 +17,9 @@ from .hub import resolve_model_path
 
 log = logging.getLogger(__name__)
 
+#: The encoder used when the config names none (offline: the pip-installed copy, see ``hub``).
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
 Pooling = Literal["cls", "pooled", "mean"]
 
 
@@ -73,7 +76,7 @@ class TextClassifier(pl.LightningModule):
 
     def __init__(
         self,
-        model_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2",
+        model_name_or_path: str = DEFAULT_MODEL,
         pooling: Pooling = "cls",
         dropout: float | None = None,
         hidden_size: int | None = None,

@@ -58,7 +58,7 @@ from torch import nn
 from .errors import StrategyError
 from .functional import gradient as G
 from .functional.interpretation import SUBWORD_AGGREGATES, aggregate_subwords, select_token_interpretations
-from .prediction import cached_on_module, classifier_tokenizer, eval_mode, register_output
+from .prediction import cached_on_module, classifier_tokenizer, eval_mode, register_output, special_token_ids
 from .strategies.alden import ALDEN_INTERPRETATION, EMBEDDING_POINTS, TARGETS
 from .strategies.base import PredictionRequest
 
@@ -116,16 +116,6 @@ def _plain_batch(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------ tokens
-def special_token_ids(module: "TextClassifier", device: torch.device) -> torch.Tensor:
-    """Ids the tokenizer's special-tokens mask flags: [CLS], [SEP], [PAD], [MASK] and also [UNK] (built once per device)."""
-
-    def build() -> torch.Tensor:
-        ids = sorted({int(i) for i in classifier_tokenizer(module).all_special_ids})
-        return torch.tensor(ids, dtype=torch.long, device=device)
-
-    return cached_on_module(module, f"special_token_ids:{device}", build)
-
-
 def content_mask(module: "TextClassifier", batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """(B, ℓ) bool: attended positions that are not special tokens."""
     ids = batch["input_ids"]

@@ -164,11 +164,6 @@ class ConsistentDropout:
             stack.close()  # hooks removed, then every module's mode restored
 
 
-def consistent_dropout(root: nn.Module, seed: int) -> ConsistentDropout:
-    """Example-independent MC-dropout masks for every ``nn.Dropout`` under ``root`` (module docstring); restores all."""
-    return ConsistentDropout(root, seed)
-
-
 def _options(request: PredictionRequest) -> tuple[int, str, bool]:
     passes = request.options.get("mc_passes", 10)
     scope = request.options.get("mc_scope", "full")

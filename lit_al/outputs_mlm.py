@@ -53,7 +53,7 @@ from torch import nn
 
 from .errors import LitAlError, StrategyError
 from .hub import resolve_model_path
-from .prediction import ForwardCache, cached_on_module, classifier_tokenizer, register_output
+from .prediction import ForwardCache, cached_on_module, classifier_tokenizer, register_output, special_token_ids
 from .seeding import derive_seed
 from .strategies.base import PredictionRequest
 from .strategies.geometry import SURPRISAL
@@ -134,10 +134,7 @@ def _load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
     head = _head_module(model, encoder)
     if head is None:
         log.info("alps: %s: no separable MLM head; computing full-vocabulary logits", name)
-    specials = set(tokenizer.all_special_ids)
-    if tokenizer.pad_token_id is not None:
-        specials.add(int(tokenizer.pad_token_id))
-    return MaskedLM(model, encoder, head, torch.tensor(sorted(specials), dtype=torch.long))
+    return MaskedLM(model, encoder, head, special_token_ids(module, module.device))
 
 
 def sample_positions(seed: int, pool_index: torch.Tensor, length: int, rate: float) -> torch.Tensor:

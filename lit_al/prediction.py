@@ -193,6 +193,16 @@ def classifier_tokenizer(module: "TextClassifier"):
     return cached_on_module(module, "classifier_tokenizer", load)
 
 
+def special_token_ids(module: "TextClassifier", device: torch.device) -> torch.Tensor:
+    """The classifier tokenizer's special ids: [CLS], [SEP], [PAD], [MASK] and also [UNK] (built once per device)."""
+
+    def build() -> torch.Tensor:
+        ids = sorted({int(i) for i in classifier_tokenizer(module).all_special_ids})
+        return torch.tensor(ids, dtype=torch.long, device=device)
+
+    return cached_on_module(module, f"special_token_ids:{device}", build)
+
+
 def pretrained_encoder(module: "TextClassifier") -> nn.Module:
     """The frozen pre-trained encoder (θ0), loaded once per module and kept in eval mode."""
 

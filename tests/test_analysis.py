@@ -16,6 +16,7 @@ from lit_al.analysis import (
     mean_entropy_under_reference_model,
     representativeness,
     token_jaccard,
+    token_jaccard_from_counts,
     token_jaccard_from_ids,
     wilcoxon_pairwise,
     wilcoxon_vs_reference,
@@ -109,6 +110,24 @@ def test_token_jaccard_from_ids():
     with pytest.raises(ValueError):
         token_jaccard_from_ids(padded, [True, False])
 
+
+
+def test_token_jaccard_from_counts_matches_the_id_sets():
+    rng = np.random.default_rng(3)
+    rows = [rng.integers(0, 40, size=rng.integers(1, 9)) for _ in range(60)]
+    total = np.bincount(np.concatenate(rows))
+    selected = np.zeros_like(total)
+    mask = np.zeros(60, dtype=bool)
+    for batch in np.array_split(rng.permutation(60)[:45], 5):  # D grows round by round
+        mask[batch] = True
+        selected += np.bincount(np.concatenate([rows[i] for i in batch]), minlength=total.size)
+        for ignore in (None, [0, 5, 39, 1000]):
+            assert token_jaccard_from_counts(selected, total, ignore) == pytest.approx(
+                token_jaccard_from_ids(rows, mask, ignore)
+            )
+    assert token_jaccard_from_counts(np.zeros(3, int), np.zeros(3, int)) == 0.0
+    with pytest.raises(ValueError, match="subset"):
+        token_jaccard_from_counts(np.array([2]), np.array([1]))
 
 # ---------------------------------------------------------------- §2.4 Gu
 def test_mean_entropy_hand_computed():

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from lit_al.errors import StrategyError
 from lit_al.functional import bayesian as B
@@ -24,9 +25,7 @@ def hb(q: float) -> float:
 
 def random_mc(rng: np.random.Generator, T: int, n: int, C: int, spread: float = 1.5) -> np.ndarray:
     """Softmax passes around a per-example base, with real disagreement between passes."""
-    logits = rng.normal(size=(1, n, C)) * 1.5 + rng.normal(size=(T, n, C)) * spread
-    e = np.exp(logits - logits.max(axis=2, keepdims=True))
-    return e / e.sum(axis=2, keepdims=True)
+    return softmax(rng.normal(size=(1, n, C)) * 1.5 + rng.normal(size=(T, n, C)) * spread, axis=-1)
 
 
 # ------------------------------------------------------------------ MC dropout / BALD
@@ -187,9 +186,7 @@ def test_batch_bald_monte_carlo_approaches_exact():
 def saturating_mc(seed: int, T: int, n: int, C: int) -> np.ndarray:
     """Confident passes with mild disagreement: BatchBALD gains shrink and bunch up, bounds must be tight."""
     rng = np.random.default_rng(seed)
-    logits = rng.normal(size=(1, n, C)) * 2.0 + rng.normal(size=(T, n, C)) * 0.5
-    e = np.exp(logits - logits.max(axis=2, keepdims=True))
-    return (e / e.sum(axis=2, keepdims=True)).astype(np.float32)
+    return softmax(rng.normal(size=(1, n, C)) * 2.0 + rng.normal(size=(T, n, C)) * 0.5, axis=-1).astype(np.float32)
 
 
 def test_batch_bald_pruning_is_exact_in_both_regimes():
@@ -205,10 +202,7 @@ def test_batch_bald_pruning_is_exact_in_both_regimes():
 
 def sharp_mc(seed: int, T: int, n: int, C: int, sharpness: float) -> np.ndarray:
     """Nearly deterministic passes that disagree: a few labels single out the pass, then BatchBALD saturates."""
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(size=(T, n, C)) * sharpness
-    e = np.exp(logits - logits.max(axis=2, keepdims=True))
-    return (e / e.sum(axis=2, keepdims=True)).astype(np.float32)
+    return softmax(np.random.default_rng(seed).normal(size=(T, n, C)) * sharpness, axis=-1).astype(np.float32)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -21,7 +21,7 @@ from lit_al.cli import main
 from lit_al.errors import StrategyError
 from lit_al.functional.attention import attention_intra
 from lit_al.model import TextClassifier
-from lit_al.outputs_mc import MASK_BLOCK_ROWS, consistent_dropout
+from lit_al.outputs_mc import MASK_BLOCK_ROWS, ConsistentDropout
 from lit_al.prediction import ForwardCache, compute_outputs, dropout_active, seeded
 from lit_al.strategies import PredictionRequest
 from tiny import write_config, write_dataset, write_tiny_bert
@@ -282,7 +282,7 @@ def test_consistent_dropout_masks():
     p = 0.25
     net = nn.Dropout(p)
     root = nn.Sequential(net)
-    with consistent_dropout(root, seed=1) as masks:
+    with ConsistentDropout(root, seed=1) as masks:
         masks.begin_pass(0)
         wide = net(torch.ones(2, 2 * MASK_BLOCK_ROWS + 6, 50))
         narrow = net(torch.ones(3, MASK_BLOCK_ROWS + 8, 50))  # second call of the module: another mask
@@ -303,7 +303,7 @@ def test_consistent_dropout_masks():
 
 def test_consistent_dropout_refuses_other_flavours_and_bad_options(bert):
     with pytest.raises(StrategyError, match="Dropout2d"):
-        with consistent_dropout(nn.Sequential(nn.Dropout2d(0.1)), seed=0):
+        with ConsistentDropout(nn.Sequential(nn.Dropout2d(0.1)), seed=0):
             pass
     model = TextClassifier(str(bert), num_labels=3).eval()
     batch = _batch(ROWS, [0, 1, 2])

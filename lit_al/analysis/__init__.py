@@ -17,6 +17,7 @@ from lit_al.analysis.batch_metrics import (
     mean_entropy_under_reference_model,
     representativeness,
     token_jaccard,
+    token_jaccard_from_counts,
     token_jaccard_from_ids,
 )
 from lit_al.analysis.statistics import (
@@ -41,6 +42,7 @@ __all__ = [
     "mean_entropy_under_reference_model",
     "representativeness",
     "token_jaccard",
+    "token_jaccard_from_counts",
     "token_jaccard_from_ids",
     "wilcoxon_pairwise",
     "wilcoxon_vs_reference",

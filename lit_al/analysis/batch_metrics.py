@@ -2,7 +2,7 @@
 
 - :func:`diversity`: D(B), IBM (Ein-Dor et al. 2020) after Zhdanov (2019), §2.1.
 - :func:`representativeness`: Rep(B) from the K-NN density, IBM after Zhu et al. (2008), §2.2.
-- :func:`token_jaccard`, :func:`token_jaccard_from_ids`: Gd, ALPS (Yuan et al. 2020), §2.3.
+- :func:`token_jaccard`, :func:`token_jaccard_from_ids`, :func:`token_jaccard_from_counts`: Gd, ALPS (Yuan et al. 2020), §2.3.
 - :func:`mean_entropy_under_reference_model`: Gu, ALPS, §2.4.
 - :func:`batch_overlap`: overlap of two strategies' batches, IBM, §2.5.
 
@@ -146,6 +146,33 @@ def token_jaccard_from_ids(
     chosen = [rows[i] for i in np.flatnonzero(mask)]
     rest = [rows[i] for i in np.flatnonzero(~mask)]
     return token_jaccard(chosen, rest, ignore_ids)
+
+
+def token_jaccard_from_counts(
+    selected_counts: np.ndarray,
+    total_counts: np.ndarray,
+    ignore_ids: Iterable[int] | None = None,
+) -> float:
+    """Gd of :func:`token_jaccard` from token-id occurrence counts (STRATEGIES.md §2.3).
+
+    ``selected_counts[t]``: occurrences of id t in the sampled set D; ``total_counts[t]``:
+    in the whole pool D ∪ D' (``np.bincount`` of every row's ids). ``V_D = {t : selected > 0}``,
+    ``V_{D'} = {t : total − selected > 0}``, ``Gd = |V_D ∩ V_{D'}| / |V_D ∪ V_{D'}|``.
+    O(vocabulary) per call: for a growing D the pool's counts are taken once and D's are
+    updated with the rows each round adds, instead of re-reading the whole pool.
+    """
+    total = np.asarray(total_counts, dtype=np.int64).ravel()
+    selected = np.zeros_like(total)
+    counts = np.asarray(selected_counts, dtype=np.int64).ravel()
+    if counts.size > total.size or (counts > total[: counts.size]).any():
+        raise ValueError("selected_counts exceed total_counts: D must be a subset of the pool")
+    selected[: counts.size] = counts
+    in_d, in_rest = selected > 0, total - selected > 0
+    ignore = np.fromiter((int(t) for t in (ignore_ids or ())), dtype=np.int64)
+    ignore = ignore[(ignore >= 0) & (ignore < total.size)]
+    in_d[ignore] = in_rest[ignore] = False
+    union = int(np.count_nonzero(in_d | in_rest))
+    return 0.0 if union == 0 else int(np.count_nonzero(in_d & in_rest)) / union
 
 
 def mean_entropy_under_reference_model(probs_of_selected: np.ndarray) -> float:

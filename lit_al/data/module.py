@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,12 +242,13 @@ class ActiveDataModule(pl.LightningDataModule):
             self.load()
         self.tokenizer = tokenizer
         cache = self.cache_dir or cache_dir
-        # costly (it serialises the vocabulary): once per call, not once per split
+        # costly (the vocabulary, the whole file): once per call and per file, not once per split
         fingerprint = tokenizer_fingerprint(tokenizer) if cache is not None else None
+        file_hash = functools.cache(file_fingerprint)  # dev/test carved from train share its file
         for split in (self.pool, self.dev, self.test):
             if split is None:
                 continue
-            key = f"{file_fingerprint(split.path)}|{split.source}|{self.text_column}"
+            key = f"{file_hash(split.path)}|{split.source}|{self.text_column}" if cache is not None else None
             split.tokens = cached_tokenize(tokenizer, split.texts, self.max_length, key, cache, fingerprint)
 
     # -------------------------------------------------------------- task facts

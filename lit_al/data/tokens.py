@@ -68,13 +68,14 @@ def cached_tokenize(
     tokenizer,
     texts: Sequence[str],
     max_length: int,
-    data_key: str,
+    data_key: str | None,
     cache_dir: str | Path | None,
     fingerprint: str | None = None,
 ) -> TokenizedTexts:
     """Tokenize ``texts`` or load them from ``cache_dir`` (key: tokenizer, max_length, data).
 
-    ``fingerprint``: ``tokenizer_fingerprint(tokenizer)`` when the caller already has it.
+    ``fingerprint``: ``tokenizer_fingerprint(tokenizer)`` when the caller already has it;
+    ``data_key`` may be None without a cache.
     """
     if cache_dir is None:
         return tokenize_texts(tokenizer, texts, max_length)

@@ -17,7 +17,6 @@ Pool embeddings and all-data probabilities are computed once and cached in
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +27,10 @@ from ..analysis import (
     diversity,
     mean_entropy_under_reference_model,
     representativeness,
-    token_jaccard_from_ids,
+    token_jaccard_from_counts,
 )
-from .pool_outputs import ScenarioPool
+from .pool_outputs import ScenarioPool, has_saved_model
 from .results import Experiment
-
-log = logging.getLogger(__name__)
-
-
-def _cell(experiment: Experiment, scenario: str, strategy: str, seed: int) -> Path | None:
-    """The run directory of a finished cell (unfinished ones are left out, as everywhere in the report)."""
-    for cell in experiment.manifest["cells"]:
-        if cell["scenario"] == scenario and cell["strategy"] == strategy and cell["seed"] == seed:
-            return None if cell["name"] in experiment.unfinished else experiment.directory / cell["run_dir"]
-    return None
 
 
 def _cached(path: Path, compute) -> np.ndarray:
@@ -69,12 +58,12 @@ def first_batch_analysis(experiment: Experiment, scenario: str, pool: ScenarioPo
     rows, overlaps = [], []
     analysis_dir = experiment.directory / "analysis"
     for seed in experiment.manifest["seeds"]:
-        round0 = _cell(experiment, scenario, "round0", seed)
-        if round0 is None or not (round0 / "model" / "model.pt").exists():
+        round0 = experiment.cell_dirs.get((scenario, "round0", seed))
+        if round0 is None or not has_saved_model(round0 / "model"):
             continue
         batches = {}
         for strategy in experiment.strategies:
-            run_dir = _cell(experiment, scenario, strategy, seed)
+            run_dir = experiment.cell_dirs.get((scenario, strategy, seed))
             picked = _selected(run_dir, 0) if run_dir is not None else None
             if picked is not None and picked.size:
                 batches[strategy] = picked
@@ -113,26 +102,32 @@ def cumulative_analysis(experiment: Experiment, scenario: str, pool: ScenarioPoo
                       if c["scenario"] == scenario and c["kind"] == "reference"), None)
     reference_dir = experiment.directory / reference["run_dir"] if reference else None
     probs = None
-    if reference_dir is not None and (reference_dir / "model" / "model.pt").exists():
+    if reference_dir is not None and has_saved_model(reference_dir / "model"):
         probs = _cached(analysis_dir / f"{scenario}_all_data_probs.npy",
                         lambda: pool.predict(reference_dir / "model", ["probs"])["probs"])
     multi_label = experiment.multi_label()
-    tokens = None
+    tokens = total = None
     rows = []
     for strategy in experiment.strategies:
         for seed in experiment.manifest["seeds"]:
-            run_dir = _cell(experiment, scenario, strategy, seed)
+            run_dir = experiment.cell_dirs.get((scenario, strategy, seed))
             if run_dir is None:
                 continue
             if tokens is None:
-                tokens = pool.token_ids()
+                tokens = pool.tokens()
+                total = np.bincount(tokens.ids)
             queried = [r for r in _records(run_dir) if r["round"] >= 1]
+            in_d = np.zeros(len(tokens), dtype=bool)
+            selected = np.zeros_like(total)
             for last_round in sorted({r["round"] for r in queried}):
                 chosen = np.array([r["pool_index"] for r in queried if r["round"] <= last_round], dtype=np.int64)
-                mask = np.zeros(len(tokens), dtype=bool)
-                mask[chosen] = True
+                added = np.unique(chosen[~in_d[chosen]])  # D grows by this round's new rows
+                in_d[added] = True
+                if added.size:
+                    ids = np.concatenate([tokens.row(i) for i in added])
+                    selected += np.bincount(ids, minlength=total.size)
                 row = {"scenario": scenario, "strategy": strategy, "seed": seed, "round": last_round,
-                       "queried": int(chosen.size), "gd": token_jaccard_from_ids(tokens, mask)}
+                       "queried": int(chosen.size), "gd": token_jaccard_from_counts(selected, total)}
                 if probs is not None:
                     p = probs[chosen]
                     row["gu"] = mean_entropy_under_reference_model(np.concatenate([p, 1 - p], axis=1) if multi_label else p)

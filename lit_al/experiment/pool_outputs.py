@@ -8,7 +8,6 @@ computers, so "embeddings" means exactly what the strategies see.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -17,16 +16,12 @@ import numpy as np
 
 from ..errors import ConfigError
 
-log = logging.getLogger(__name__)
-
 
 def load_run_data(run_dir: Path):
     """The ``ActiveDataModule`` of a run directory (loaded and tokenized) and its model kwargs."""
-    from transformers import AutoTokenizer
-
     from ..cli import _as_dict, _fit_parser
     from ..data.module import ActiveDataModule
-    from ..hub import resolve_model_path
+    from ..loop import load_tokenizer
 
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
@@ -35,10 +30,15 @@ def load_run_data(run_dir: Path):
     data = ActiveDataModule(**_as_dict(cfg.data))
     data.load()
     model_kwargs = _as_dict(cfg.model)
-    name = model_kwargs.get("model_name_or_path", "sentence-transformers/all-MiniLM-L6-v2")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name), use_fast=True)
-    data.tokenize(tokenizer, cache_dir=run_dir / "cache")
+    data.tokenize(load_tokenizer(model_kwargs), cache_dir=run_dir / "cache")
     return data, model_kwargs
+
+
+def has_saved_model(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds weights saved by a run (``SharedRound0``)."""
+    from ..loop import SharedRound0
+
+    return (model_dir / SharedRound0.MODEL_FILE).exists()
 
 
 class ScenarioPool:
@@ -60,25 +60,17 @@ class ScenarioPool:
     def predict(self, model_dir: Path, needs: Iterable[str]) -> dict[str, np.ndarray]:
         """``needs`` outputs (e.g. ``embeddings``, ``probs``) of the model saved in ``model_dir`` for every pool row."""
         import lightning.pytorch as pl
-        import torch
 
+        from ..loop import SharedRound0
         from ..model import TextClassifier
         from ..strategies.base import Strategy
 
-        weights = model_dir / "model.pt"
-        if not weights.exists():
-            raise ConfigError(f"{model_dir}: no saved model (model.pt)")
+        if not has_saved_model(model_dir):
+            raise ConfigError(f"{model_dir}: no saved model ({SharedRound0.MODEL_FILE})")
         data, model_kwargs = self._load()
         model = TextClassifier(**model_kwargs, **data.task_info())
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-
-        class _Collector(Strategy):
-            name = "collector"
-
-            def _select(self, outputs, labeled, unlabeled, budget, rng):  # pragma: no cover - never selects
-                raise NotImplementedError
-
-        collector = _Collector()
+        SharedRound0.load_weights(model, model_dir)
+        collector = Strategy()  # the base callback collects what ``needs`` names; it is never asked to select
         collector.needs = frozenset(needs)
         data.predict_rows = np.arange(len(data.pool.ids))
         with tempfile.TemporaryDirectory() as scratch:
@@ -90,8 +82,7 @@ class ScenarioPool:
             collector.end_query()
         return outputs
 
-    def token_ids(self) -> list[np.ndarray]:
-        """Every pool row's token ids (truncated as in training; special tokens included, as ALPS's code)."""
+    def tokens(self):
+        """The pool's ``TokenizedTexts`` (truncated as in training; special tokens included, as ALPS's code)."""
         data, _ = self._load()
-        tokens = data.pool.tokens
-        return [tokens.row(i) for i in range(len(tokens))]
+        return data.pool.tokens

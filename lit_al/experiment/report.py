@@ -9,11 +9,9 @@ Only finished cells are used; unfinished ones are listed.
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +30,6 @@ from .results import (
     runtime_table,
     significance_tables,
 )
-
-log = logging.getLogger(__name__)
 
 
 def markdown_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
@@ -57,14 +53,18 @@ def _p(value: float) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2g}"
 
 
-def _curve_metrics(experiment, headline: str) -> list[str]:
+def _curve_metrics(experiment, headline: str) -> tuple[list[str], list[list[str]]]:
+    """The metrics with learning curves, and how they are grouped into figures."""
     metrics = [headline]
     columns = experiment.runs.columns
     if experiment.multi_label():
         metrics += [m for m in ("test_micro_f1", "test_macro_f1") if m in columns and m != headline]
     if "test_target_precision" in columns:
         metrics += [m for m in ("test_target_precision", "test_target_recall") if m != headline]
-    return metrics
+    groups = [[headline] + ([m for m in metrics if m in ("test_micro_f1", "test_macro_f1") and m != headline])]
+    if "test_target_precision" in metrics:
+        groups.append(["test_target_precision", "test_target_recall"])
+    return metrics, groups
 
 
 def write_report(
@@ -74,7 +74,7 @@ def write_report(
     out = Path(out_dir) if out_dir else experiment.directory / "report"
     figures = out / "figures"
     headline = experiment.headline_metric(metric)
-    curve_metrics = _curve_metrics(experiment, headline)
+    curve_metrics, groups = _curve_metrics(experiment, headline)
     summary_metrics = [headline] + (["test_macro_f1"] if experiment.multi_label() and headline != "test_macro_f1" else [])
     strategies, scenarios = experiment.strategies, experiment.scenarios
 
@@ -107,9 +107,6 @@ def write_report(
         references = {m: reference_metric(experiment, scenario, m) for m in curve_metrics}
         references = {m: v[0] for m, v in references.items() if v is not None}
         lines += [f"## {scenario}", "", "### Learning curves (mean ± std over seeds)", ""]
-        groups = [[headline] + ([m for m in curve_metrics if m in ("test_micro_f1", "test_macro_f1") and m != headline])]
-        if "test_target_precision" in curve_metrics:
-            groups.append(["test_target_precision", "test_target_recall"])
         for number, group in enumerate(groups):
             name = f"{scenario}_curves_{number}.png"
             learning_curve_figure(curves, scenario, group, strategies, figures / name, references)
@@ -232,13 +229,11 @@ def _batch_section(
                   markdown_table(table, {c: ".4f" for c in table.columns if c != "strategy"}), ""]
         store.setdefault("first_batch", []).extend(first.to_dict("records"))
     if not overlap.empty:
-        mean = overlap.groupby(["a", "b"])["overlap"].mean()
-        matrix = pd.DataFrame("", index=strategies, columns=strategies)
-        for (a, b), value in mean.items():
-            matrix.loc[a, b] = matrix.loc[b, a] = f"{100 * value:.0f}%"
-        matrix = matrix.loc[[s for s in strategies if (matrix.loc[s] != "").any()], [s for s in strategies if (matrix[s] != "").any()]]
+        cells = {}
+        for (a, b), value in overlap.groupby(["a", "b"])["overlap"].mean().items():
+            cells[a, b] = cells[b, a] = f"{100 * value:.0f}%"
         lines += ["Overlap of the first batches, |B_a ∩ B_b| / k, mean over seeds (§2.5):", "",
-                  markdown_table(matrix.reset_index().rename(columns={"index": ""})), ""]
+                  markdown_table(_symmetric_matrix(cells, strategies)), ""]
         store.setdefault("overlap", []).extend(overlap.to_dict("records"))
     cumulative = cumulative_analysis(experiment, scenario, pool)
     if not cumulative.empty:
@@ -286,13 +281,21 @@ def _runtime_rounds_table(per_round: pd.DataFrame, scenario: str, strategies: li
     return _wide_table(per_round[per_round["scenario"] == scenario], strategies, "round", lambda r: f"round {r}", cell)
 
 
-def _pairwise_matrix(part: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
-    present = [s for s in strategies if s in set(part["a"]) | set(part["b"])]
+def _symmetric_matrix(cells: dict[tuple[str, str], str], strategies: list[str]) -> pd.DataFrame:
+    """A strategy × strategy table of ``cells[(row, column)]`` ("" elsewhere), over the strategies in a pair."""
+    present = [s for s in strategies if any(s in pair for pair in cells)]
     matrix = pd.DataFrame("", index=present, columns=present)
-    for row in part.itertuples(index=False):
-        matrix.loc[row.a, row.b] = f"{_p(row.p_bonferroni)} ({row.mean_difference:+.3f})"
-        matrix.loc[row.b, row.a] = f"{_p(row.p_bonferroni)} ({-row.mean_difference:+.3f})"
+    for (a, b), text in cells.items():
+        matrix.loc[a, b] = text
     return matrix.reset_index().rename(columns={"index": ""})
+
+
+def _pairwise_matrix(part: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
+    cells = {}
+    for row in part.itertuples(index=False):
+        cells[row.a, row.b] = f"{_p(row.p_bonferroni)} ({row.mean_difference:+.3f})"
+        cells[row.b, row.a] = f"{_p(row.p_bonferroni)} ({-row.mean_difference:+.3f})"
+    return _symmetric_matrix(cells, strategies)
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,15 @@ class Experiment:
     runs: pd.DataFrame  # strategy cells: scenario, strategy, seed, round, labeled, test_*, *_seconds
     references: pd.DataFrame  # all-data cells: scenario, seed, labeled, test_*
     unfinished: list[str] = field(default_factory=list)
+    #: (scenario, strategy label, seed) -> run directory, None for an unfinished strategy or reference cell
+    cell_dirs: dict[tuple[str, str, int], Path | None] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def strategies(self) -> list[str]:
         present = set(self.runs["strategy"]) if not self.runs.empty else set()
         return [s for s in self.manifest["strategies"] if s in present]
 
-    @property
+    @cached_property
     def scenarios(self) -> list[str]:
         present = set(self.runs["scenario"]) if not self.runs.empty else set()
         return [s for s in self.manifest["scenarios"] if s in present]
@@ -69,12 +72,16 @@ def load_experiment(directory: str | Path) -> Experiment:
         raise ConfigError(f"{directory}: no experiment.json (not written by lit_al experiment)")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     frames, references, unfinished = [], [], []
+    cell_dirs: dict[tuple[str, str, int], Path | None] = {}
     for cell in manifest["cells"]:
         run_dir = directory / cell["run_dir"]
+        key = (cell["scenario"], cell["strategy"], cell["seed"])
+        cell_dirs[key] = run_dir
         if cell["kind"] == "round0":
             continue
         if not run_finished(run_dir):
             unfinished.append(cell["name"])
+            cell_dirs[key] = None
             continue
         frame = pd.read_csv(run_dir / "metrics.csv")
         frame["scenario"], frame["strategy"], frame["seed"] = cell["scenario"], cell["strategy"], cell["seed"]
@@ -84,7 +91,7 @@ def load_experiment(directory: str | Path) -> Experiment:
         raise ConfigError(f"{directory}: no finished strategy cell yet")
     runs = pd.concat(frames, ignore_index=True).sort_values(["scenario", "strategy", "seed", "round"], ignore_index=True)
     refs = pd.concat(references, ignore_index=True) if references else pd.DataFrame()
-    return Experiment(directory, manifest, runs, refs, unfinished)
+    return Experiment(directory, manifest, runs, refs, unfinished, cell_dirs)
 
 
 # -------------------------------------------------------------- learning curves

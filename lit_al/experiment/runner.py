@@ -10,7 +10,6 @@ down many times over on a small machine.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -23,14 +22,11 @@ import yaml
 from ..io import atomic_write_json, atomic_write_text
 from .grid import Cell, Grid
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class CellResult:
     cell: Cell
     status: str  # done | skipped | failed | blocked
-    seconds: float = 0.0
     log_path: Path | None = None
 
 
@@ -84,7 +80,7 @@ def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_secon
             del running[name]
             seconds = time.perf_counter() - start
             status = "done" if code == 0 else "failed"
-            results[name] = CellResult(cell, status, seconds, log_path)
+            results[name] = CellResult(cell, status, log_path)
             tail = "" if code == 0 else f" (exit {code}; see {log_path})"
             print(f"[{len(results)}/{len(cells)}] {status} {name} in {seconds:.0f} s{tail}", flush=True)
         for cell in list(pending):
