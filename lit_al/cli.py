@@ -198,8 +198,11 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
         round0_key=_round0_fingerprint(cfg),
     )
     loop.prepare(fresh=overwrite)  # validates data, model and initial set before anything is written
-    atomic_write_text(config_path, text)
+    if loop.writes:
+        atomic_write_text(config_path, text)
     metrics = loop.run()
+    if not loop.writes:  # another DDP rank: rank 0 reports
+        return 0
     if not metrics.empty:
         columns = ["round", "labeled"] + [c for c in _headline_metrics(metrics.iloc[-1].to_dict()) if c in metrics]
         print("\n" + metrics[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -248,7 +251,10 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .distributed import is_writer
+
+    # the other ranks of a DDP run repeat rank 0's progress: only their warnings are news
+    logging.basicConfig(level=logging.INFO if is_writer() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _quiet_libraries()
     parser = build_parser()
     try:

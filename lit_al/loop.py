@@ -14,9 +14,6 @@ after the last completed round.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import math
 import shutil
@@ -29,17 +26,20 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 
+from . import distributed
 from .callbacks import KeepBestEpoch
 from .data.module import ActiveDataModule
 from .data.scenarios import draw_initial_set
-from .data.state import LabelState
+from .data.state import LabelState, PendingQuery
 from .errors import ConfigError
-from .hub import resolve_model_path
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .model import DEFAULT_MODEL, TextClassifier
+from .io import atomic_write_text
+from .model import RUN_MODEL_DIR, TextClassifier, load_tokenizer, save_run_model
 from .oracle import Oracle, SimulatedOracle
+from .outputs.catalog import LABELS
+from .round0 import SharedRound0
+from .scoring import PoolScorer, ScoredPool
 from .seeding import derive_seed
-from .strategies import Strategy, get_strategy
+from .strategies import Selection, Strategy, get_strategy
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,9 @@ class ActiveLoop:
         self.on_round_end = on_round_end
         self.round0_key = round0_key
         self.metrics_path = self.run_dir / "metrics.csv"
+        self.scorer = PoolScorer(trainer_factory)
+        #: Only global rank 0 writes run files; under DDP the other ranks compute the same state in memory.
+        self.writes = distributed.is_writer()
 
     # ------------------------------------------------------------------ set-up
     def prepare(self, *, fresh: bool = False) -> LabelState:
@@ -143,25 +146,30 @@ class ActiveLoop:
         is_new = fresh or not state_path.exists()
         if not is_new:
             state = LabelState.load(state_path, self.data.pool.ids)
+            if not self.writes:
+                state.path = None
             dropped = state.drop_after(state.completed_rounds)
             if dropped:
                 log.info("resuming: dropped %d simulated labels of an interrupted round", len(dropped))
             log.info("resuming %s after %d completed round(s)", self.run_dir, state.completed_rounds)
         else:
-            state = LabelState(self.data.pool.ids, state_path)
+            state = LabelState(self.data.pool.ids, state_path if self.writes else None)
             rng = np.random.default_rng(derive_seed(self.seed, "initial"))
             seed = draw_initial_set(self.data.initial, self.data.pool.texts, self.data.pool.gold, self.data.schema, rng)
             for source in dict.fromkeys(seed.sources):
                 chosen = [i for i, s in enumerate(seed.sources) if s == source]
                 state.add(seed.indices[chosen], [seed.labels[i] for i in chosen], round=0, source=source)
-        if fresh and self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.data.tokenize(tokenizer, cache_dir=self.run_dir / "cache")
+        if self.writes:
+            if fresh and self.run_dir.exists():
+                shutil.rmtree(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        # other ranks tokenize without the cache: they never write, and may start before rank 0 filled it
+        self.data.tokenize(tokenizer, cache_dir=self.run_dir / "cache" if self.writes else None)
         if is_new:
             state.save()
         self.data.state = state
-        self._truncate_metrics(state.completed_rounds)
+        pending_round = state.pending is not None and state.pending.round == state.completed_rounds
+        self._truncate_metrics(state.completed_rounds + int(pending_round))
         return state
 
     def monitor_name(self) -> str | None:
@@ -183,45 +191,139 @@ class ActiveLoop:
         return self.metrics()
 
     def run_round(self, state: LabelState, round_index: int) -> dict[str, Any]:
+        """One round as phases: train → score → select → propose → commit.
+
+        A round whose batch was already proposed (a run killed after ``propose``, or a
+        person still labeling) resumes at ``commit``.
+        """
+        pending = state.pending if state.pending is not None and state.pending.round == round_index else None
+        if pending is None:
+            row, model, trained = self._train(state, round_index)
+            budget = self._budget(round_index, int(row["labeled"]), state.unlabeled_indices().size)
+            if budget == 0:
+                return self._finish(state, round_index, row, trained)
+            selection, used, timings = self._score_and_select(model, state, round_index, budget, trained)
+            row.update(timings)
+            row["query_strategy"] = used.name
+            del model
+            pending = self._propose(state, round_index, selection, used.name, row, trained)
+        else:
+            row = self._logged_row(round_index)
+        self._commit(state, pending)
+        if self.on_round_end is not None and self.writes:
+            self.on_round_end(row)
+        return row
+
+    # ------------------------------------------------------------------ phases
+    def _train(self, state: LabelState, round_index: int) -> tuple[dict[str, Any], TextClassifier, bool]:
+        """A fresh model from the pretrained weights, fit on the labeled set and tested (not fit: nothing labeled)."""
         data = self.data
-        assert data.pool is not None
         labeled = state.labeled_indices()
         row: dict[str, Any] = {"round": round_index, "labeled": int(labeled.size), "strategy": self.strategy.name}
-        round_dir = self.run_dir / "rounds" / f"round_{round_index:03d}"
-        round_dir.mkdir(parents=True, exist_ok=True)
-
         pl.seed_everything(derive_seed(self.seed, round_index, "model"), workers=True, verbose=False)
         model = TextClassifier(**self.model_kwargs, **data.task_info())
         data.train_seed = derive_seed(self.seed, round_index, "data_order")
-        trained = labeled.size > 0
-        if trained:
-            shared = self._shared_round0(labeled) if round_index == 0 else None
-            restored = shared.load(model) if shared is not None else None
-            if restored is not None:
-                row.update(restored)
-            else:
-                row.update(self._fit_and_test(model, round_dir))
-                if shared is not None:
-                    shared.save(model, row)
-
-        unlabeled = state.unlabeled_indices()
-        budget = self._budget(round_index, labeled.size, unlabeled.size)
-        if budget > 0:
-            picked, scores, timings, used = self._query(model, state, round_dir, round_index, budget, trained)
-            row.update(timings)
-            row["query_strategy"] = used.name
-            labels = self.oracle.annotate(picked, [data.pool.ids[i] for i in picked])
-            self._write_selection(round_dir, picked, scores, labels)
-            state.add(picked, labels, round=round_index + 1, source=self.oracle.source)
+        if labeled.size == 0:
+            return row, model, False
+        shared = self._shared_round0(labeled) if round_index == 0 else None
+        restored = shared.load(model) if shared is not None else None
+        if restored is not None:
+            row.update(restored)
         else:
-            state.finished = True
+            row.update(self._fit_and_test(model, self._round_dir(round_index)))
+            if shared is not None and self.writes:
+                shared.save(model, row)
+        if self.writes:
+            save_run_model(self.run_dir / RUN_MODEL_DIR, model, self.model_kwargs, round_index)
+        return row, model, True
+
+    def _score_and_select(self, model, state: LabelState, round_index: int, budget: int, trained: bool):
+        """Score the pool with the outputs the strategy needs, then select; the picks are rank 0's on every rank."""
+        strategy = self.strategy
+        if not trained and strategy.requires_trained_model:
+            strategy = self._cold_start_strategy(strategy)
+        seed = derive_seed(self.seed, round_index, "strategy", strategy.name)
+        labeled, unlabeled = state.labeled_indices(), state.unlabeled_indices()
+        directory = self._round_dir(round_index) / "outputs"
+        scored = self._score(model, strategy, labeled, unlabeled, seed, directory)
+        timings = {"predict_seconds": scored.seconds}
+        selection = None
+        if self.writes:
+            outputs = scored.outputs
+            if strategy.uses_labels:
+                outputs[LABELS] = self._label_rows()
+            start = time.perf_counter()
+            selection = strategy.select(outputs, labeled, unlabeled, budget, seed=seed)
+            timings["select_seconds"] = time.perf_counter() - start
+            del outputs, scored
+            if not self.config.keep_outputs:
+                shutil.rmtree(directory, ignore_errors=True)
+        selection = distributed.broadcast(selection)
+        return selection, strategy, timings
+
+    def _score(self, model, strategy: Strategy, labeled, unlabeled, seed: int, directory: Path) -> ScoredPool:
+        if not strategy.needs:
+            return ScoredPool()
+        request = strategy.prediction_request(seed)
+        if strategy.predict_labeled_first:
+            return self.scorer.score(model, self.data, request, unlabeled, directory, reference_rows=labeled)
+        rows = np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled
+        return self.scorer.score(model, self.data, request, rows, directory)
+
+    def _label_rows(self) -> np.ndarray:
+        """(n, C) 0/1 label rows of the labeled examples, NaN elsewhere (``outputs['labels']``)."""
+        data = self.data
+        assert data.pool is not None
+        labels = np.full((len(data.pool.ids), data.num_classes), np.nan, dtype=np.float32)
+        index, targets = data.labeled_targets()
+        labels[index] = targets
+        return labels
+
+    def _propose(self, state: LabelState, round_index: int, selection: Selection, strategy: str,
+                 row: dict[str, Any], trained: bool) -> PendingQuery:
+        """Persist the picked batch as the pending query (the round's metrics row first: see ``prepare``)."""
         if trained:
             self._append_metrics(row)
+        state.pending = PendingQuery(round_index, tuple(int(i) for i in selection.indices),
+                                     tuple(float(s) for s in selection.scores), strategy)
+        state.save()
+        return state.pending
+
+    def _commit(self, state: LabelState, pending: PendingQuery) -> None:
+        """The oracle's labels for the pending batch, recorded with the round's checkpoint in one atomic write."""
+        data = self.data
+        assert data.pool is not None and self.oracle is not None
+        picked = np.asarray(pending.pool_indices, dtype=np.int64)
+        labels = self.oracle.annotate(picked, [data.pool.ids[i] for i in picked])
+        if self.writes:
+            self._write_selection(self._round_dir(pending.round), picked, np.asarray(pending.scores), labels)
+        state.add(picked, labels, round=pending.round + 1, source=self.oracle.source)
+        state.pending = None
+        state.completed_rounds = pending.round + 1
+        state.save()
+
+    def _finish(self, state: LabelState, round_index: int, row: dict[str, Any], trained: bool) -> dict[str, Any]:
+        """The last round: nothing left to query."""
+        if trained:
+            self._append_metrics(row)
+        state.finished = True
         state.completed_rounds = round_index + 1
-        state.save()  # the round's checkpoint: labels and progress in one atomic write
-        if self.on_round_end is not None:
+        state.save()
+        if self.on_round_end is not None and self.writes:
             self.on_round_end(row)
         return row
+
+    def _round_dir(self, round_index: int) -> Path:
+        path = self.run_dir / "rounds" / f"round_{round_index:03d}"
+        if self.writes:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _logged_row(self, round_index: int) -> dict[str, Any]:
+        frame = self.metrics()
+        if not frame.empty and (frame["round"] == round_index).any():
+            return frame[frame["round"] == round_index].iloc[-1].to_dict()
+        return {"round": round_index, "strategy": self.strategy.name}
 
     def _budget(self, round_index: int, n_labeled: int, n_unlabeled: int) -> int:
         config = self.config
@@ -253,13 +355,7 @@ class ActiveLoop:
             if monitor not in known:
                 raise ConfigError(f"loop.monitor {monitor!r} is not logged for this task; choose one of {sorted(known)}")
             callbacks.append(KeepBestEpoch(monitor, self.config.monitor_mode))
-        trainer = self.trainer_factory(round_dir, callbacks)
-        if trainer.world_size > 1:
-            # Every DDP rank would re-run the whole loop and write the same state file.
-            raise ConfigError(
-                f"trainer: {trainer.world_size} processes (devices x num_nodes) are not supported by ActiveLoop yet; "
-                "set trainer.devices: 1"
-            )
+        trainer = self.trainer_factory(round_dir, callbacks, {"use_distributed_sampler": False})
         out: dict[str, Any] = {}
         start = time.perf_counter()
         trainer.fit(model, datamodule=data)
@@ -275,59 +371,8 @@ class ActiveLoop:
                     out[key] = float(value)
         return out
 
-    # ------------------------------------------------------------------ query
-    def _query(self, model, state, round_dir, round_index, budget, trained):
-        data = self.data
-        strategy = self.strategy
-        if not trained and strategy.requires_trained_model:
-            strategy = self._cold_start_strategy(strategy)
-        strategy.seed = derive_seed(self.seed, round_index, "strategy", strategy.name)
-        labeled, unlabeled = state.labeled_indices(), state.unlabeled_indices()
-        timings: dict[str, float] = {"predict_seconds": 0.0}
-        outputs: dict[str, np.ndarray] = {}
-        output_dir = round_dir / "outputs"
-        if strategy.needs:
-            # A strategy whose unlabeled outputs are relative to the labeled ones (ALDEN's Z_L)
-            # predicts the labeled rows in a pass of their own first; no batch mixes the two.
-            if strategy.predict_labeled_first and labeled.size:
-                passes = [labeled, unlabeled]
-            else:
-                passes = [np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled]
-            strategy.begin_query(len(data.pool.ids), output_dir)
-            if strategy.needs_gradients:
-                # Lightning predicts under torch.inference_mode by default, which forbids autograd.
-                trainer = self.trainer_factory(round_dir, [strategy], {"inference_mode": False})
-            else:
-                trainer = self.trainer_factory(round_dir, [strategy])
-            start = time.perf_counter()
-            try:
-                for position, rows in enumerate(passes):
-                    if position:
-                        strategy.attach_prediction_reference(labeled)
-                    data.predict_rows = rows
-                    trainer.predict(model, datamodule=data, return_predictions=False)
-            finally:
-                strategy.attach_prediction_reference(None)
-            timings["predict_seconds"] = time.perf_counter() - start
-            outputs = strategy.collected_outputs()
-        if strategy.uses_labels:
-            labels = np.full((len(data.pool.ids), data.num_classes), np.nan, dtype=np.float32)
-            index, targets = data.labeled_targets()
-            labels[index] = targets
-            outputs["labels"] = labels
-        start = time.perf_counter()
-        picked = strategy.select(outputs, labeled, unlabeled, budget)
-        timings["select_seconds"] = time.perf_counter() - start
-        scores = getattr(strategy, "last_scores", None)
-        scores = np.asarray(scores, dtype=float) if scores is not None and len(scores) == len(picked) else np.full(len(picked), np.nan)
-        del outputs
-        strategy.end_query()
-        if not self.config.keep_outputs and output_dir.exists():
-            shutil.rmtree(output_dir, ignore_errors=True)
-        return picked, scores, timings, strategy
-
     def _cold_start_strategy(self, strategy: Strategy) -> Strategy:
-        fallback = dict(getattr(strategy, "cold_start_fallback", None) or {"name": self.config.cold_start_fallback})
+        fallback = dict(strategy.cold_start_fallback or {"name": self.config.cold_start_fallback})
         name = fallback.pop("name")
         replacement = get_strategy(name, multi_label=strategy.multi_label, **fallback)
         log.warning("cold start: %s needs a fine-tuned model; round 0 queries with %s", strategy.name, replacement.name)
@@ -351,72 +396,19 @@ class ActiveLoop:
         return pd.read_csv(self.metrics_path)
 
     def _append_metrics(self, row: dict[str, Any]) -> None:
+        if not self.writes:
+            return
         frame = self.metrics()
         if not frame.empty:
             frame = frame[frame["round"] != row["round"]]
         frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True) if not frame.empty else pd.DataFrame([row])
         atomic_write_text(self.metrics_path, frame.to_csv(index=False))
 
-    def _truncate_metrics(self, completed_rounds: int) -> None:
+    def _truncate_metrics(self, keep_rounds: int) -> None:
+        """Drop metric rows of rounds >= ``keep_rounds`` (rows of a round cut before its checkpoint)."""
         frame = self.metrics()
-        if not frame.empty and (frame["round"] >= completed_rounds).any():
-            atomic_write_text(self.metrics_path, frame[frame["round"] < completed_rounds].to_csv(index=False))
-
-
-class SharedRound0:
-    """A round-0 model saved once and loaded by every run that starts from it.
-
-    ``model.pt`` holds the weights (the best dev epoch), ``round0.json`` the key it was trained
-    under (config fingerprint, seed, initial labeled ids) and its fit/test metrics; the JSON is
-    written last, so a crash while saving leaves no half-written model that looks complete.
-    """
-
-    METRIC_PREFIXES = ("fit_", "test_", "best_epoch")
-    MODEL_FILE = "model.pt"
-
-    def __init__(self, directory: Path, key: dict[str, Any]) -> None:
-        self.directory = directory
-        self.key_digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-        self.model_path = directory / self.MODEL_FILE
-        self.meta_path = directory / "round0.json"
-
-    @classmethod
-    def load_weights(cls, model: TextClassifier, directory: Path) -> None:
-        """Load the weights saved in ``directory`` into ``model`` (no key check: see ``load``)."""
-        import torch
-
-        model.load_state_dict(torch.load(directory / cls.MODEL_FILE, map_location="cpu", weights_only=True))
-
-    def load(self, model: TextClassifier) -> dict[str, Any] | None:
-        """Load the saved weights into ``model`` and return the saved metrics; None if there is no model yet."""
-        if not self.meta_path.exists() or not self.model_path.exists():
-            return None
-        meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
-        if meta.get("key") != self.key_digest:
-            raise ConfigError(
-                f"loop.round0_model_dir {self.directory}: its model was trained from another initial set or "
-                "configuration; point this run at another directory or delete that one"
-            )
-        self.load_weights(model, self.directory)
-        log.info("round 0: loaded the shared model from %s", self.directory)
-        return dict(meta["metrics"])
-
-    def save(self, model: TextClassifier, row: dict[str, Any]) -> None:
-        import torch
-
-        weights = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
-        atomic_write_bytes(self.model_path, weights.getvalue())
-        metrics = {k: v for k, v in row.items() if k.startswith(self.METRIC_PREFIXES)}
-        atomic_write_json(self.meta_path, {"key": self.key_digest, "metrics": metrics})
-
-
-def load_tokenizer(model_kwargs: dict[str, Any]):
-    """The fast tokenizer of the configured model (``hub.resolve_model_path``: the local copy when offline)."""
-    from transformers import AutoTokenizer
-
-    name = model_kwargs.get("model_name_or_path", DEFAULT_MODEL)
-    return AutoTokenizer.from_pretrained(resolve_model_path(name), use_fast=True)
+        if self.writes and not frame.empty and (frame["round"] >= keep_rounds).any():
+            atomic_write_text(self.metrics_path, frame[frame["round"] < keep_rounds].to_csv(index=False))
 
 
 def format_round(row: dict[str, Any], metric_names: list[str]) -> str:

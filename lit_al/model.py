@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -14,6 +17,7 @@ from torchmetrics import classification as C
 
 from .errors import ConfigError
 from .hub import resolve_model_path
+from .io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,10 @@ class TextClassifier(pl.LightningModule):
         except (OSError, ValueError) as exc:
             raise ConfigError(f"model.model_name_or_path {model_name_or_path!r}: cannot load the encoder: {exc}".splitlines()[0]) from None
         self.encoder.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        pooler = getattr(self.encoder, "pooler", None)
+        if pooling != "pooled" and isinstance(pooler, nn.Module):
+            # unused by this head: it gets no gradient anyway, and DDP refuses parameters without one
+            pooler.requires_grad_(False)
         config = self.encoder.config
         head_dropout = dropout if dropout is not None else float(getattr(config, "hidden_dropout_prob", 0.1) or 0.1)
         self.head = ClassificationHead(config.hidden_size, num_labels, head_dropout, hidden_size, hidden_activation)
@@ -164,7 +172,7 @@ class TextClassifier(pl.LightningModule):
 
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
         logits = self(batch)
-        self.log(f"{prefix}loss", self.loss(logits, batch["labels"]), batch_size=logits.shape[0])
+        self.log(f"{prefix}loss", self.loss(logits, batch["labels"]), batch_size=logits.shape[0], sync_dist=True)
         probs = self.probabilities(logits)
         targets = batch["labels"].long() if self.multi_label else batch["labels"].argmax(-1)
         metrics.update(probs, targets)
@@ -189,11 +197,11 @@ class TextClassifier(pl.LightningModule):
                 flat[name] = value
             elif self.positive_index is not None:  # per-class vector: keep the target class
                 flat[name] = value[self.positive_index]
-        self.log_dict(flat)
+        self.log_dict(flat, sync_dist=True)  # already reduced over ranks by torchmetrics: the mean of equal values
         metrics.reset()
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        from .prediction import compute_outputs
+        from .outputs.registry import compute_outputs
 
         return compute_outputs(self, batch, self.prediction_request)
 
@@ -247,3 +255,58 @@ class TextClassifier(pl.LightningModule):
                     "target_f1": C.MulticlassF1Score(k, average="none"),
                 })
         return MetricCollection(metrics, prefix=prefix)
+
+
+def load_tokenizer(model_kwargs: dict[str, Any]):
+    """The fast tokenizer of the configured model (``hub.resolve_model_path``: the local copy when offline)."""
+    from transformers import AutoTokenizer
+
+    name = model_kwargs.get("model_name_or_path", DEFAULT_MODEL)
+    return AutoTokenizer.from_pretrained(resolve_model_path(name), use_fast=True)
+
+
+#: Folder of a run directory holding the last round's model (``save_run_model``).
+RUN_MODEL_DIR = "model"
+RUN_MODEL_WEIGHTS = "model.safetensors"
+RUN_MODEL_META = "lit_al_model.json"
+
+
+def save_run_model(directory: Path, model: TextClassifier, model_kwargs: dict[str, Any], round_index: int) -> None:
+    """Keep ``model`` as the run's last model: safetensors weights, then a JSON that names them (written last).
+
+    The JSON holds the model options, the task (labels, multi-label, positive class), the
+    round and the weights' SHA-256, so a crash between the two writes is detected on load.
+    """
+    from safetensors.torch import save
+
+    weights = save({name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()})
+    atomic_write_bytes(directory / RUN_MODEL_WEIGHTS, weights)
+    meta = {
+        "round": int(round_index),
+        "model": dict(model_kwargs),
+        "task": {"num_labels": model.num_labels, "multi_label": model.multi_label,
+                 "label_names": list(model.label_names), "positive_index": model.positive_index},
+        "sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    atomic_write_json(directory / RUN_MODEL_META, meta)
+
+
+def load_run_model(directory: Path) -> tuple[TextClassifier, dict[str, Any]]:
+    """The model ``save_run_model`` kept in ``directory``, in eval mode, and its JSON."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    meta_path, weights_path = directory / RUN_MODEL_META, directory / RUN_MODEL_WEIGHTS
+    if not meta_path.exists() or not weights_path.exists():
+        raise ConfigError(f"{directory}: no trained model yet (a run keeps its last model once a round has trained)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    weights = weights_path.read_bytes()
+    if hashlib.sha256(weights).hexdigest() != meta.get("sha256"):
+        raise ConfigError(f"{weights_path}: does not match {meta_path.name} (interrupted write?); run the next round again")
+    model = TextClassifier(**meta["model"], **meta["task"])
+    try:
+        model.load_state_dict(load(weights))
+    except (SafetensorError, RuntimeError) as exc:
+        raise ConfigError(f"{weights_path}: cannot load the weights: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    return model, meta

@@ -3,7 +3,7 @@
 
 What is measured
 ----------------
-``get_strategy(name, seed=0, multi_label=False).select(outputs, labeled, unlabeled, k)``
+``get_strategy(name, multi_label=False).select(outputs, labeled, unlabeled, k, seed=0)``
 (the array API of ``lit_al.strategies.base``) on synthetic prediction outputs; no
 model, no prediction pass. Defaults: n = 10^4 and 10^5 pool rows, d = 384, C = 10,
 T = 20 MC passes, k = 100, 100 labeled rows (10 per class), ℓ = 128 for the
@@ -340,7 +340,7 @@ def naive_batch_bald(outputs, labeled, unlabeled, k, seed=0):
     original = bayesian.batch_bald
     bayesian.batch_bald = functools.partial(original, prune=False)
     try:
-        return get_strategy("batch_bald", seed=seed, multi_label=False).select(outputs, labeled, unlabeled, k)
+        return get_strategy("batch_bald", multi_label=False).select(outputs, labeled, unlabeled, k, seed=seed).indices
     finally:
         bayesian.batch_bald = original
 
@@ -348,8 +348,8 @@ def naive_batch_bald(outputs, labeled, unlabeled, k, seed=0):
 def naive_batch_bald_greedy(outputs, labeled, unlabeled, k, seed=0):
     from lit_al.strategies import get_strategy
 
-    strategy = get_strategy("batch_bald", seed=seed, multi_label=False, saturation="greedy")
-    return strategy.select(outputs, labeled, unlabeled, k)
+    strategy = get_strategy("batch_bald", multi_label=False, saturation="greedy")
+    return strategy.select(outputs, labeled, unlabeled, k, seed=seed).indices
 
 
 NAIVE = {
@@ -426,7 +426,7 @@ def child_main(spec: dict) -> dict:
     note = ""
 
     def build():
-        return get_strategy(name, seed=SEED, multi_label=False)
+        return get_strategy(name, multi_label=False)
 
     if kind == "strategy":
         needs = set(build().needs)
@@ -441,7 +441,7 @@ def child_main(spec: dict) -> dict:
 
     def run_once():
         if kind == "strategy":
-            return build().select(outputs, labeled, unlabeled, k)
+            return build().select(outputs, labeled, unlabeled, k, seed=SEED).indices
         return NAIVE[name](outputs, labeled, unlabeled, k, SEED)
 
     gc.collect()
@@ -500,10 +500,10 @@ def child_main(spec: dict) -> dict:
         )
     if kind == "baseline":
         target = BASELINES[name][0]
-        strategy = get_strategy(target, seed=SEED, multi_label=False)
-        ours = strategy.select(outputs, labeled, unlabeled, k)
+        selection = get_strategy(target, multi_label=False).select(outputs, labeled, unlabeled, k, seed=SEED)
+        ours = selection.indices
         if name == "naive_batch_bald_greedy":  # the rules part at the first saturated step, by design
-            saturated = np.flatnonzero(strategy.last_result.saturated)
+            saturated = np.flatnonzero(selection.info["result"].saturated)
             upto = int(saturated[0]) if saturated.size else ours.size
             result["compared"] = f"first {upto} picks (before the first saturated step)"
             ours, picks = ours[:upto], picks[:upto]
@@ -755,7 +755,7 @@ def main(argv=None) -> int:
     needs: set[str] = set()
     for name in names:
         try:
-            strategy = get_strategy(name, seed=SEED, multi_label=False)
+            strategy = get_strategy(name, multi_label=False)
         except StrategyError as exc:
             reason = "single-label not supported" if "multi-label" in str(exc) else "cannot be constructed with defaults"
             skipped.append(f"{name}: skipped, {reason} ({exc})")

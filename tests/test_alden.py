@@ -129,14 +129,14 @@ def test_alden_topk_matches_brute_force():
     z = out["alden_interpretation"]
     div = [min(np.linalg.norm(z[i] - z[j]) for j in labeled) for i in unlabeled]
     order = sorted(range(unlabeled.size), key=lambda p: (-div[p], unlabeled[p]))
-    picked = get_strategy("alden", variant="topk").select(out, labeled, unlabeled, 7)
+    picked = get_strategy("alden", variant="topk").select(out, labeled, unlabeled, 7).indices
     np.testing.assert_array_equal(picked, unlabeled[order[:7]])
 
 
 def test_alden_kcenter_is_farthest_first_from_labeled():
     out, labeled, unlabeled = _problem(seed=3)
     z = out["alden_interpretation"].astype(np.float64)
-    picked = get_strategy("alden").select(out, labeled, unlabeled, 6)
+    picked = get_strategy("alden").select(out, labeled, unlabeled, 6).indices
     centers, expected = list(labeled), []
     for _ in range(6):
         rest = [i for i in unlabeled if i not in expected]
@@ -170,4 +170,4 @@ def test_alden_options_and_prediction_request():
 def test_alden_refuses_empty_labeled_set():
     out, labeled, unlabeled = _problem()
     with pytest.raises(StrategyError, match="labeled"):
-        get_strategy("alden").select(out, np.array([], dtype=int), np.arange(40), 3)
+        get_strategy("alden").select(out, np.array([], dtype=int), np.arange(40), 3).indices

@@ -95,12 +95,12 @@ def test_pe_strategy_queries_the_boundary():
     labels = np.full((60, 2), np.nan)
     labels[:40] = y
     labeled, unlabeled = np.arange(40), np.arange(40, 60)
-    strategy = get_strategy("perceptron_ensemble", seed=0, **FAST)
-    picked = strategy.select({"embeddings": pool, "labels": labels}, labeled, unlabeled, 10)
+    strategy = get_strategy("perceptron_ensemble", **FAST)
+    picked = strategy.select({"embeddings": pool, "labels": labels}, labeled, unlabeled, 10, seed=0).indices
     assert (picked >= 50).sum() >= 8
-    again = get_strategy("perceptron_ensemble", seed=0, **FAST).select(
-        {"embeddings": pool, "labels": labels}, labeled, unlabeled, 10
-    )
+    again = get_strategy("perceptron_ensemble", **FAST).select(
+        {"embeddings": pool, "labels": labels}, labeled, unlabeled, 10, seed=0
+    ).indices
     assert picked.tolist() == again.tolist()
 
 
@@ -112,7 +112,7 @@ def test_pe_strategy_errors():
     emb = np.zeros((4, 3))
     labels = np.full((4, 2), np.nan)
     with pytest.raises(StrategyError, match="at least one labeled"):
-        get_strategy("perceptron_ensemble").select({"embeddings": emb, "labels": labels}, [0], [1, 2, 3], 1)
+        get_strategy("perceptron_ensemble").select({"embeddings": emb, "labels": labels}, [0], [1, 2, 3], 1).indices
 
 
 # -------------------------------------------------------------------- DAL
@@ -175,10 +175,10 @@ def test_dal_strategy_pool_indices_and_errors():
     e_l, e_u = _dal_geometry()
     emb = np.concatenate([e_l, e_u])
     labeled, unlabeled = np.arange(20), np.arange(20, 220)
-    picked = get_strategy("dal", seed=1, lr=1e-2, hidden_size=64, sub_batches=1).select({"embeddings": emb}, labeled, unlabeled, 10)
+    picked = get_strategy("dal", lr=1e-2, hidden_size=64, sub_batches=1).select({"embeddings": emb}, labeled, unlabeled, 10, seed=1).indices
     assert (picked >= 205).sum() == 10
     with pytest.raises(StrategyError, match="at least one labeled"):
-        get_strategy("dal").select({"embeddings": emb}, np.array([], int), unlabeled, 5)
+        get_strategy("dal").select({"embeddings": emb}, np.array([], int), unlabeled, 5).indices
     with pytest.raises(StrategyError, match="dal: sub_batches"):
         get_strategy("dal", sub_batches=0)
     with pytest.raises(StrategyError, match="dal: stop_accuracy"):

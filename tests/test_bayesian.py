@@ -359,11 +359,13 @@ def test_mc_dropout_and_bald_rank_by_their_formulas():
     outputs = {"mc_probs": mc}
     labeled, unlabeled = np.array([3]), np.array([0, 1, 2])
     dropout = get_strategy("mc_dropout")
-    assert dropout.select(outputs, labeled, unlabeled, 2).tolist() == [0, 1]  # H(p̄) = ln 2 tie -> lower index
-    np.testing.assert_allclose(dropout.last_scores, [math.log(2)] * 2)
+    selection = dropout.select(outputs, labeled, unlabeled, 2)
+    assert selection.indices.tolist() == [0, 1]  # H(p̄) = ln 2 tie -> lower index
+    np.testing.assert_allclose(selection.scores, [math.log(2)] * 2)
     bald = get_strategy("bald")
-    assert bald.select(outputs, labeled, unlabeled, 1).tolist() == [1]
-    np.testing.assert_allclose(bald.last_scores, [math.log(2) - h(0.9, 0.1)], rtol=1e-9)
+    selection = bald.select(outputs, labeled, unlabeled, 1)
+    assert selection.indices.tolist() == [1]
+    np.testing.assert_allclose(selection.scores, [math.log(2) - h(0.9, 0.1)], rtol=1e-9)
 
 
 def test_beal_strategies_select_lowest_expected_confidence():
@@ -372,13 +374,13 @@ def test_beal_strategies_select_lowest_expected_confidence():
     mc[:, 12] = np.nan  # a labeled row nobody predicted
     unlabeled = np.setdiff1d(np.arange(30), [12])
     beal = get_strategy("beal", multi_label=True)
-    picks = beal.select({"mc_probs": mc}, np.array([12]), unlabeled, 5)
+    selection = beal.select({"mc_probs": mc}, np.array([12]), unlabeled, 5)
     scores = B.beal_expected_confidence(mc[:, unlabeled])
-    np.testing.assert_array_equal(picks, unlabeled[top_k(scores, 5, largest=False, index=unlabeled)])
-    assert np.all(np.diff(beal.last_scores) >= 0)
+    np.testing.assert_array_equal(selection.indices, unlabeled[top_k(scores, 5, largest=False, index=unlabeled)])
+    assert np.all(np.diff(selection.scores) >= 0)
     probs = mc[0]
     det = get_strategy("beal_deterministic", multi_label=True)
-    picks = det.select({"probs": probs}, np.array([12]), unlabeled, 5)
+    picks = det.select({"probs": probs}, np.array([12]), unlabeled, 5).indices
     scores = B.beal_expected_confidence(probs[unlabeled][None])
     np.testing.assert_array_equal(picks, unlabeled[top_k(scores, 5, largest=False, index=unlabeled)])
 
@@ -388,15 +390,16 @@ def test_batch_bald_strategy_maps_pool_indices():
     labeled = np.arange(0, 50, 5)
     unlabeled = np.setdiff1d(np.arange(50), labeled)
     mc[:, labeled] = np.nan
-    strategy = get_strategy("batch_bald", mc_passes=6, num_samples=60, seed=4)
-    picks = strategy.select({"mc_probs": mc}, labeled, unlabeled, 6)
+    strategy = get_strategy("batch_bald", mc_passes=6, num_samples=60)
+    selection = strategy.select({"mc_probs": mc}, labeled, unlabeled, 6, seed=4)
     reference = B.batch_bald(mc[:, unlabeled], 6, np.random.default_rng(4), num_samples=60, index=unlabeled)
-    np.testing.assert_array_equal(picks, unlabeled[reference.indices])
-    np.testing.assert_allclose(strategy.last_scores, reference.gains)
+    np.testing.assert_array_equal(selection.indices, unlabeled[reference.indices])
+    np.testing.assert_allclose(selection.scores, reference.gains)
+    assert selection.info["result"].indices.tolist() == reference.indices.tolist()
     sharp = sharp_mc(3, T=6, n=50, C=3, sharpness=6.0)
     for rule in ("bald", "greedy"):
         strategy = get_strategy("batch_bald", mc_passes=6, num_samples=60, saturation=rule, saturation_gain=1e-3)
-        picks = strategy.select({"mc_probs": sharp}, labeled, unlabeled, 12)
+        picks = strategy.select({"mc_probs": sharp}, labeled, unlabeled, 12).indices
         reference = B.batch_bald(
             sharp[:, unlabeled], 12, np.random.default_rng(0), num_samples=60, saturation=rule, saturation_gain=1e-3
         )
@@ -404,4 +407,4 @@ def test_batch_bald_strategy_maps_pool_indices():
         np.testing.assert_array_equal(picks, unlabeled[reference.indices])
     with pytest.raises(StrategyError, match="num_samples"):
         many_passes = {"mc_probs": random_mc(np.random.default_rng(0), 30, 20, 3)}
-        get_strategy("batch_bald", num_samples=20).select(many_passes, np.array([], int), np.arange(20), 3)
+        get_strategy("batch_bald", num_samples=20).select(many_passes, np.array([], int), np.arange(20), 3).indices

@@ -113,3 +113,52 @@ def test_cold_start_falls_back_to_random(tmp_path, tiny_bert, tiny_data, caplog)
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert metrics["round"].tolist() == [1] and metrics["labeled"].tolist() == [10]
     assert "cold start" in caplog.text
+
+
+def test_a_run_killed_after_propose_resumes_at_commit(tmp_path, tiny_bert, tiny_data, monkeypatch):
+    full = tmp_path / "full"
+    assert main(["fit", "--config", str(write_config(tmp_path / "a.yaml", model=tiny_bert, data=tiny_data, run_dir=full))]) == 0
+
+    parted = tmp_path / "parted"
+    config = write_config(tmp_path / "b.yaml", model=tiny_bert, data=tiny_data, run_dir=parted)
+    real_commit, real_train = ActiveLoop._commit, ActiveLoop._train
+
+    def die_in_commit(self, state, pending):
+        raise KeyboardInterrupt  # killed between propose and commit
+
+    monkeypatch.setattr(ActiveLoop, "_commit", die_in_commit)
+    with pytest.raises(KeyboardInterrupt):
+        main(["fit", "--config", str(config)])
+    state = _state(parted)
+    assert state["completed_rounds"] == 0 and state["pending"]["round"] == 0 and len(state["pending"]["pool_indices"]) == 10
+    assert pd.read_csv(parted / "metrics.csv")["round"].tolist() == [0]
+
+    trained: list[int] = []
+
+    def counting_train(self, state, round_index):
+        trained.append(round_index)
+        return real_train(self, state, round_index)
+
+    monkeypatch.setattr(ActiveLoop, "_commit", real_commit)
+    monkeypatch.setattr(ActiveLoop, "_train", counting_train)
+    assert main(["fit", "--config", str(config)]) == 0
+    assert trained == [1, 2]  # round 0 resumed at commit: not trained, scored or selected again
+    assert _state(parted)["records"] == _state(full)["records"]
+    pd.testing.assert_frame_equal(pd.read_csv(parted / "metrics.csv")[["round", "labeled", "test_accuracy"]],
+                                  pd.read_csv(full / "metrics.csv")[["round", "labeled", "test_accuracy"]])
+
+
+def test_a_run_keeps_its_last_model_as_safetensors(tmp_path, tiny_bert, tiny_data):
+    from lit_al.errors import ConfigError
+    from lit_al.model import load_run_model
+
+    run_dir = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=tiny_data, run_dir=run_dir, rounds=1)
+    assert main(["fit", "--config", str(config)]) == 0
+    model, meta = load_run_model(run_dir / "model")
+    assert meta["round"] == 1 and meta["task"]["num_labels"] == model.num_labels
+    assert not list((run_dir / "model").glob("*.pt")) and not list((run_dir / "model").glob("*.bin"))  # never pickle
+    weights = run_dir / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(ConfigError, match="does not match"):
+        load_run_model(run_dir / "model")

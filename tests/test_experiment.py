@@ -14,7 +14,7 @@ import yaml
 from lit_al.cli import main
 from lit_al.errors import ConfigError
 from lit_al.experiment import deep_merge, load_grid
-from lit_al.loop import SharedRound0
+from lit_al.round0 import SharedRound0
 from tiny import write_config, write_dataset
 
 

@@ -65,7 +65,7 @@ def test_coreset_matches_bruteforce_kcenter():
     n = 80
     emb = rng.normal(size=(n, 5))
     labeled, unlabeled = _split(n, 10)
-    picked = get_strategy("coreset").select({"embeddings": emb}, labeled, unlabeled, 12)
+    picked = get_strategy("coreset").select({"embeddings": emb}, labeled, unlabeled, 12).indices
     delta = _pairwise(emb[unlabeled], emb[labeled]).min(axis=1)
     within = _pairwise(emb[unlabeled], emb[unlabeled])
     expected = []
@@ -116,7 +116,7 @@ def test_kmeans_one_point_per_blob_from_unlabeled(encoder, output):
     labeled, unlabeled = _split(len(blob), 20)
     outputs = {output: emb.copy()}
     outputs[output][labeled] = np.nan  # labeled rows are never read
-    picked = get_strategy("kmeans", encoder=encoder, seed=3).select(outputs, labeled, unlabeled, 4)
+    picked = get_strategy("kmeans", encoder=encoder).select(outputs, labeled, unlabeled, 4, seed=3).indices
     assert sorted(blob[picked].tolist()) == [0, 1, 2, 3]
     assert np.isin(picked, unlabeled).all()
 
@@ -125,8 +125,8 @@ def test_kmeans_is_scale_invariant_per_row():
     emb, blob = _blob_pool(per=20)
     labeled, unlabeled = _split(len(blob), 8)
     scaled = emb * np.random.default_rng(1).uniform(0.1, 10.0, size=(len(blob), 1))
-    a = get_strategy("kmeans", seed=1).select({"embeddings": emb}, labeled, unlabeled, 6)
-    b = get_strategy("kmeans", seed=1).select({"embeddings": scaled}, labeled, unlabeled, 6)
+    a = get_strategy("kmeans").select({"embeddings": emb}, labeled, unlabeled, 6, seed=1).indices
+    b = get_strategy("kmeans").select({"embeddings": scaled}, labeled, unlabeled, 6, seed=1).indices
     np.testing.assert_array_equal(a, b)
 
 
@@ -143,7 +143,7 @@ def test_alps_options_and_selection():
     surprisal = np.abs(emb)  # nonnegative rows with blob structure ...
     surprisal[5] = 0.0  # ... and one empty row (nothing sampled): stays a zero vector
     labeled, unlabeled = _split(len(blob), 10)
-    picked = get_strategy("alps", seed=2).select({SURPRISAL: surprisal}, labeled, unlabeled, 4)
+    picked = get_strategy("alps").select({SURPRISAL: surprisal}, labeled, unlabeled, 4, seed=2).indices
     assert np.unique(picked).size == 4 and np.isin(picked, unlabeled).all()
 
 
@@ -157,7 +157,8 @@ def test_cal_matches_double_loop(multi_label):
     probs = 1 / (1 + np.exp(-logits)) if multi_label else _softmax(logits)
     labeled, unlabeled = _split(n, 9)
     s = get_strategy("cal", num_neighbors=K, multi_label=multi_label)
-    picked = s.select({"embeddings": emb, "probs": probs}, labeled, unlabeled, 5)
+    selection = s.select({"embeddings": emb, "probs": probs}, labeled, unlabeled, 5)
+    picked = selection.indices
 
     scores = []
     for x in unlabeled:
@@ -174,7 +175,7 @@ def test_cal_matches_double_loop(multi_label):
     scores = np.array(scores)
     expected = unlabeled[np.lexsort((unlabeled, -scores))[:5]]
     np.testing.assert_array_equal(picked, expected)
-    np.testing.assert_allclose(s.last_scores, np.sort(scores)[::-1][:5], rtol=1e-9)
+    np.testing.assert_allclose(selection.scores, np.sort(scores)[::-1][:5], rtol=1e-9)
 
 
 def test_cal_uses_all_labeled_when_fewer_than_k_and_needs_one():
@@ -182,11 +183,11 @@ def test_cal_uses_all_labeled_when_fewer_than_k_and_needs_one():
     emb, probs = rng.normal(size=(10, 3)), _softmax(rng.normal(size=(10, 2)))
     labeled, unlabeled = np.array([0, 1]), np.arange(2, 10)
     s = get_strategy("cal")
-    picked = s.select({"embeddings": emb, "probs": probs}, labeled, unlabeled, 3)
+    picked = s.select({"embeddings": emb, "probs": probs}, labeled, unlabeled, 3).indices
     expected = G.contrastive_kl(probs[unlabeled], np.broadcast_to(probs[labeled], (8, 2, 2)))
     np.testing.assert_array_equal(picked, unlabeled[np.lexsort((unlabeled, -expected))[:3]])
     with pytest.raises(StrategyError, match="labeled"):
-        s.select({"embeddings": emb, "probs": probs}, np.array([], dtype=int), np.arange(10), 3)
+        s.select({"embeddings": emb, "probs": probs}, np.array([], dtype=int), np.arange(10), 3).indices
 
 
 # ---------------------------------------------------------------- density_weighted
@@ -200,7 +201,8 @@ def test_density_weighted_matches_bruteforce(uncertainty, multi_label):
     probs = 1 / (1 + np.exp(-logits)) if multi_label else _softmax(logits)
     labeled, unlabeled = _split(n, 6)
     s = get_strategy("density_weighted", uncertainty=uncertainty, num_neighbors=K, beta=beta, multi_label=multi_label)
-    picked = s.select({"embeddings": emb, "probs": probs}, labeled, unlabeled, 7)
+    selection = s.select({"embeddings": emb, "probs": probs}, labeled, unlabeled, 7)
+    picked = selection.indices
 
     p = probs[unlabeled]
     if uncertainty == "entropy":
@@ -214,15 +216,15 @@ def test_density_weighted_matches_bruteforce(uncertainty, multi_label):
     knn = np.sort(dist, axis=1)[:, :K].mean(axis=1)
     scores = u * (1 / (1e-12 + knn)) ** beta
     np.testing.assert_array_equal(picked, unlabeled[np.lexsort((unlabeled, -scores))[:7]])
-    np.testing.assert_allclose(s.last_scores, np.sort(scores)[::-1][:7], rtol=1e-4)
+    np.testing.assert_allclose(selection.scores, np.sort(scores)[::-1][:7], rtol=1e-4)
 
 
 def test_density_weighted_beta_zero_is_uncertainty_sampling():
     rng = np.random.default_rng(3)
     emb, probs = rng.normal(size=(50, 4)), _softmax(rng.normal(size=(50, 4)))
     labeled, unlabeled = _split(50, 5)
-    a = get_strategy("density_weighted", beta=0.0).select({"embeddings": emb, "probs": probs}, labeled, unlabeled, 8)
-    b = get_strategy("entropy").select({"probs": probs}, labeled, unlabeled, 8)
+    a = get_strategy("density_weighted", beta=0.0).select({"embeddings": emb, "probs": probs}, labeled, unlabeled, 8).indices
+    b = get_strategy("entropy").select({"probs": probs}, labeled, unlabeled, 8).indices
     np.testing.assert_array_equal(a, b)
     with pytest.raises(StrategyError, match="uncertainty"):
         get_strategy("density_weighted", uncertainty="bald")

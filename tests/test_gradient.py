@@ -130,7 +130,7 @@ def test_badge_strategy_returns_pool_indices():
     probs, h = _problem(n=30)
     unlabeled = np.arange(5, 30)
     outputs = {"probs": probs, "embeddings": h}
-    picked = get_strategy("badge", seed=3).select(outputs, np.arange(5), unlabeled, 6)
+    picked = get_strategy("badge").select(outputs, np.arange(5), unlabeled, 6, seed=3).indices
     positions = G.badge_select(probs[unlabeled], h[unlabeled], 6, np.random.default_rng(3))
     assert picked.tolist() == unlabeled[positions].tolist()
     with pytest.raises(StrategyError, match="badge: variant"):
@@ -228,7 +228,7 @@ def test_multilabel_sampling_helpers():
 def test_egl_strategy_head_and_model_side_variants():
     probs, h = _problem(n=20)
     unlabeled = np.arange(20)
-    picked = get_strategy("egl").select({"probs": probs, "embeddings": h}, np.array([], int), unlabeled, 5)
+    picked = get_strategy("egl").select({"probs": probs, "embeddings": h}, np.array([], int), unlabeled, 5).indices
     assert picked.tolist() == np.argsort(-G.egl_head(probs, h), kind="stable")[:5].tolist()
 
     values = np.array([0.5, 2.0, 2.0, 1.0, 3.0, 0.0])
@@ -236,8 +236,9 @@ def test_egl_strategy_head_and_model_side_variants():
         strategy = get_strategy("egl", variant=variant, multi_label=True, egl_samples=7, norm="squared")
         assert strategy.needs == frozenset({name})
         assert strategy.prediction_options() == {"egl_norm": "squared", "egl_samples": 7}
-        assert strategy.select({name: values}, np.array([], int), np.arange(6), 3).tolist() == [4, 1, 2]
-        np.testing.assert_array_equal(strategy.last_scores, [3.0, 2.0, 2.0])
+        selection = strategy.select({name: values}, np.array([], int), np.arange(6), 3)
+        assert selection.indices.tolist() == [4, 1, 2]
+        np.testing.assert_array_equal(selection.scores, [3.0, 2.0, 2.0])
     assert get_strategy("egl").prediction_options() == {}
     assert get_strategy("egl", variant="full").prediction_options() == {"egl_norm": "l2"}
 
@@ -245,13 +246,13 @@ def test_egl_strategy_head_and_model_side_variants():
 def test_egl_strategy_multilabel_head():
     probs, h = _problem(n=20, multi_label=True)
     outputs = {"probs": probs, "embeddings": h}
-    closed = get_strategy("egl", multi_label=True).select(outputs, np.array([], int), np.arange(20), 5)
-    squared = get_strategy("egl", multi_label=True, norm="squared").select(outputs, np.array([], int), np.arange(20), 5)
+    closed = get_strategy("egl", multi_label=True).select(outputs, np.array([], int), np.arange(20), 5).indices
+    squared = get_strategy("egl", multi_label=True, norm="squared").select(outputs, np.array([], int), np.arange(20), 5).indices
     assert closed.tolist() == squared.tolist()  # sqrt is monotone: same ranking
-    mc = get_strategy("egl", multi_label=True, multi_label_expectation="monte_carlo", seed=2)
-    assert mc.select(outputs, np.array([], int), np.arange(20), 5).tolist() == mc.select(
-        outputs, np.array([], int), np.arange(20), 5
-    ).tolist()
+    mc = get_strategy("egl", multi_label=True, multi_label_expectation="monte_carlo")
+    assert mc.select(outputs, np.array([], int), np.arange(20), 5, seed=2).indices.tolist() == mc.select(
+        outputs, np.array([], int), np.arange(20), 5, seed=2
+    ).indices.tolist()
 
 
 @pytest.mark.parametrize(

@@ -175,7 +175,7 @@ def _smallest_first(scores, unlabeled, k):
 def test_mii_strategy_matches_brute_force(multi_label, inter_sign):
     out, labeled, unlabeled = _problem(multi_label)
     strategy = get_strategy("mii", multi_label=multi_label, inter_sign=inter_sign)
-    picked = strategy.select(out, labeled, unlabeled, 8)
+    picked = strategy.select(out, labeled, unlabeled, 8).indices
     probs = out["probs"][unlabeled]
     f_u = multilabel_margin(probs, "min") if multi_label else margin(probs)
     scores = f_u * out["attention_intra"][unlabeled] + inter_sign * _brute_inter(out, labeled, unlabeled)
@@ -185,12 +185,12 @@ def test_mii_strategy_matches_brute_force(multi_label, inter_sign):
 def test_mii_ablations_match_brute_force():
     out, labeled, unlabeled = _problem(False, seed=4)
     intra = out["attention_intra"][unlabeled]
-    picked = get_strategy("mii_intra").select(out, labeled, unlabeled, 6)
+    picked = get_strategy("mii_intra").select(out, labeled, unlabeled, 6).indices
     np.testing.assert_array_equal(picked, _smallest_first(intra, unlabeled, 6))
     inter = _brute_inter(out, labeled, unlabeled)
-    picked = get_strategy("mii_inter").select(out, labeled, unlabeled, 6)
+    picked = get_strategy("mii_inter").select(out, labeled, unlabeled, 6).indices
     np.testing.assert_array_equal(picked, _smallest_first(-inter, unlabeled, 6))
-    picked = get_strategy("mii_inter", inter_sign=1).select(out, labeled, unlabeled, 6)
+    picked = get_strategy("mii_inter", inter_sign=1).select(out, labeled, unlabeled, 6).indices
     np.testing.assert_array_equal(picked, _smallest_first(inter, unlabeled, 6))
 
 
@@ -211,12 +211,12 @@ def test_mii_options_and_prediction_request():
 
 def test_mii_ignores_labeled_rows_without_labels_and_refuses_when_none_left():
     out, labeled, unlabeled = _problem(False)
-    reference = get_strategy("mii").select(out, labeled[1:], unlabeled, 5)
+    reference = get_strategy("mii").select(out, labeled[1:], unlabeled, 5).indices
     out["labels"][labeled[0]] = np.nan
-    np.testing.assert_array_equal(get_strategy("mii").select(out, labeled, unlabeled, 5), reference)
+    np.testing.assert_array_equal(get_strategy("mii").select(out, labeled, unlabeled, 5).indices, reference)
     out["labels"][labeled] = np.nan
     with pytest.raises(StrategyError, match="positive label"):
-        get_strategy("mii").select(out, labeled, unlabeled, 3)
+        get_strategy("mii").select(out, labeled, unlabeled, 3).indices
 
 
 def test_attention_intra_column_mean_is_one_with_real_bert_padding():

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from lit_al.model import TextClassifier
-from lit_al.prediction import compute_outputs, dropout_active
+from lit_al.outputs.forward import dropout_active
+from lit_al.outputs.registry import compute_outputs
 from lit_al.strategies import PredictionRequest
 
 

@@ -16,13 +16,15 @@ import torch
 from torch import nn
 from transformers import AutoModel, BertForMaskedLM
 
-from lit_al import outputs_attention, outputs_mlm
+from lit_al.outputs import attention as outputs_attention
+from lit_al.outputs import mlm as outputs_mlm
 from lit_al.cli import main
 from lit_al.errors import StrategyError
 from lit_al.functional.attention import attention_intra
 from lit_al.model import TextClassifier
-from lit_al.outputs_mc import MASK_BLOCK_ROWS, ConsistentDropout
-from lit_al.prediction import ForwardCache, compute_outputs, dropout_active, seeded
+from lit_al.outputs.mc import MASK_BLOCK_ROWS, ConsistentDropout
+from lit_al.outputs.forward import ForwardCache, dropout_active, seeded
+from lit_al.outputs.registry import compute_outputs
 from lit_al.strategies import PredictionRequest
 from tiny import write_config, write_dataset, write_tiny_bert
 

@@ -14,8 +14,8 @@ from lit_al.cli import main
 from lit_al.errors import StrategyError
 from lit_al.functional.gradient import sample_multilabel_targets
 from lit_al.model import TextClassifier
-from lit_al.outputs_gradients import example_generator, word_ids_from_pieces, wordpiece_continuation_table
-from lit_al.prediction import compute_outputs
+from lit_al.outputs.gradients import example_generator, word_ids_from_pieces, wordpiece_continuation_table
+from lit_al.outputs.registry import compute_outputs
 from lit_al.strategies import PredictionRequest, get_strategy
 from tiny import write_config, write_dataset, write_tiny_bert
 
@@ -111,8 +111,9 @@ def test_egl_word_matches_autograd_on_the_embedding_matrix(bert, multi_label, no
     model = _model(bert, num_labels=3, multi_label=multi_label)
     batch = _batch()
     request = PredictionRequest(frozenset({"egl_word"}), {"egl_norm": norm, "egl_samples": 3}, seed=2)
+    trainable = [p.requires_grad for p in model.parameters()]
     got = compute_outputs(model, batch, request)["egl_word"]
-    assert all(p.requires_grad for p in model.parameters())  # frozen only while computing
+    assert [p.requires_grad for p in model.parameters()] == trainable  # frozen only while computing
     weight = model.encoder.get_input_embeddings().weight
     for b in range(3):
         row = _row(batch, b)
@@ -236,7 +237,7 @@ def test_alden_subword_sum_adds_piece_gradients(pieces_bert):
 
 
 def test_alden_refuses_subwords_without_wordpiece(bert, monkeypatch):
-    from lit_al.prediction import classifier_tokenizer
+    from lit_al.outputs.forward import classifier_tokenizer
 
     model = _model(bert, num_labels=2)
     tokenizer = classifier_tokenizer(model)
@@ -268,17 +269,17 @@ def tiny_data(tmp_path_factory):
     {"name": "alden"},
 ])
 def test_one_round_through_the_cli(tmp_path, bert, tiny_data, strategy, monkeypatch):
-    from lit_al.strategies.base import Strategy
+    from lit_al.outputs.collector import OutputCollector
 
     predicted: list[tuple[list[int], bool]] = []
-    real = Strategy.on_predict_start
+    real = OutputCollector.on_predict_start
 
     def record(self, trainer, pl_module):
         real(self, trainer, pl_module)
         rows = trainer.datamodule.predict_rows.tolist()
         predicted.append((rows, bool(pl_module.prediction_request.reference)))
 
-    monkeypatch.setattr(Strategy, "on_predict_start", record)
+    monkeypatch.setattr(OutputCollector, "on_predict_start", record)
     run_dir = tmp_path / "run"
     config = write_config(tmp_path / "c.yaml", model=bert, data=tiny_data, run_dir=run_dir, strategy=strategy,
                           rounds=1, query_size=7)

@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import ConfigError, DataError
 from .readers import file_fingerprint, read_table, resolve_path
@@ -135,6 +135,8 @@ class ActiveDataModule(pl.LightningDataModule):
         self.state: LabelState | None = None
         self.tokenizer = None
         self.predict_rows: np.ndarray = np.empty(0, dtype=np.int64)
+        #: (rank, world size) of the prediction batches this process runs (set by the pool scorer).
+        self.predict_shard: tuple[int, int] = (0, 1)
         self.train_seed = 0
 
     # ------------------------------------------------------------------ loading
@@ -290,22 +292,32 @@ class ActiveDataModule(pl.LightningDataModule):
     def _collate(self) -> PadCollator:
         return PadCollator(self.tokenizer.pad_token_id if self.tokenizer is not None else 0)
 
+    def _trainer_shard(self) -> tuple[int, int]:
+        """(global rank, world size) of the attached Trainer; lit_al shards its own loaders under DDP."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
         assert self.pool is not None and self.pool.tokens is not None
         index, targets = self.labeled_targets()
         if index.size == 0:
             raise DataError("no labeled examples to train on")
-        generator = torch.Generator().manual_seed(self.train_seed)
         dataset = TokenDataset(self.pool.tokens, index, targets)
+        rank, world = self._trainer_shard()
+        if world > 1:  # Lightning calls set_epoch on it, so each epoch reshuffles
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.train_seed)
+            return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=self._collate(),
+                              num_workers=self.num_workers)
+        generator = torch.Generator().manual_seed(self.train_seed)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
                           collate_fn=self._collate(), num_workers=self.num_workers)
 
     def _eval_loader(self, split: Split | None) -> DataLoader | list:
-        """Length-sorted batches: metrics do not depend on order, padding does."""
+        """Length-sorted batches (metrics do not depend on order, padding does), sharded by batch under DDP."""
         if split is None:
             return []
         assert split.tokens is not None, "call tokenize() first"
-        batches = LengthSortedBatches(split.tokens.lengths, self.eval_batch_size)
+        batches = LengthSortedBatches(split.tokens.lengths, self.eval_batch_size, self._trainer_shard())
         return DataLoader(self._split_dataset(split), batch_sampler=batches, collate_fn=self._collate(),
                           num_workers=self.num_workers)
 
@@ -315,10 +327,15 @@ class ActiveDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader | list:
         return self._eval_loader(self.test)
 
+    def predict_batches(self, rows: np.ndarray, shard: tuple[int, int] = (0, 1)) -> LengthSortedBatches:
+        """The length-sorted batches (positions into ``rows``) over pool ``rows`` that shard ``shard`` runs."""
+        assert self.pool is not None and self.pool.tokens is not None
+        return LengthSortedBatches(self.pool.tokens.lengths[rows], self.eval_batch_size, shard)
+
     def predict_dataloader(self) -> DataLoader:
-        """The pool rows in ``predict_rows``, in length-sorted batches."""
+        """The pool rows in ``predict_rows``, in length-sorted batches; this process's shard under DDP."""
         assert self.pool is not None and self.pool.tokens is not None
         rows = np.asarray(self.predict_rows, dtype=np.int64)
         dataset = TokenDataset(self.pool.tokens, rows)
-        batches = LengthSortedBatches(self.pool.tokens.lengths[rows], self.eval_batch_size)
+        batches = self.predict_batches(rows, self.predict_shard)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=self._collate(), num_workers=self.num_workers)

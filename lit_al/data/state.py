@@ -23,6 +23,25 @@ STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
+class PendingQuery:
+    """A proposed batch waiting for its labels: the round that proposed it, the picks (best first), their scores."""
+
+    round: int
+    pool_indices: tuple[int, ...]
+    scores: tuple[float, ...]
+    strategy: str
+
+    def to_json(self) -> dict:
+        return {"round": self.round, "pool_indices": list(self.pool_indices),
+                "scores": [None if np.isnan(s) else s for s in self.scores], "strategy": self.strategy}
+
+    @classmethod
+    def from_json(cls, payload: dict) -> "PendingQuery":
+        scores = tuple(float("nan") if s is None else float(s) for s in payload["scores"])
+        return cls(int(payload["round"]), tuple(int(i) for i in payload["pool_indices"]), scores, str(payload["strategy"]))
+
+
+@dataclass(frozen=True)
 class LabelRecord:
     pool_index: int
     id: str
@@ -41,6 +60,8 @@ class LabelState:
         self.completed_rounds = 0
         #: True once the loop has run its last round.
         self.finished = False
+        #: The proposed batch of round ``completed_rounds`` waiting for its labels (``propose`` → ``commit``).
+        self.pending: PendingQuery | None = None
 
     @property
     def n_pool(self) -> int:
@@ -90,6 +111,7 @@ class LabelState:
             "completed_rounds": self.completed_rounds,
             "finished": self.finished,
             "n_pool": self.n_pool,
+            "pending": self.pending.to_json() if self.pending is not None else None,
             "records": [
                 {**asdict(r), "labels": list(r.labels)} for r in sorted(self.records.values(), key=lambda r: (r.round, r.pool_index))
             ],
@@ -112,6 +134,8 @@ class LabelState:
             raise DataError(f"{path}: the label state is for a pool of {payload.get('n_pool')} examples, the data has {len(ids)}")
         state.completed_rounds = int(payload.get("completed_rounds", 0))
         state.finished = bool(payload.get("finished", False))
+        if payload.get("pending"):
+            state.pending = PendingQuery.from_json(payload["pending"])
         for row in payload.get("records", []):
             index = int(row["pool_index"])
             if not 0 <= index < len(ids) or ids[index] != row["id"]:

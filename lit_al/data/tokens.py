@@ -138,15 +138,32 @@ class PadCollator:
 
 
 class LengthSortedBatches(torch.utils.data.Sampler):
-    """Positions grouped into batches of similar length (longest first), for fast padded inference."""
+    """Positions grouped into batches of similar length (longest first), for fast padded inference.
 
-    def __init__(self, lengths: np.ndarray, batch_size: int) -> None:
+    ``shard = (rank, world)`` keeps every ``world``-th batch starting at ``rank``: the
+    processes of a DDP run together see each batch exactly once (no padding
+    duplicates, no row lost), and every batch is the one a single process would
+    have built, so per-batch results do not depend on the number of processes.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, shard: tuple[int, int] = (0, 1)) -> None:
         self.batch_size = int(batch_size)
         self.order = np.argsort(-np.asarray(lengths), kind="stable")
+        self.rank, self.world = shard
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"shard rank {self.rank} outside a world of {self.world}")
+
+    def _starts(self) -> range:
+        return range(self.rank * self.batch_size, self.order.size, self.world * self.batch_size)
 
     def __iter__(self):
-        for start in range(0, self.order.size, self.batch_size):
+        for start in self._starts():
             yield self.order[start : start + self.batch_size].tolist()
 
     def __len__(self) -> int:
-        return (self.order.size + self.batch_size - 1) // self.batch_size
+        return len(self._starts())
+
+    def positions(self) -> np.ndarray:
+        """Every position this shard yields, ascending."""
+        parts = [self.order[start : start + self.batch_size] for start in self._starts()]
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)

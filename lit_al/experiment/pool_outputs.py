@@ -21,7 +21,7 @@ def load_run_data(run_dir: Path):
     """The ``ActiveDataModule`` of a run directory (loaded and tokenized) and its model kwargs."""
     from ..cli import _as_dict, _fit_parser
     from ..data.module import ActiveDataModule
-    from ..loop import load_tokenizer
+    from ..model import load_tokenizer
 
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
@@ -36,7 +36,7 @@ def load_run_data(run_dir: Path):
 
 def has_saved_model(model_dir: Path) -> bool:
     """Whether ``model_dir`` holds weights saved by a run (``SharedRound0``)."""
-    from ..loop import SharedRound0
+    from ..round0 import SharedRound0
 
     return (model_dir / SharedRound0.MODEL_FILE).exists()
 
@@ -61,26 +61,25 @@ class ScenarioPool:
         """``needs`` outputs (e.g. ``embeddings``, ``probs``) of the model saved in ``model_dir`` for every pool row."""
         import lightning.pytorch as pl
 
-        from ..loop import SharedRound0
+        from ..round0 import SharedRound0
         from ..model import TextClassifier
-        from ..strategies.base import Strategy
+        from ..outputs.catalog import PredictionRequest
+        from ..scoring import PoolScorer
 
         if not has_saved_model(model_dir):
             raise ConfigError(f"{model_dir}: no saved model ({SharedRound0.MODEL_FILE})")
         data, model_kwargs = self._load()
         model = TextClassifier(**model_kwargs, **data.task_info())
         SharedRound0.load_weights(model, model_dir)
-        collector = Strategy()  # the base callback collects what ``needs`` names; it is never asked to select
-        collector.needs = frozenset(needs)
-        data.predict_rows = np.arange(len(data.pool.ids))
+
+        def trainer(directory, callbacks, overrides):
+            return pl.Trainer(**{**overrides, "logger": False}, enable_progress_bar=False, enable_model_summary=False,
+                              enable_checkpointing=False, callbacks=callbacks, devices=1, default_root_dir=str(directory))
+
+        rows = np.arange(len(data.pool.ids))
         with tempfile.TemporaryDirectory() as scratch:
-            collector.begin_query(len(data.pool.ids), scratch)
-            trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                                 enable_checkpointing=False, callbacks=[collector], devices=1)
-            trainer.predict(model, datamodule=data, return_predictions=False)
-            outputs = {name: np.array(array) for name, array in collector.collected_outputs().items()}
-            collector.end_query()
-        return outputs
+            scored = PoolScorer(trainer).score(model, data, PredictionRequest(frozenset(needs)), rows, Path(scratch))
+            return {name: np.array(array) for name, array in scored.outputs.items()}
 
     def tokens(self):
         """The pool's ``TokenizedTexts`` (truncated as in training; special tokens included, as ALPS's code)."""

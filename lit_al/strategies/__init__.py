@@ -1,10 +1,12 @@
 """Query strategies: the contract, the registry and the built-in families."""
 
-from .base import PredictionRequest, Strategy
+from ..outputs.catalog import PredictionRequest
+from .base import Selection, Strategy
 from .registry import get_strategy, register_strategy, registered_strategies, strategy_class
 
 __all__ = [
     "PredictionRequest",
+    "Selection",
     "Strategy",
     "get_strategy",
     "register_strategy",

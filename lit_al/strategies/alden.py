@@ -19,12 +19,12 @@ from ..errors import StrategyError
 from ..functional import interpretation as I
 from ..functional.ranking import top_k
 from ..index import kcenter_greedy
-from .base import Strategy
+from ..outputs.catalog import ALDEN_EMBEDDING_POINTS, ALDEN_INTERPRETATION, ALDEN_TARGETS
+from .base import Selection, Strategy
 from .options import check_bool, check_choice
 from .registry import register_strategy
 
 #: Output name of the per-example chosen-token interpretation.
-ALDEN_INTERPRETATION = "alden_interpretation"
 
 #: Contract of the ``alden_interpretation`` output, for the model side that computes it.
 ALDEN_INTERPRETATION_SPEC = """\
@@ -67,8 +67,6 @@ the switch. With no labeled rows, reference=None is used for every row.
 """
 
 VARIANTS = ("kcenter", "topk")
-TARGETS = ("predicted", "all_logits")
-EMBEDDING_POINTS = ("word", "after_layernorm")
 
 
 @register_strategy("alden")
@@ -109,7 +107,6 @@ class ALDEN(Strategy):
     def __init__(
         self,
         *,
-        seed: int = 0,
         multi_label: bool = False,
         variant: str = "kcenter",
         target: str | None = None,
@@ -117,14 +114,14 @@ class ALDEN(Strategy):
         normalize: bool = True,
         subword_aggregate: str = "none",
     ) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+        super().__init__(multi_label=multi_label)
         self.variant = check_choice("alden", "variant", variant, VARIANTS)
         if target is None:
             target = "all_logits" if multi_label else "predicted"
-        self.target = check_choice("alden", "target", target, TARGETS)
+        self.target = check_choice("alden", "target", target, ALDEN_TARGETS)
         if multi_label and target == "predicted":
             raise StrategyError("alden: target='predicted' is undefined for multi-label tasks; use target='all_logits'")
-        self.embedding_point = check_choice("alden", "embedding_point", embedding_point, EMBEDDING_POINTS)
+        self.embedding_point = check_choice("alden", "embedding_point", embedding_point, ALDEN_EMBEDDING_POINTS)
         self.normalize = check_bool("alden", "normalize", normalize)
         self.subword_aggregate = check_choice("alden", "subword_aggregate", subword_aggregate, I.SUBWORD_AGGREGATES)
 

@@ -7,7 +7,8 @@ import numpy as np
 from ..errors import StrategyError
 from ..functional import auxiliary as A
 from ..functional.ranking import top_k
-from .base import Strategy
+from ..outputs.catalog import EMBEDDINGS, LABELS
+from .base import Selection, Strategy
 from .options import check_float, check_int, check_optional_int
 from .registry import register_strategy
 
@@ -32,7 +33,7 @@ class PerceptronEnsemble(Strategy):
     training. Deterministic under the seed (torch.Generator from the strategy's rng).
     """
 
-    needs = frozenset({"embeddings"})
+    needs = frozenset({EMBEDDINGS})
     predict_labeled = True
     uses_labels = True
     requires_trained_model = True
@@ -40,7 +41,6 @@ class PerceptronEnsemble(Strategy):
     def __init__(
         self,
         *,
-        seed: int = 0,
         multi_label: bool = False,
         members: int = 10,
         dropout: float = 0.9,
@@ -49,7 +49,7 @@ class PerceptronEnsemble(Strategy):
         batch_size: int = 50,
         class_weight: bool = True,
     ) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+        super().__init__(multi_label=multi_label)
         name = "perceptron_ensemble"
         self.members = check_int(name, "members", members)
         self.dropout = check_float(name, "dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
@@ -59,11 +59,11 @@ class PerceptronEnsemble(Strategy):
         self.class_weight = bool(class_weight)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        labels = np.asarray(outputs["labels"][labeled], dtype=np.float64)
+        labels = np.asarray(outputs[LABELS][labeled], dtype=np.float64)
         known = ~np.isnan(labels).any(axis=1)
         if not known.any():
             raise StrategyError("perceptron_ensemble needs at least one labeled example with its label")
-        embeddings = outputs["embeddings"]
+        embeddings = outputs[EMBEDDINGS]
         weight, bias = A.train_perceptron_ensemble(
             np.asarray(embeddings[labeled[known]], dtype=np.float32),
             labels[known],
@@ -81,8 +81,7 @@ class PerceptronEnsemble(Strategy):
         )
         scores = A.perceptron_ensemble_entropy(mean_probs, multi_label=self.multi_label)
         order = top_k(scores, budget, index=unlabeled)
-        self.last_scores = scores[order]
-        return unlabeled[order]
+        return Selection(unlabeled[order], scores[order])
 
 
 @register_strategy("dal")
@@ -103,14 +102,13 @@ class DiscriminativeActiveLearning(Strategy):
     ``class_weight=True`` (``w_c = N/N_c``). Needs at least one labeled example.
     """
 
-    needs = frozenset({"embeddings"})
+    needs = frozenset({EMBEDDINGS})
     predict_labeled = True
     requires_trained_model = True
 
     def __init__(
         self,
         *,
-        seed: int = 0,
         multi_label: bool = False,
         sub_batches: int = 5,
         candidate_ratio: float = 10.0,
@@ -121,7 +119,7 @@ class DiscriminativeActiveLearning(Strategy):
         stop_accuracy: float = 0.98,
         class_weight: bool = True,
     ) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+        super().__init__(multi_label=multi_label)
         name = "dal"
         self.sub_batches = check_int(name, "sub_batches", sub_batches)
         self.candidate_ratio = check_float(name, "candidate_ratio", candidate_ratio, minimum=0.0, min_inclusive=False)
@@ -135,7 +133,7 @@ class DiscriminativeActiveLearning(Strategy):
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         if labeled.size == 0:
             raise StrategyError("dal needs at least one labeled example (its candidate set is candidate_ratio·|L|)")
-        embeddings = outputs["embeddings"]
+        embeddings = outputs[EMBEDDINGS]
         positions = A.dal_select(
             np.asarray(embeddings[labeled], dtype=np.float32),
             np.asarray(embeddings[unlabeled], dtype=np.float32),

@@ -24,11 +24,11 @@ import numpy as np
 from ..errors import StrategyError
 from ..functional import bayesian as Bay
 from ..functional.ranking import top_k
-from .base import Strategy
+from ..outputs.catalog import MC_PROBS, MC_SCOPES, PROBS
+from .base import Selection, Strategy
 from .options import check_choice, check_float, check_int, check_optional_int
 from .registry import register_strategy
 
-MC_SCOPES = ("full", "head")
 
 
 def _check_mc_options(name: str, mc_passes: int, mc_scope: str, min_passes: int) -> tuple[int, str]:
@@ -39,7 +39,7 @@ def _check_mc_options(name: str, mc_passes: int, mc_scope: str, min_passes: int)
 class _MCDropoutStrategy(Strategy):
     """Common base: needs ``mc_probs``, passes ``mc_passes``/``mc_scope`` to the model."""
 
-    needs = frozenset({"mc_probs"})
+    needs = frozenset({MC_PROBS})
     requires_trained_model = True
     mc_passes: int
     mc_scope: str
@@ -49,7 +49,7 @@ class _MCDropoutStrategy(Strategy):
 
     @staticmethod
     def _pool_samples(outputs: Mapping[str, np.ndarray], unlabeled: np.ndarray) -> np.ndarray:
-        return np.asarray(outputs["mc_probs"])[:, unlabeled]
+        return np.asarray(outputs[MC_PROBS])[:, unlabeled]
 
 
 class _MCScore(_MCDropoutStrategy):
@@ -61,7 +61,7 @@ class _MCScore(_MCDropoutStrategy):
         raise NotImplementedError
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        samples = np.asarray(outputs["mc_probs"])
+        samples = np.asarray(outputs[MC_PROBS])
         if 2 * unlabeled.size >= samples.shape[1]:
             # scoring every row (rows of labeled examples may be NaN) is cheaper than copying most of the array
             with np.errstate(invalid="ignore"):
@@ -69,8 +69,7 @@ class _MCScore(_MCDropoutStrategy):
         else:
             scores = self.score(samples[:, unlabeled])
         order = top_k(scores, budget, largest=self.largest, index=unlabeled)
-        self.last_scores = scores[order]
-        return unlabeled[order]
+        return Selection(unlabeled[order], scores[order])
 
 
 @register_strategy("mc_dropout")
@@ -82,8 +81,8 @@ class MCDropout(_MCScore):
     ``mc_scope`` (``"full"``, the paper's; ``"head"`` the fast path, see the module docstring).
     """
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, mc_passes: int = 10, mc_scope: str = "full") -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, mc_passes: int = 10, mc_scope: str = "full") -> None:
+        super().__init__(multi_label=multi_label)
         self.mc_passes, self.mc_scope = _check_mc_options("mc_dropout", mc_passes, mc_scope, 1)
 
     def score(self, mc_probs):
@@ -99,8 +98,8 @@ class BALD(_MCScore):
     ``mc_scope`` (``"full"`` default). With T = 1 the score is identically 0, so T >= 2.
     """
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, mc_passes: int = 10, mc_scope: str = "full") -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, mc_passes: int = 10, mc_scope: str = "full") -> None:
+        super().__init__(multi_label=multi_label)
         self.mc_passes, self.mc_scope = _check_mc_options("bald", mc_passes, mc_scope, 2)
 
     def score(self, mc_probs):
@@ -111,9 +110,10 @@ class BALD(_MCScore):
 class BatchBALD(_MCDropoutStrategy):
     """Greedy BatchBALD (Kirsch, van Amersfoort & Gal 2019): the batch maximising ``I(y_1..y_k; w)``.
 
-    Picks are in greedy order; ``last_scores`` holds each pick's marginal gain (its conditional
-    mutual information given the earlier picks of its sub-batch) and ``last_result`` the whole
-    ``BatchBALDResult`` (positions along the unlabeled indices passed to ``select``).
+    Picks are in greedy order; the selection's ``scores`` hold each pick's marginal gain (its
+    conditional mutual information given the earlier picks of its sub-batch) and
+    ``info["result"]`` the whole ``BatchBALDResult`` (positions along the unlabeled indices
+    passed to ``select``).
     Single-label only (refuses multi-label). See ``lit_al.functional.bayesian.batch_bald`` for the estimator.
 
     Options:
@@ -146,7 +146,6 @@ class BatchBALD(_MCDropoutStrategy):
     def __init__(
         self,
         *,
-        seed: int = 0,
         multi_label: bool = False,
         mc_passes: int = 20,
         mc_scope: str = "full",
@@ -156,7 +155,7 @@ class BatchBALD(_MCDropoutStrategy):
         saturation: str = "restart",
         saturation_gain: float = Bay.BATCHBALD_SATURATION_GAIN,
     ) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+        super().__init__(multi_label=multi_label)
         self.mc_passes, self.mc_scope = _check_mc_options("batch_bald", mc_passes, mc_scope, 2)
         self.num_samples = check_int("batch_bald", "num_samples", num_samples)
         self.chunk_size = check_int("batch_bald", "chunk_size", chunk_size)
@@ -187,9 +186,8 @@ class BatchBALD(_MCDropoutStrategy):
             )
         except ValueError as exc:
             raise StrategyError(f"batch_bald: {exc}") from None
-        self.last_scores = result.gains
-        self.last_result = result  # saturated steps, sub-batches, exactness: see BatchBALDResult
-        return unlabeled[result.indices]
+        # saturated steps, sub-batches, exactness: see BatchBALDResult
+        return Selection(unlabeled[result.indices], result.gains, {"result": result})
 
 
 @register_strategy("beal")
@@ -205,8 +203,8 @@ class BEAL(_MCScore):
 
     largest = False
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, mc_passes: int = 100, mc_scope: str = "full") -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, mc_passes: int = 100, mc_scope: str = "full") -> None:
+        super().__init__(multi_label=multi_label)
         self.mc_passes, self.mc_scope = _check_mc_options("beal", mc_passes, mc_scope, 1)
 
     def score(self, mc_probs):
@@ -221,12 +219,11 @@ class BEALDeterministic(Strategy):
     treated as a single pass; the lowest EC first. No MC passes.
     """
 
-    needs = frozenset({"probs"})
+    needs = frozenset({PROBS})
     requires_trained_model = True
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        probs = np.asarray(outputs["probs"])[unlabeled]
+        probs = np.asarray(outputs[PROBS])[unlabeled]
         scores = Bay.beal_expected_confidence(probs[None])
         order = top_k(scores, budget, largest=False, index=unlabeled)
-        self.last_scores = scores[order]
-        return unlabeled[order]
+        return Selection(unlabeled[order], scores[order])

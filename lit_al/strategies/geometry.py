@@ -15,7 +15,8 @@ from ..functional import geometry as G
 from ..functional import uncertainty as U
 from ..functional.ranking import top_k
 from ..index import KMEANS_INIT_METHODS, kcenter_greedy, kmeans_nearest, knn_density, nearest_neighbors
-from .base import Strategy
+from ..outputs.catalog import EMBEDDINGS, PRETRAINED_EMBEDDINGS, PROBS, SURPRISAL
+from .base import Selection, Strategy
 from .options import check_bool, check_choice, check_float, check_int, check_optional_int
 from .registry import register_strategy
 
@@ -39,7 +40,6 @@ from .registry import register_strategy
 #:
 #: Values are >= 0 and about 85 % of the entries are 0; no normalisation (the strategy
 #: L2-normalises each row itself). Needed on unlabeled rows only.
-SURPRISAL = "surprisal"
 
 _INIT_CHOICES = tuple(sorted(KMEANS_INIT_METHODS))
 _FILL_CHOICES = ("next_nearest", "random")
@@ -65,22 +65,21 @@ class CoreSet(Strategy):
     multi-label alike. The greedy variant is the one IBM's paper used [P].
     """
 
-    needs = frozenset({"embeddings"})
+    needs = frozenset({EMBEDDINGS})
     predict_labeled = True
     requires_trained_model = True
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, normalize: bool = False) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, normalize: bool = False) -> None:
+        super().__init__(multi_label=multi_label)
         self.normalize = check_bool("coreset", "normalize", normalize)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        candidates = _rows(outputs, "embeddings", unlabeled)
-        centers = _rows(outputs, "embeddings", labeled) if labeled.size else None
+        candidates = _rows(outputs, EMBEDDINGS, unlabeled)
+        centers = _rows(outputs, EMBEDDINGS, labeled) if labeled.size else None
         positions, radius = kcenter_greedy(
             candidates, centers, budget, rng, normalize=self.normalize, return_distances=True
         )
-        self.last_scores = radius
-        return unlabeled[positions]
+        return Selection(unlabeled[positions], radius)
 
 
 # ------------------------------------------------------------------ k-means family
@@ -90,7 +89,6 @@ class _KMeansNearest(Strategy):
     def __init__(
         self,
         *,
-        seed: int,
         multi_label: bool,
         n_init: int,
         max_iter: int,
@@ -99,7 +97,7 @@ class _KMeansNearest(Strategy):
         max_points_per_centroid: int | None,
         duplicate_fill: str,
     ) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+        super().__init__(multi_label=multi_label)
         name = self.name or type(self).__name__
         self.n_init = check_int(name, "n_init", n_init)
         self.max_iter = check_int(name, "max_iter", max_iter)
@@ -156,7 +154,7 @@ class KMeansEmbedding(_KMeansNearest):
     instance attributes. Label-agnostic: single- and multi-label alike.
     """
 
-    needs = frozenset({"embeddings"})
+    needs = frozenset({EMBEDDINGS})
     requires_trained_model = True
     #: Strategy (``{"name": ..., **options}``) the loop uses in a round without a trained model.
     cold_start_fallback: dict[str, Any] | None = None
@@ -164,7 +162,6 @@ class KMeansEmbedding(_KMeansNearest):
     def __init__(
         self,
         *,
-        seed: int = 0,
         multi_label: bool = False,
         encoder: str = "finetuned",
         n_init: int = 1,
@@ -175,7 +172,6 @@ class KMeansEmbedding(_KMeansNearest):
         duplicate_fill: str = "next_nearest",
     ) -> None:
         super().__init__(
-            seed=seed,
             multi_label=multi_label,
             n_init=n_init,
             max_iter=max_iter,
@@ -185,7 +181,7 @@ class KMeansEmbedding(_KMeansNearest):
             duplicate_fill=duplicate_fill,
         )
         self.encoder = check_choice("kmeans", "encoder", encoder, ("finetuned", "pretrained"))
-        self.output_name = "embeddings" if encoder == "finetuned" else "pretrained_embeddings"
+        self.output_name = EMBEDDINGS if encoder == "finetuned" else PRETRAINED_EMBEDDINGS
         self.needs = frozenset({self.output_name})
         self.requires_trained_model = encoder == "finetuned"
         self.cold_start_fallback = (
@@ -224,7 +220,6 @@ class ALPS(_KMeansNearest):
     def __init__(
         self,
         *,
-        seed: int = 0,
         multi_label: bool = False,
         mlm_model: str | None = None,
         token_rate: float = 0.15,
@@ -237,7 +232,6 @@ class ALPS(_KMeansNearest):
         duplicate_fill: str = "next_nearest",
     ) -> None:
         super().__init__(
-            seed=seed,
             multi_label=multi_label,
             n_init=n_init,
             max_iter=max_iter,
@@ -283,26 +277,25 @@ class CAL(Strategy):
     over labels of Bernoulli KLs [R]. Needs at least one labeled example.
     """
 
-    needs = frozenset({"embeddings", "probs"})
+    needs = frozenset({EMBEDDINGS, PROBS})
     predict_labeled = True
     requires_trained_model = True
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, num_neighbors: int = 10) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, num_neighbors: int = 10) -> None:
+        super().__init__(multi_label=multi_label)
         self.num_neighbors = check_int("cal", "num_neighbors", num_neighbors)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         if labeled.size == 0:
             raise StrategyError("cal needs at least one labeled example (its neighbours are labeled examples)")
         _, neighbours = nearest_neighbors(
-            _rows(outputs, "embeddings", labeled), _rows(outputs, "embeddings", unlabeled), self.num_neighbors
+            _rows(outputs, EMBEDDINGS, labeled), _rows(outputs, EMBEDDINGS, unlabeled), self.num_neighbors
         )
-        labeled_probs = np.asarray(outputs["probs"][labeled], dtype=np.float64)
-        probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
+        labeled_probs = np.asarray(outputs[PROBS][labeled], dtype=np.float64)
+        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
         scores = G.contrastive_kl(probs, labeled_probs[neighbours], multi_label=self.multi_label)
         order = top_k(scores, budget, index=unlabeled)
-        self.last_scores = scores[order]
-        return unlabeled[order]
+        return Selection(unlabeled[order], scores[order])
 
 
 # ------------------------------------------------------------------ information density
@@ -329,19 +322,18 @@ class DensityWeighted(Strategy):
     Options: ``num_neighbors`` (K = 10), ``beta`` (β = 1.0; 0 = plain uncertainty).
     """
 
-    needs = frozenset({"probs", "embeddings"})
+    needs = frozenset({PROBS, EMBEDDINGS})
     requires_trained_model = True
 
     def __init__(
         self,
         *,
-        seed: int = 0,
         multi_label: bool = False,
         uncertainty: str = "entropy",
         num_neighbors: int = 10,
         beta: float = 1.0,
     ) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+        super().__init__(multi_label=multi_label)
         self.uncertainty = check_choice("density_weighted", "uncertainty", uncertainty, _UNCERTAINTIES)
         self.num_neighbors = check_int("density_weighted", "num_neighbors", num_neighbors)
         self.beta = check_float("density_weighted", "beta", beta, finite=True, coerce=True)
@@ -354,9 +346,8 @@ class DensityWeighted(Strategy):
         return 1.0 - (U.multilabel_margin(probs) if self.multi_label else U.margin(probs))
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
-        distance = knn_density(_rows(outputs, "embeddings", unlabeled), self.num_neighbors)
+        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
+        distance = knn_density(_rows(outputs, EMBEDDINGS, unlabeled), self.num_neighbors)
         scores = G.information_density(self.uncertainty_scores(probs), distance, beta=self.beta)
         order = top_k(scores, budget, index=unlabeled)
-        self.last_scores = scores[order]
-        return unlabeled[order]
+        return Selection(unlabeled[order], scores[order])

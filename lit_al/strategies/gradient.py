@@ -8,7 +8,8 @@ import numpy as np
 
 from ..functional import gradient as G
 from ..functional.ranking import top_k
-from .base import Strategy
+from ..outputs.catalog import EGL_FULL, EGL_WORD, EMBEDDINGS, PROBS
+from .base import Selection, Strategy
 from .options import check_choice, check_int
 from .registry import register_strategy
 
@@ -38,19 +39,19 @@ class Badge(Strategy):
     the batch is drawn uniformly at random from the unchosen points.
     """
 
-    needs = frozenset({"probs", "embeddings"})
+    needs = frozenset({PROBS, EMBEDDINGS})
     requires_trained_model = True
 
     def __init__(
-        self, *, seed: int = 0, multi_label: bool = False, variant: str = "original", precision: str = "float64"
+        self, *, multi_label: bool = False, variant: str = "original", precision: str = "float64"
     ) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+        super().__init__(multi_label=multi_label)
         self.variant = check_choice("badge", "variant", variant, G.BADGE_VARIANTS)
         self.precision = check_choice("badge", "precision", precision, G.BADGE_PRECISIONS)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
-        embeddings = np.asarray(outputs["embeddings"][unlabeled], dtype=np.dtype(self.precision))
+        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
+        embeddings = np.asarray(outputs[EMBEDDINGS][unlabeled], dtype=np.dtype(self.precision))
         positions = G.badge_select(
             probs, embeddings, budget, rng, multi_label=self.multi_label, variant=self.variant, precision=self.precision
         )
@@ -96,20 +97,19 @@ class ExpectedGradientLength(Strategy):
         model side as a prediction option).
     """
 
-    needs = frozenset({"probs", "embeddings"})
+    needs = frozenset({PROBS, EMBEDDINGS})
     requires_trained_model = True
 
     def __init__(
         self,
         *,
-        seed: int = 0,
         multi_label: bool = False,
         variant: str = "head",
         norm: str = "l2",
         egl_samples: int = 10,
         multi_label_expectation: str = "closed_form",
     ) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+        super().__init__(multi_label=multi_label)
         self.variant = check_choice("egl", "variant", variant, _EGL_VARIANTS)
         self.norm = check_choice("egl", "norm", norm, G.EGL_NORMS)
         self.egl_samples = check_int("egl", "egl_samples", egl_samples)
@@ -119,9 +119,9 @@ class ExpectedGradientLength(Strategy):
         # The outputs to read depend on the variant, so ``needs`` is per instance
         # (the base class only ever reads ``self.needs``).
         if variant == "full":
-            self.needs = frozenset({G.EGL_FULL})
+            self.needs = frozenset({EGL_FULL})
         elif variant == "word":
-            self.needs = frozenset({G.EGL_WORD})
+            self.needs = frozenset({EGL_WORD})
 
     def prediction_options(self) -> dict[str, Any]:
         if self.variant == "head":
@@ -134,11 +134,11 @@ class ExpectedGradientLength(Strategy):
     def scores(self, outputs: Mapping[str, np.ndarray], rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """EGL of the pool rows ``rows`` (higher = queried first)."""
         if self.variant == "full":
-            return np.asarray(outputs[G.EGL_FULL][rows], dtype=np.float64).reshape(-1)
+            return np.asarray(outputs[EGL_FULL][rows], dtype=np.float64).reshape(-1)
         if self.variant == "word":
-            return np.asarray(outputs[G.EGL_WORD][rows], dtype=np.float64).reshape(-1)
-        probs = np.asarray(outputs["probs"][rows], dtype=np.float64)
-        embeddings = np.asarray(outputs["embeddings"][rows], dtype=np.float64)
+            return np.asarray(outputs[EGL_WORD][rows], dtype=np.float64).reshape(-1)
+        probs = np.asarray(outputs[PROBS][rows], dtype=np.float64)
+        embeddings = np.asarray(outputs[EMBEDDINGS][rows], dtype=np.float64)
         if not self.multi_label:
             return G.egl_head(probs, embeddings, norm=self.norm)
         return G.egl_head_multilabel(
@@ -153,5 +153,4 @@ class ExpectedGradientLength(Strategy):
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         scores = self.scores(outputs, unlabeled, rng)
         order = top_k(scores, budget, index=unlabeled)
-        self.last_scores = scores[order]
-        return unlabeled[order]
+        return Selection(unlabeled[order], scores[order])

@@ -20,12 +20,12 @@ from ..errors import StrategyError
 from ..functional import attention as A
 from ..functional import uncertainty as U
 from ..functional.ranking import top_k
+from ..outputs.catalog import ATTENTION_INTRA, CLS_HIDDEN, LABELS, PROBS
 from .base import Strategy
 from .options import check_choice
 from .registry import register_strategy
 
 #: Output name of the per-example attention intra-correlation.
-ATTENTION_INTRA = "attention_intra"
 
 #: Contract of the ``attention_intra`` output, for the model side that computes it.
 ATTENTION_INTRA_SPEC = """\
@@ -48,10 +48,10 @@ def _check_inter_sign(strategy: str, value: Any) -> int:
 
 def _inter(strategy: Strategy, outputs: Mapping[str, np.ndarray], labeled: np.ndarray, unlabeled: np.ndarray) -> np.ndarray:
     """``R_inter`` of the unlabeled rows against the class centers of the labeled rows of ``cls_hidden``."""
-    centers, _ = A.class_centers(outputs["cls_hidden"], outputs["labels"], labeled)
+    centers, _ = A.class_centers(outputs[CLS_HIDDEN], outputs[LABELS], labeled)
     if centers.shape[0] == 0:
         raise StrategyError(f"strategy {strategy.name!r} needs at least one labeled example with a known positive label")
-    return A.inter_correlation(outputs["cls_hidden"][unlabeled], centers)
+    return A.inter_correlation(outputs[CLS_HIDDEN][unlabeled], centers)
 
 
 @register_strategy("mii")
@@ -76,13 +76,13 @@ class MII(Strategy):
     (the paper specifies none). Ties break by the lower pool index.
     """
 
-    needs = frozenset({"probs", "cls_hidden", ATTENTION_INTRA})
+    needs = frozenset({PROBS, CLS_HIDDEN, ATTENTION_INTRA})
     predict_labeled = True
     uses_labels = True
     requires_trained_model = True
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, intra: str = "column_sum", inter_sign: int = -1) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, intra: str = "column_sum", inter_sign: int = -1) -> None:
+        super().__init__(multi_label=multi_label)
         self.intra = check_choice("mii", "intra", intra, A.ATTENTION_INTRA_MODES)
         self.inter_sign = _check_inter_sign("mii", inter_sign)
 
@@ -90,7 +90,7 @@ class MII(Strategy):
         return {ATTENTION_INTRA: self.intra}
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
+        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
         f_u = U.multilabel_margin(probs, "min") if self.multi_label else U.margin(probs)
         intra = np.asarray(outputs[ATTENTION_INTRA][unlabeled], dtype=np.float64)
         inter = _inter(self, outputs, labeled, unlabeled)
@@ -110,8 +110,8 @@ class MIIIntra(Strategy):
     needs = frozenset({ATTENTION_INTRA})
     requires_trained_model = True
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, intra: str = "column_sum") -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, intra: str = "column_sum") -> None:
+        super().__init__(multi_label=multi_label)
         self.intra = check_choice("mii_intra", "intra", intra, A.ATTENTION_INTRA_MODES)
 
     def prediction_options(self) -> dict[str, Any]:
@@ -132,13 +132,13 @@ class MIIInter(Strategy):
     lower pool index.
     """
 
-    needs = frozenset({"cls_hidden"})
+    needs = frozenset({CLS_HIDDEN})
     predict_labeled = True
     uses_labels = True
     requires_trained_model = True
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, inter_sign: int = -1) -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, inter_sign: int = -1) -> None:
+        super().__init__(multi_label=multi_label)
         self.inter_sign = _check_inter_sign("mii_inter", inter_sign)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):

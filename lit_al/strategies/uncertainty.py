@@ -8,7 +8,8 @@ import numpy as np
 
 from ..functional import uncertainty as U
 from ..functional.ranking import top_k
-from .base import Strategy
+from ..outputs.catalog import PROBS
+from .base import Selection, Strategy
 from .options import check_choice
 from .registry import register_strategy
 
@@ -29,7 +30,7 @@ class RandomSampling(Strategy):
 class _ProbabilityScore(Strategy):
     """Top-k of a score computed from ``probs`` alone (higher = queried first unless ``largest`` is False)."""
 
-    needs = frozenset({"probs"})
+    needs = frozenset({PROBS})
     requires_trained_model = True
     largest: bool = True
 
@@ -37,11 +38,10 @@ class _ProbabilityScore(Strategy):
         raise NotImplementedError
 
     def _select(self, outputs: Mapping[str, np.ndarray], labeled, unlabeled, budget, rng):
-        probs = np.asarray(outputs["probs"][unlabeled], dtype=np.float64)
+        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
         scores = self.score(probs)
         order = top_k(scores, budget, largest=self.largest, index=unlabeled)
-        self.last_scores = scores[order]
-        return unlabeled[order]
+        return Selection(unlabeled[order], scores[order])
 
 
 @register_strategy("least_confidence")
@@ -52,8 +52,8 @@ class LeastConfidence(_ProbabilityScore):
     takes the most uncertain label instead of the mean.
     """
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, multi_label_reduce: str = "mean") -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, multi_label_reduce: str = "mean") -> None:
+        super().__init__(multi_label=multi_label)
         self.multi_label_reduce = check_choice(
             "least_confidence", "multi_label_reduce", multi_label_reduce, ("mean", "max")
         )
@@ -74,8 +74,8 @@ class Margin(_ProbabilityScore):
 
     largest = False
 
-    def __init__(self, *, seed: int = 0, multi_label: bool = False, multi_label_reduce: str = "min") -> None:
-        super().__init__(seed=seed, multi_label=multi_label)
+    def __init__(self, *, multi_label: bool = False, multi_label_reduce: str = "min") -> None:
+        super().__init__(multi_label=multi_label)
         self.multi_label_reduce = check_choice("margin", "multi_label_reduce", multi_label_reduce, ("min", "mean"))
 
     def score(self, probs):

@@ -55,15 +55,15 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 import torch
 from torch import nn
 
-from .errors import StrategyError
-from .functional import gradient as G
-from .functional.interpretation import SUBWORD_AGGREGATES, aggregate_subwords, select_token_interpretations
-from .prediction import cached_on_module, classifier_tokenizer, eval_mode, register_output, special_token_ids
-from .strategies.alden import ALDEN_INTERPRETATION, EMBEDDING_POINTS, TARGETS
-from .strategies.base import PredictionRequest
+from ..errors import StrategyError
+from ..functional import gradient as G
+from ..functional.interpretation import aggregate_subwords, select_token_interpretations
+from .catalog import ALDEN_INTERPRETATION, EGL_FULL, EGL_WORD, PredictionRequest
+from .forward import cached_on_module, classifier_tokenizer, eval_mode, special_token_ids
+from .registry import register_output
 
 if TYPE_CHECKING:
-    from .model import TextClassifier
+    from ..model import TextClassifier
 
 #: Names of the LayerNorm child of an encoder's embeddings module, by model family.
 _EMBEDDING_NORM_NAMES = ("LayerNorm", "layer_norm", "norm", "ln")
@@ -175,13 +175,7 @@ def example_generator(seed: int, pool_index: int) -> torch.Generator:
 
 
 def _egl_options(request: PredictionRequest) -> tuple[str, int]:
-    norm = request.options.get("egl_norm", "l2")
-    if norm not in G.EGL_NORMS:
-        raise StrategyError(f"egl: egl_norm must be one of {list(G.EGL_NORMS)}, got {norm!r}")
-    samples = request.options.get("egl_samples", 10)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise StrategyError(f"egl: egl_samples must be a positive integer, got {samples!r}")
-    return norm, samples
+    return request.options.egl_norm, request.options.egl_samples
 
 
 def _targets(
@@ -208,7 +202,7 @@ def _combine(module: "TextClassifier", probs: torch.Tensor, grad_norms: torch.Te
 
 
 # -------------------------------------------------------------------- EGL
-@register_output(G.EGL_FULL, gradients=True)
+@register_output(EGL_FULL)
 def egl_full(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B,) ``Σ_c p_c N(∇_θ CE(x, c))`` over all trainable parameters (ML: MC mean over y ~ Bern(p)).
 
@@ -243,7 +237,7 @@ def egl_full(module: "TextClassifier", batch: dict, request: PredictionRequest, 
     return torch.cat(scores)
 
 
-@register_output(G.EGL_WORD, gradients=True)
+@register_output(EGL_WORD)
 def egl_word(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B,) EGL-word: ``max_{w∈W(x)} Σ_c p_c N(∇_{E_w} CE(x, c))`` (Zhang et al. 2017; §1.8).
 
@@ -285,21 +279,13 @@ def egl_word(module: "TextClassifier", batch: dict, request: PredictionRequest, 
 
 # ------------------------------------------------------------------ ALDEN
 def _alden_options(request: PredictionRequest, multi_label: bool) -> dict[str, Any]:
-    options = dict(request.options.get(ALDEN_INTERPRETATION) or {})
+    options = dict(request.options.alden_interpretation or {})  # keys and choices checked by PredictionOptions
     target = options.get("target") or ("all_logits" if multi_label else "predicted")
     point = options.get("embedding_point", "word")
     normalize = options.get("normalize", True)
     aggregate = options.get("subword_aggregate", "none")
-    if target not in TARGETS:
-        raise StrategyError(f"alden: target must be one of {list(TARGETS)}, got {target!r}")
     if multi_label and target == "predicted":
         raise StrategyError("alden: target='predicted' is undefined for multi-label tasks; use target='all_logits'")
-    if point not in EMBEDDING_POINTS:
-        raise StrategyError(f"alden: embedding_point must be one of {list(EMBEDDING_POINTS)}, got {point!r}")
-    if not isinstance(normalize, bool):
-        raise StrategyError(f"alden: normalize must be true or false, got {normalize!r}")
-    if aggregate not in SUBWORD_AGGREGATES:
-        raise StrategyError(f"alden: subword_aggregate must be one of {list(SUBWORD_AGGREGATES)}, got {aggregate!r}")
     return {"target": target, "embedding_point": point, "normalize": normalize, "subword_aggregate": aggregate}
 
 
@@ -318,7 +304,7 @@ def embedding_submodule(module: "TextClassifier", point: str) -> nn.Module:
     )
 
 
-@register_output(ALDEN_INTERPRETATION, gradients=True, reference=True)
+@register_output(ALDEN_INTERPRETATION)
 def alden_interpretation(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B, D) ALDEN local interpretation of the chosen token (STRATEGIES.md §1.16 [R]; ``ALDEN_INTERPRETATION_SPEC``).
 

@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .errors import StrategyError
-from .functional.attention import ATTENTION_INTRA_MODES, attention_intra
-from .prediction import ForwardCache, cached_on_module, register_output
-from .strategies.base import PredictionRequest
-from .strategies.mii import ATTENTION_INTRA
+from ..errors import StrategyError
+from ..functional.attention import attention_intra
+from .catalog import ATTENTION_INTRA, PredictionRequest
+from .forward import ForwardCache, cached_on_module
+from .registry import register_output
 
 if TYPE_CHECKING:
     from .model import TextClassifier
@@ -166,8 +166,6 @@ def attention_intra_output(
     Option ``attention_intra`` (``"column_sum"`` default [R], or ``"row_sum"``) picks the
     per-token sum; the attention is the fine-tuned model's last layer, all heads.
     """
-    mode = request.options.get(ATTENTION_INTRA, ATTENTION_INTRA_MODES[0])
-    if mode not in ATTENTION_INTRA_MODES:
-        raise StrategyError(f"attention_intra: option attention_intra must be one of {list(ATTENTION_INTRA_MODES)}, got {mode!r}")
+    mode = request.options.attention_intra
     attn = last_layer_attention(module, batch, cache)
     return attention_intra(attn, batch["attention_mask"], mode)

@@ -1,40 +1,24 @@
-"""What ``predict_step`` computes: one computer per output name a strategy may need.
+"""The shared forward pass of a prediction batch, and helpers the output computers use.
 
-``compute_outputs(module, batch, request)`` runs exactly the computers named in
-``request.needs`` and returns ``{name: (B, ...) tensor}``. Computers share one
-eval-mode forward pass through ``ForwardCache``. A new output is one function
-decorated with ``@register_output("name")``; ``gradients=True`` / ``reference=True``
-there declare that it takes gradients or needs the labeled rows as a reference
-(``flagged_outputs``).
-
-Outputs (rows per example; see also ``lit_al.outputs``):
-
-- ``probs`` (B, C): softmax (single-label) or sigmoid (multi-label) probabilities.
-- ``embeddings`` (B, d'): the penultimate representation h(x), input of the final linear layer.
-- ``cls_hidden`` (B, d): the last-layer [CLS] hidden state.
-- ``pretrained_embeddings`` (B, d): the sentence representation (same pooling) of the
-  frozen pre-trained encoder, loaded once from the model's path.
-
-Further outputs live in their own modules, imported by ``lit_al.prediction_outputs``:
-``mc_probs`` (``lit_al.outputs_mc``; it uses ``dropout_active`` and ``seeded`` below),
-``attention_intra`` (``lit_al.outputs_attention``), ``surprisal`` (``lit_al.outputs_mlm``).
+``ForwardCache`` runs the classifier's eval-mode forward pass lazily, once per
+batch, and hands its pieces (encoder output, sentence representation, head
+features, logits) to every computer of that batch. The helpers switch dropout on
+for MC passes (``dropout_active``), force eval mode (``eval_mode``), seed one
+stochastic pass without touching the outer RNG (``seeded``), and keep models a
+computer loads (the frozen pre-trained encoder, the classifier's tokenizer)
+beside the classifier module (``cached_on_module``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import torch
 from torch import nn
 
-from .errors import StrategyError
-from .strategies.base import PredictionRequest
-
 if TYPE_CHECKING:
-    from .model import TextClassifier
-
-DEFAULT_REQUEST = PredictionRequest(needs=frozenset({"probs"}))
+    from ..model import TextClassifier
 
 
 class ForwardCache:
@@ -76,92 +60,6 @@ class ForwardCache:
         if self._logits is None:
             self._logits = self.module.head.out(self.features)
         return self._logits
-
-
-OutputComputer = Callable[["TextClassifier", dict, PredictionRequest, ForwardCache], torch.Tensor]
-_COMPUTERS: dict[str, OutputComputer] = {}
-#: Output name -> the flags its ``register_output`` declared ("gradients", "reference").
-_FLAGS: dict[str, frozenset[str]] = {}
-OutputFlag = Literal["gradients", "reference"]
-
-
-def register_output(
-    name: str, *, gradients: bool = False, reference: bool = False
-) -> Callable[[OutputComputer], OutputComputer]:
-    """Register the computer of output ``name``.
-
-    ``gradients``: the computer takes gradients (autograd) inside ``predict_step``.
-    Lightning predicts under ``torch.inference_mode`` by default, which forbids
-    autograd, so a strategy needing such an output gets a predict Trainer built with
-    ``inference_mode=False`` (``Strategy.needs_gradients``).
-
-    ``reference``: the unlabeled rows are computed relative to the labeled rows' values
-    of the same output (ALDEN's ``Z_L``): for a strategy with ``predict_labeled`` needing
-    it, the labeled rows are predicted in a pass of their own first, and the unlabeled
-    pass receives their rows as ``PredictionRequest.reference``
-    (``Strategy.predict_labeled_first``).
-    """
-    flags = frozenset(flag for flag, on in (("gradients", gradients), ("reference", reference)) if on)
-
-    def decorate(fn: OutputComputer) -> OutputComputer:
-        _COMPUTERS[name] = fn
-        _FLAGS[name] = flags
-        return fn
-
-    return decorate
-
-
-def available_outputs() -> frozenset[str]:
-    _load_builtin()
-    return frozenset(_COMPUTERS)
-
-
-def flagged_outputs(flag: OutputFlag) -> frozenset[str]:
-    """Names of the registered outputs declared with ``flag`` (see ``register_output``), built-ins included."""
-    if flag not in ("gradients", "reference"):
-        raise ValueError(f"unknown output flag {flag!r}; expected 'gradients' or 'reference'")
-    _load_builtin()
-    return frozenset(name for name, flags in _FLAGS.items() if flag in flags)
-
-
-def _load_builtin() -> None:
-    import importlib
-
-    importlib.import_module("lit_al.prediction_outputs")
-
-
-def compute_outputs(module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest | None) -> dict[str, torch.Tensor]:
-    """Compute every output in ``request.needs`` for one batch."""
-    request = request or DEFAULT_REQUEST
-    _load_builtin()
-    unknown = sorted(set(request.needs) - set(_COMPUTERS))
-    if unknown:
-        raise StrategyError(f"no computer for output(s) {unknown}; known outputs: {sorted(_COMPUTERS)}")
-    cache = ForwardCache(module, batch)
-    return {name: _COMPUTERS[name](module, batch, request, cache) for name in sorted(request.needs)}
-
-
-# ------------------------------------------------------------------ built-ins
-@register_output("probs")
-def _probs(module, batch, request, cache):
-    return module.probabilities(cache.logits)
-
-
-@register_output("embeddings")
-def _embeddings(module, batch, request, cache):
-    return cache.features
-
-
-@register_output("cls_hidden")
-def _cls_hidden(module, batch, request, cache):
-    return cache.encoder_output.last_hidden_state[:, 0]
-
-
-@register_output("pretrained_embeddings")
-def _pretrained_embeddings(module, batch, request, cache):
-    encoder = pretrained_encoder(module)
-    output = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    return module.sentence_representation(output, batch["attention_mask"])
 
 
 T = TypeVar("T")

@@ -51,15 +51,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .errors import LitAlError, StrategyError
-from .hub import resolve_model_path
-from .prediction import ForwardCache, cached_on_module, classifier_tokenizer, register_output, special_token_ids
-from .seeding import derive_seed
-from .strategies.base import PredictionRequest
-from .strategies.geometry import SURPRISAL
+from ..errors import LitAlError, StrategyError
+from ..hub import resolve_model_path
+from ..seeding import derive_seed
+from .catalog import SURPRISAL, PredictionRequest
+from .forward import ForwardCache, cached_on_module, classifier_tokenizer, special_token_ids
+from .registry import register_output
 
 if TYPE_CHECKING:
-    from .model import TextClassifier
+    from ..model import TextClassifier
 
 log = logging.getLogger(__name__)
 
@@ -195,28 +195,15 @@ def truncate_like_tokenizer(
     return cut_ids, cut_mask
 
 
-def _positive_rate(value: Any) -> float:
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        rate = float("nan")
-    if not 0.0 < rate <= 1.0:
-        raise StrategyError(f"alps: token_rate must be in (0, 1], got {value!r}")
-    return rate
-
-
 @register_output(SURPRISAL)
 def surprisal_output(
     module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
 ) -> torch.Tensor:
     """(B, max_length) ALPS surprisal rows of the frozen masked LM ``mlm_model`` (options: see the module docstring)."""
-    name = request.options.get("mlm_model")
-    if not isinstance(name, str) or not name:
+    name = request.options.mlm_model
+    if not name:
         raise StrategyError("alps: option mlm_model (a masked-LM name or path) is required to compute surprisal")
-    rate = _positive_rate(request.options.get("token_rate", 0.15))
-    length = request.options.get("max_length", 128)
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise StrategyError(f"alps: max_length must be a positive integer, got {length!r}")
+    rate, length = float(request.options.token_rate), request.options.max_length
     if "pool_index" not in batch:
         raise StrategyError("alps: surprisal needs the batch's pool_index to seed each example's token sample")
     lm = load_masked_lm(module, name)

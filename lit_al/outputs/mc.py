@@ -45,24 +45,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import numbers
 from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 
-from .errors import StrategyError
-from .prediction import ForwardCache, dropout_active, eval_mode, register_output, seeded
-from .seeding import derive_seed
-from .strategies.bayesian import MC_SCOPES
-from .strategies.base import PredictionRequest
+from ..errors import StrategyError
+from ..seeding import derive_seed
+from .catalog import MC_PROBS, PredictionRequest
+from .forward import ForwardCache, dropout_active, eval_mode, seeded
+from .registry import register_output
 
 if TYPE_CHECKING:
-    from .model import TextClassifier
+    from ..model import TextClassifier
 
-#: Output name (the MC-dropout strategies need it).
-MC_PROBS = "mc_probs"
 #: Token positions per independently seeded block of a consistent mask.
 MASK_BLOCK_ROWS = 32
 
@@ -164,25 +160,13 @@ class ConsistentDropout:
             stack.close()  # hooks removed, then every module's mode restored
 
 
-def _options(request: PredictionRequest) -> tuple[int, str, bool]:
-    passes = request.options.get("mc_passes", 10)
-    scope = request.options.get("mc_scope", "full")
-    consistent = request.options.get("mc_consistent", False)
-    if isinstance(passes, bool) or not isinstance(passes, numbers.Integral) or passes < 1:
-        raise StrategyError(f"mc_passes must be an integer >= 1, got {passes!r}")
-    if scope not in MC_SCOPES:
-        raise StrategyError(f"mc_scope must be 'full' or 'head', got {scope!r}")
-    if not isinstance(consistent, (bool, np.bool_)):
-        raise StrategyError(f"mc_consistent must be true or false, got {consistent!r}")
-    return int(passes), scope, bool(consistent)
-
-
 @register_output(MC_PROBS)
 def mc_probs_output(
     module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
 ) -> torch.Tensor:
     """(B, T, C) MC-dropout probabilities; options ``mc_passes``, ``mc_scope``, ``mc_consistent`` (module docstring)."""
-    passes, scope, consistent = _options(request)
+    options = request.options
+    passes, scope, consistent = options.mc_passes, options.mc_scope, options.mc_consistent
     if scope == "head":
         representation = cache.representation
         root: nn.Module = module.head

@@ -1,0 +1,16 @@
+"""What ``predict_step`` can produce, per example, stored by pool index.
+
+- ``catalog``: the torch-free catalogue (names, row shapes, flags, typed options) that
+  strategies name their ``needs`` from;
+- ``registry``: one computer per catalogued output, and ``compute_outputs``;
+- ``forward``: the shared eval-mode forward pass and helpers (dropout, seeding, caches);
+- ``store``: disk-backed arrays indexed by pool index;
+- ``collector``: the Lightning callback that fills a store while ``trainer.predict`` runs;
+- one module per family of computers: ``basic``, ``mc``, ``attention``, ``gradients``, ``mlm``.
+
+Importing this package imports only the catalogue (no torch, no Lightning).
+"""
+
+from .catalog import CATALOG, OutputSpec, PredictionOptions, PredictionRequest, flagged, output_names
+
+__all__ = ["CATALOG", "OutputSpec", "PredictionOptions", "PredictionRequest", "flagged", "output_names"]

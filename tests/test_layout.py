@@ -1,0 +1,124 @@
+"""The house reads one way: cli → (experiment) → loop → (scoring, model, data, strategies) → outputs → (functional, index).
+
+Parses every module's imports (``ast``; imports under ``if TYPE_CHECKING:`` are
+annotations, not dependencies) and checks the floors.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "lit_al"
+
+#: Floor of each top-level module or subpackage; a module may import only its own floor or lower ones.
+FLOORS = {
+    "errors": 0, "seeding": 0, "io": 0, "atomic": 0, "hub": 0, "functional": 0, "index": 0, "distributed": 0,
+    "analysis": 0, "datasets": 0,
+    "outputs": 1,
+    "strategies": 2, "data": 2, "model": 2, "callbacks": 2, "oracle": 2,
+    "scoring": 3, "round0": 3,
+    "loop": 4,
+    "config": 5, "experiment": 6, "annotate": 6,
+    "cli": 7,
+}
+#: Floors that import nothing of the project at all.
+SELF_CONTAINED = {"functional", "index"}
+#: What strategies may take from the outputs package: the torch-free catalogue only.
+STRATEGY_OUTPUTS = {"lit_al.outputs.catalog", "lit_al.outputs"}
+
+
+def _modules() -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found.append((name, path))
+    return found
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    """Every ``lit_al`` module named by an import in ``path`` (relative imports resolved)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "lit_al")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] == "lit_al":
+                found.add(target)
+                if node.level and not node.module:  # ``from . import x`` names submodules
+                    found.update(f"{target}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def _floor_key(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+MODULES = _modules()
+
+
+def test_every_module_has_a_floor():
+    missing = sorted({_floor_key(m) for m, _ in MODULES if m != "lit_al" and _floor_key(m) not in FLOORS})
+    assert not missing, f"add these to FLOORS: {missing}"
+
+
+@pytest.mark.parametrize("module,path", MODULES, ids=[m for m, _ in MODULES])
+def test_imports_point_down(module, path):
+    if module == "lit_al":
+        return
+    key = _floor_key(module)
+    imported = {m for m in _imports(module, path) if m != "lit_al"}
+    own = {m for m in imported if _floor_key(m) == key}
+    foreign = imported - own
+    if key in SELF_CONTAINED:
+        assert not foreign, f"{module} must import nothing of the project, imports {sorted(foreign)}"
+    if key == "strategies":
+        outputs = {m for m in foreign if _floor_key(m) == "outputs"}
+        assert outputs <= STRATEGY_OUTPUTS, f"{module} imports output computers: {sorted(outputs - STRATEGY_OUTPUTS)}"
+        assert not {m for m in foreign if _floor_key(m) in {"model", "scoring", "loop"}}
+    if key == "outputs" and module.endswith(".catalog"):
+        assert foreign <= {"lit_al.errors"}, f"the catalogue must stay torch-free and self-contained: {sorted(foreign)}"
+    assert not {m for m in foreign if _floor_key(m) == "cli"}, f"{module} imports cli"
+    upward = sorted(m for m in foreign if FLOORS[_floor_key(m)] > FLOORS[key])
+    assert not upward, f"{module} (floor {FLOORS[key]}) imports higher floors: {upward}"
+
+
+def test_strategies_and_catalogue_import_without_lightning():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import lit_al.strategies as s; s.registered_strategies(); "
+        "import lit_al.outputs.catalog; "
+        "bad = sorted(m for m in ('lightning', 'transformers') if m in sys.modules); "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"importing strategies pulled in {out.stdout.strip()}"
