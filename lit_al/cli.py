@@ -20,7 +20,9 @@ from typing import Any, Sequence
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
+from . import distributed
 from .errors import ConfigError, LitAlError
+from .run_lock import run_lock
 
 log = logging.getLogger("lit_al")
 
@@ -79,10 +81,22 @@ def _report_parser() -> ArgumentParser:
     return parser
 
 
+def _label_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Import a person's answers to the pending batch of a run.", exit_on_error=False)
+    parser.add_argument("run_dir", type=str, help="the run directory (lit_al query wrote its batch there)")
+    parser.add_argument("file", type=str, help="answers: the filled to_label.csv, a Label Studio JSON export, "
+                        "or Prodigy / Argilla JSONL")
+    parser.add_argument("--annotator", type=str | None, default=None, help="who answered (when the file does not say)")
+    parser.add_argument("--overwrite", type=bool, default=False, help="let an answer correct an earlier label")
+    return parser
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="lit_al", description="Active learning for transformer text classifiers.", exit_on_error=False)
     subcommands = parser.add_subcommands(required=True)
     subcommands.add_subcommand("fit", _fit_parser(), help="run an active-learning simulation")
+    subcommands.add_subcommand("query", _fit_parser(), help="train on what a person labeled and propose the next batch")
+    subcommands.add_subcommand("label", _label_parser(), help="import a person's answers to the pending batch")
     subcommands.add_subcommand("experiment", _experiment_parser(), help="run a grid of simulations")
     subcommands.add_subcommand("report", _report_parser(), help="tables and figures of an experiment")
     return parser
@@ -197,22 +211,63 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
         run_dir=run_dir, seed=cfg.seed, loop=loop_config, on_round_end=report,
         round0_key=_round0_fingerprint(cfg),
     )
-    loop.prepare(fresh=overwrite)  # validates data, model and initial set before anything is written
-    if loop.writes:
-        atomic_write_text(config_path, text)
-    metrics = loop.run()
+    existed = run_dir.is_dir()
+    with run_lock(run_dir, writes=distributed.is_writer()):
+        loop.prepare(fresh=overwrite)  # validates data, model and initial set before anything is written
+        if loop.writes:
+            atomic_write_text(config_path, text)
+        with run_lock(run_dir, writes=loop.writes and not existed):  # a new run: locked once its folder exists
+            metrics = loop.run()
     if not loop.writes:  # another DDP rank: rank 0 reports
         return 0
     if not metrics.empty:
         columns = ["round", "labeled"] + [c for c in _headline_metrics(metrics.iloc[-1].to_dict()) if c in metrics]
         print("\n" + metrics[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if loop.waiting_for_labels:
+        print("\n" + waiting_line(run_dir, loop.data.state))
     print(f"\nrun directory: {run_dir}")
+    return 0
+
+
+def waiting_line(run_dir: Path, state) -> str:
+    """What to do next when a person has the batch."""
+    pending = state.pending
+    folder = run_dir / "rounds" / f"round_{pending.round:03d}"
+    left = sum(1 for i in pending.pool_indices if i not in state.records and i not in state.skipped)
+    return (f"{left} of {len(pending.pool_indices)} items to label: fill {folder / 'to_label.csv'} (or use "
+            f"label_studio_tasks.json / to_label.jsonl there), then run: lit_al label {run_dir} FILE "
+            f"&& lit_al query --resume {run_dir}")
+
+
+def run_label(cfg: Namespace) -> int:
+    """``lit_al label RUN_DIR FILE``: validate a person's answers, then record them in one atomic write."""
+    from .data.module import ActiveDataModule
+    from .data.state import LabelState
+    from .labeling import apply_answers, read_answers
+
+    run_dir = Path(cfg.run_dir)
+    saved = run_dir / "config.yaml"
+    if not saved.is_file() or not (run_dir / "state.json").is_file():
+        raise ConfigError(f"{run_dir}: not a lit_al run (no config.yaml and state.json); start one with lit_al query")
+    fit = _fit_parser().parse_path(str(saved))
+    data = ActiveDataModule(**_as_dict(fit.data))
+    data.load()
+    assert data.pool is not None and data.schema is not None
+    answers = read_answers(cfg.file, data.schema, data.label_separator)
+    with run_lock(run_dir, writes=True, wait=False):
+        state = LabelState.load(run_dir / "state.json", data.pool.ids)
+        summary = apply_answers(state, data.schema, answers, overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
+        state.save()
+    print(f"{cfg.file}: {summary.line()}")
+    if state.pending is not None:
+        print(f"next: lit_al query --resume {run_dir}   (trains on every label and proposes the next batch)")
     return 0
 
 
 #: Options that do not change the round-0 model (what is queried, and where it is written).
 ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed"}
-ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir"}
+ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir",
+                          "oracle", "repropose_skipped"}
 #: Trainer options that only change what is printed.
 ROUND0_IRRELEVANT_TRAINER = {"enable_progress_bar", "enable_model_summary"}
 
@@ -269,6 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if cfg.subcommand == "fit":
             return run_fit(parser._subcommands_action._name_parser_map["fit"], cfg.fit)
+        if cfg.subcommand == "query":
+            cfg.query.loop.oracle = "person"
+            return run_fit(parser._subcommands_action._name_parser_map["query"], cfg.query)
+        if cfg.subcommand == "label":
+            return run_label(cfg.label)
         if cfg.subcommand == "experiment":
             return run_experiment(cfg.experiment)
         if cfg.subcommand == "report":
@@ -281,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _expand_resume(argv: list[str]) -> list[str]:
     """``fit --resume DIR`` reads the run's saved ``DIR/config.yaml`` first (later arguments still apply)."""
-    if not argv or argv[0] != "fit":
+    if not argv or argv[0] not in ("fit", "query"):
         return argv
     for i, arg in enumerate(argv):
         value = argv[i + 1] if arg == "--resume" and i + 1 < len(argv) else arg.partition("=")[2] if arg.startswith("--resume=") else None
@@ -289,7 +349,7 @@ def _expand_resume(argv: list[str]) -> list[str]:
             saved = Path(value) / "config.yaml"
             if not saved.exists():
                 raise ConfigError(f"--resume {value}: no config.yaml there")
-            return ["fit", "--config", str(saved), *argv[1:]]
+            return [argv[0], "--config", str(saved), *argv[1:]]
     return argv
 
 

@@ -18,7 +18,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,10 +32,12 @@ from .data.module import ActiveDataModule
 from .data.scenarios import draw_initial_set
 from .data.state import LabelState, PendingQuery
 from .errors import ConfigError
+from .data.readers import resolve_path
 from .io import atomic_write_text
+from .labeling import apply_answers, read_answers, write_batch_files
 from .model import RUN_MODEL_DIR, TextClassifier, load_tokenizer, save_run_model
-from .oracle import Oracle, SimulatedOracle
-from .outputs.catalog import LABELS
+from .oracle import Oracle, PersonOracle, SimulatedOracle
+from .outputs.catalog import LABELS, PROBS
 from .round0 import SharedRound0
 from .scoring import PoolScorer, ScoredPool
 from .seeding import derive_seed
@@ -69,6 +71,10 @@ class LoopConfig:
             study): loaded from there when it was trained from the same initial set under the
             same configuration, otherwise trained as usual and saved there. A model trained
             under a different configuration is refused.
+        oracle: who answers a query: ``simulated`` (the pool's gold labels, at once), ``person``
+            (the batch is written for a person and the run stops until ``lit_al label`` brings
+            the answers), or ``auto`` (simulated when the pool carries gold labels, else person).
+        repropose_skipped: whether items a person skipped may be proposed again.
     """
 
     query_size: int = 50
@@ -79,8 +85,12 @@ class LoopConfig:
     cold_start_fallback: str = "random"
     keep_outputs: bool = False
     round0_model_dir: str | None = None
+    oracle: str = "auto"
+    repropose_skipped: bool = False
 
     def __post_init__(self) -> None:
+        if self.oracle not in ("auto", "simulated", "person"):
+            raise ConfigError(f"loop.oracle must be auto, simulated or person, got {self.oracle!r}")
         if self.query_size <= 0:
             raise ConfigError(f"loop.query_size must be positive, got {self.query_size}")
         if self.rounds is not None and self.rounds < 0:
@@ -89,6 +99,17 @@ class LoopConfig:
             raise ConfigError(f"loop.max_labels must be positive, got {self.max_labels}")
         if self.monitor_mode not in ("max", "min"):
             raise ConfigError(f"loop.monitor_mode must be max or min, got {self.monitor_mode!r}")
+
+
+@dataclass
+class RoundPicks:
+    """What the score and select phases hand to ``propose`` (rank 0's, broadcast to every rank)."""
+
+    strategy: str
+    timings: dict[str, float]
+    selection: Selection | None = None
+    suggestions: tuple[tuple[str, ...], ...] = ()
+    confidence: tuple[float, ...] = ()
 
 
 class ActiveLoop:
@@ -141,7 +162,7 @@ class ActiveLoop:
                 f"but data.multi_label is {self.data.schema.multi_label}"
             )
         if self.oracle is None:
-            self.oracle = SimulatedOracle(self.data.pool.gold)
+            self.oracle = self._default_oracle()
         state_path = self.run_dir / "state.json"
         is_new = fresh or not state_path.exists()
         if not is_new:
@@ -153,12 +174,7 @@ class ActiveLoop:
                 log.info("resuming: dropped %d simulated labels of an interrupted round", len(dropped))
             log.info("resuming %s after %d completed round(s)", self.run_dir, state.completed_rounds)
         else:
-            state = LabelState(self.data.pool.ids, state_path if self.writes else None)
-            rng = np.random.default_rng(derive_seed(self.seed, "initial"))
-            seed = draw_initial_set(self.data.initial, self.data.pool.texts, self.data.pool.gold, self.data.schema, rng)
-            for source in dict.fromkeys(seed.sources):
-                chosen = [i for i, s in enumerate(seed.sources) if s == source]
-                state.add(seed.indices[chosen], [seed.labels[i] for i in chosen], round=0, source=source)
+            state = self._initial_state(LabelState(self.data.pool.ids, state_path if self.writes else None))
         if self.writes:
             if fresh and self.run_dir.exists():
                 shutil.rmtree(self.run_dir)
@@ -167,9 +183,44 @@ class ActiveLoop:
         self.data.tokenize(tokenizer, cache_dir=self.run_dir / "cache" if self.writes else None)
         if is_new:
             state.save()
+            if state.pending is not None:
+                self._write_batch_files(state.pending)
         self.data.state = state
         pending_round = state.pending is not None and state.pending.round == state.completed_rounds
         self._truncate_metrics(state.completed_rounds + int(pending_round))
+        return state
+
+    def _default_oracle(self) -> Oracle:
+        """``loop.oracle``: the pool's gold labels (a simulation) or a person; ``auto`` picks by the pool."""
+        data = self.data
+        choice = self.config.oracle
+        if choice == "auto":
+            choice = "simulated" if data.pool_is_labeled else "person"
+        if choice == "person":
+            return PersonOracle()
+        if not data.pool_is_labeled:
+            raise ConfigError(f"loop.oracle 'simulated' answers from gold labels, and {data.train_path} has none "
+                              "(an unlabeled pool); use loop.oracle: person (lit_al query)")
+        assert data.pool is not None and data.pool.gold is not None
+        return SimulatedOracle(data.pool.gold)
+
+    def _initial_state(self, state: LabelState) -> LabelState:
+        """Round 0's labels: the initial-set scenario, a person's seed labels file, and any batch proposed to a person."""
+        data = self.data
+        assert data.pool is not None and data.schema is not None
+        rng = np.random.default_rng(derive_seed(self.seed, "initial"))
+        seed = draw_initial_set(data.initial, data.pool.texts, data.pool.gold, data.schema, rng)
+        for source in dict.fromkeys(seed.sources):
+            chosen = [i for i, s in enumerate(seed.sources) if s == source]
+            state.add(seed.indices[chosen], [seed.labels[i] for i in chosen], round=0, source=source)
+        if data.initial.labels_file:
+            answers = read_answers(resolve_path(data.initial.labels_file), data.schema, data.label_separator)
+            summary = apply_answers(state, data.schema, [a for a in answers if a.skip is None], seed=True)
+            log.info("seed labels from %s: %d", data.initial.labels_file, summary.added)
+        proposed = np.array([i for i in seed.proposed if int(i) not in state.records], dtype=np.int64)
+        if proposed.size:
+            state.pending = PendingQuery(0, tuple(int(i) for i in proposed), (float("nan"),) * proposed.size,
+                                         data.initial.scenario)
         return state
 
     def monitor_name(self) -> str | None:
@@ -188,7 +239,15 @@ class ActiveLoop:
         state = self.data.state if self.data.state is not None else self.prepare()
         while not state.finished:
             self.run_round(state, state.completed_rounds)
+            if state.pending is not None:  # a person has the batch: the next lit_al query goes on
+                break
         return self.metrics()
+
+    @property
+    def waiting_for_labels(self) -> bool:
+        """Whether the run stopped because a person has not answered the pending batch yet."""
+        state = self.data.state
+        return state is not None and state.pending is not None
 
     def run_round(self, state: LabelState, round_index: int) -> dict[str, Any]:
         """One round as phases: train → score → select → propose → commit.
@@ -199,18 +258,17 @@ class ActiveLoop:
         pending = state.pending if state.pending is not None and state.pending.round == round_index else None
         if pending is None:
             row, model, trained = self._train(state, round_index)
-            budget = self._budget(round_index, int(row["labeled"]), state.unlabeled_indices().size)
+            budget = self._budget(round_index, int(row["labeled"]), self._candidates(state).size)
             if budget == 0:
                 return self._finish(state, round_index, row, trained)
-            selection, used, timings = self._score_and_select(model, state, round_index, budget, trained)
-            row.update(timings)
-            row["query_strategy"] = used.name
+            scored = self._score_and_select(model, state, round_index, budget, trained)
+            row.update(scored.timings)
+            row["query_strategy"] = scored.strategy
             del model
-            pending = self._propose(state, round_index, selection, used.name, row, trained)
+            pending = self._propose(state, round_index, scored, row, trained)
         else:
-            row = self._logged_row(round_index)
-        self._commit(state, pending)
-        if self.on_round_end is not None and self.writes:
+            row = self._logged_row(state, round_index)
+        if self._commit(state, pending) and self.on_round_end is not None and self.writes:
             self.on_round_end(row)
         return row
 
@@ -237,34 +295,54 @@ class ActiveLoop:
             save_run_model(self.run_dir / RUN_MODEL_DIR, model, self.model_kwargs, round_index)
         return row, model, True
 
-    def _score_and_select(self, model, state: LabelState, round_index: int, budget: int, trained: bool):
+    def _candidates(self, state: LabelState) -> np.ndarray:
+        """The unlabeled pool indices a strategy may pick (without a person's skips, unless asked)."""
+        return state.unlabeled_indices(include_skipped=self.config.repropose_skipped)
+
+    def _score_and_select(self, model, state: LabelState, round_index: int, budget: int, trained: bool) -> RoundPicks:
         """Score the pool with the outputs the strategy needs, then select; the picks are rank 0's on every rank."""
         strategy = self.strategy
         if not trained and strategy.requires_trained_model:
             strategy = self._cold_start_strategy(strategy)
         seed = derive_seed(self.seed, round_index, "strategy", strategy.name)
-        labeled, unlabeled = state.labeled_indices(), state.unlabeled_indices()
+        labeled, unlabeled = state.labeled_indices(), self._candidates(state)
         directory = self._round_dir(round_index) / "outputs"
-        scored = self._score(model, strategy, labeled, unlabeled, seed, directory)
-        timings = {"predict_seconds": scored.seconds}
-        selection = None
+        suggest = trained and not self.oracle.answers_at_once  # a person sees the model's suggestion
+        scored = self._score(model, strategy, labeled, unlabeled, seed, directory, suggest)
+        picks = RoundPicks(strategy.name, {"predict_seconds": scored.seconds})
         if self.writes:
             outputs = scored.outputs
             if strategy.uses_labels:
                 outputs[LABELS] = self._label_rows()
             start = time.perf_counter()
-            selection = strategy.select(outputs, labeled, unlabeled, budget, seed=seed)
-            timings["select_seconds"] = time.perf_counter() - start
+            picks.selection = strategy.select(outputs, labeled, unlabeled, budget, seed=seed)
+            picks.timings["select_seconds"] = time.perf_counter() - start
+            if suggest:
+                picks.suggestions, picks.confidence = self._suggestions(outputs[PROBS][picks.selection.indices])
             del outputs, scored
             if not self.config.keep_outputs:
                 shutil.rmtree(directory, ignore_errors=True)
-        selection = distributed.broadcast(selection)
-        return selection, strategy, timings
+        return distributed.broadcast(picks)
 
-    def _score(self, model, strategy: Strategy, labeled, unlabeled, seed: int, directory: Path) -> ScoredPool:
-        if not strategy.needs:
-            return ScoredPool()
+    def _suggestions(self, probs: np.ndarray) -> tuple[tuple[tuple[str, ...], ...], tuple[float, ...]]:
+        """The model's answer per pick and its confidence: max p (single-label), or the labels with
+        p >= threshold and the least certain decision min_j max(p_j, 1 - p_j) (multi-label)."""
+        schema = self.data.schema
+        assert schema is not None
+        names = schema.names
+        if not schema.multi_label:
+            return tuple((names[int(k)],) for k in probs.argmax(1)), tuple(float(p) for p in probs.max(1))
+        threshold = float(self.model_kwargs.get("threshold", 0.5))
+        chosen = tuple(tuple(n for n, p in zip(names, row) if p >= threshold) for row in probs)
+        return chosen, tuple(float(c) for c in np.maximum(probs, 1 - probs).min(1))
+
+    def _score(self, model, strategy: Strategy, labeled, unlabeled, seed: int, directory: Path,
+               suggest: bool = False) -> ScoredPool:
         request = strategy.prediction_request(seed)
+        if suggest:
+            request = replace(request, needs=request.needs | {PROBS})
+        if not request.needs:
+            return ScoredPool()
         if strategy.predict_labeled_first:
             return self.scorer.score(model, self.data, request, unlabeled, directory, reference_rows=labeled)
         rows = np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled
@@ -279,28 +357,62 @@ class ActiveLoop:
         labels[index] = targets
         return labels
 
-    def _propose(self, state: LabelState, round_index: int, selection: Selection, strategy: str,
-                 row: dict[str, Any], trained: bool) -> PendingQuery:
+    def _propose(self, state: LabelState, round_index: int, picks: RoundPicks, row: dict[str, Any],
+                 trained: bool) -> PendingQuery:
         """Persist the picked batch as the pending query (the round's metrics row first: see ``prepare``)."""
         if trained:
             self._append_metrics(row)
+        selection = picks.selection
+        assert selection is not None
         state.pending = PendingQuery(round_index, tuple(int(i) for i in selection.indices),
-                                     tuple(float(s) for s in selection.scores), strategy)
+                                     tuple(float(s) for s in selection.scores), picks.strategy,
+                                     picks.suggestions, picks.confidence)
         state.save()
+        if not self.oracle.answers_at_once:
+            self._write_batch_files(state.pending)
         return state.pending
 
-    def _commit(self, state: LabelState, pending: PendingQuery) -> None:
-        """The oracle's labels for the pending batch, recorded with the round's checkpoint in one atomic write."""
+    def _write_batch_files(self, pending: PendingQuery) -> None:
+        """The batch in the formats people label in (``lit_al.labeling.formats``), in the round directory."""
+        data = self.data
+        assert data.pool is not None and data.schema is not None
+        if not self.writes:
+            return
+        items = [
+            {"id": data.pool.ids[i], "text": data.pool.texts[i], "score": score,
+             "suggestion": pending.suggestions[k] if pending.suggestions else (),
+             "confidence": pending.confidence[k] if pending.confidence else None}
+            for k, (i, score) in enumerate(zip(pending.pool_indices, pending.scores))
+        ]
+        write_batch_files(self._round_dir(pending.round), items, data.schema, pending.round, data.label_separator)
+
+    def _commit(self, state: LabelState, pending: PendingQuery) -> bool:
+        """The answers to the pending batch, recorded with the round's checkpoint in one atomic write.
+
+        A simulated oracle answers at once. A person's answers are already in the state
+        (imported by ``lit_al label``): the round is committed once at least one has
+        arrived, and the items left unanswered go back to the pool. False: still waiting.
+        """
         data = self.data
         assert data.pool is not None and self.oracle is not None
         picked = np.asarray(pending.pool_indices, dtype=np.int64)
-        labels = self.oracle.annotate(picked, [data.pool.ids[i] for i in picked])
+        if self.oracle.answers_at_once:
+            labels = self.oracle.annotate(picked, [data.pool.ids[i] for i in picked])
+            state.add(picked, labels, round=pending.round + 1, source=self.oracle.source)
+        else:
+            answered = [i for i in picked if int(i) in state.records or int(i) in state.skipped]
+            if not answered:
+                return False
+            if len(answered) < picked.size:
+                log.info("round %d: %d of %d proposed items answered; the others go back to the pool",
+                         pending.round, len(answered), picked.size)
+            labels = [state.records[int(i)].labels if int(i) in state.records else () for i in picked]
         if self.writes:
             self._write_selection(self._round_dir(pending.round), picked, np.asarray(pending.scores), labels)
-        state.add(picked, labels, round=pending.round + 1, source=self.oracle.source)
         state.pending = None
         state.completed_rounds = pending.round + 1
         state.save()
+        return True
 
     def _finish(self, state: LabelState, round_index: int, row: dict[str, Any], trained: bool) -> dict[str, Any]:
         """The last round: nothing left to query."""
@@ -319,11 +431,13 @@ class ActiveLoop:
             path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _logged_row(self, round_index: int) -> dict[str, Any]:
+    def _logged_row(self, state: LabelState, round_index: int) -> dict[str, Any]:
+        """The metrics row of a round resumed at ``commit`` (a round that trained nothing has none)."""
         frame = self.metrics()
         if not frame.empty and (frame["round"] == round_index).any():
             return frame[frame["round"] == round_index].iloc[-1].to_dict()
-        return {"round": round_index, "strategy": self.strategy.name}
+        labeled = sum(1 for record in state.records.values() if record.round <= round_index)
+        return {"round": round_index, "labeled": labeled, "strategy": self.strategy.name}
 
     def _budget(self, round_index: int, n_labeled: int, n_unlabeled: int) -> int:
         config = self.config

@@ -1,7 +1,9 @@
-"""Who answers a query: the dataset's gold labels now, a person later.
+"""Who answers a query: the dataset's gold labels at once, or a person later.
 
-The loop only calls ``annotate``; a human oracle (a file a person fills in, or a
-page) implements the same method and returns ``source = "person"``.
+The loop's ``commit`` phase asks ``SimulatedOracle.annotate`` for the labels of the
+pending batch. A ``PersonOracle`` has no answers to give at that moment: a person's
+answers reach the label state through ``lit_al label`` (or the Python session, or the
+labeling page), and ``commit`` records the round once some have arrived.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 class Oracle(ABC):
     #: Recorded in the label state for every label this oracle gives.
     source: str = "oracle"
+    #: Whether ``annotate`` answers at once (a simulation) or the answers arrive later (a person).
+    answers_at_once: bool = True
 
     @abstractmethod
     def annotate(self, pool_indices: np.ndarray, ids: Sequence[str]) -> list[tuple[str, ...]]:
@@ -31,3 +35,13 @@ class SimulatedOracle(Oracle):
 
     def annotate(self, pool_indices: np.ndarray, ids: Sequence[str]) -> list[tuple[str, ...]]:
         return [self.gold[int(i)] for i in pool_indices]
+
+
+class PersonOracle(Oracle):
+    """A person: the batch is written to files for them, and their answers are imported later."""
+
+    source = "person"
+    answers_at_once = False
+
+    def annotate(self, pool_indices: np.ndarray, ids: Sequence[str]) -> list[tuple[str, ...]]:
+        raise RuntimeError("a person's answers arrive through lit_al label, not annotate()")

@@ -29,7 +29,8 @@ class Split:
     """One split: ids, texts and gold class names (model classes) per row, in file order.
 
     ``path`` is the file it was read from; ``source`` names it in messages (with the carved or
-    sampled part, e.g. ``train.csv (split dev)``).
+    sampled part, e.g. ``train.csv (split dev)``). ``gold`` is None for an unlabeled pool
+    (no label column, or an empty one): its labels come from a person.
     """
 
     name: str
@@ -37,7 +38,7 @@ class Split:
     path: str
     ids: list[str]
     texts: list[str]
-    gold: list[tuple[str, ...]]
+    gold: list[tuple[str, ...]] | None
     tokens: TokenizedTexts | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -149,7 +150,7 @@ class ActiveDataModule(pl.LightningDataModule):
         for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
             if path:
                 frame = read_table(path, self.format)
-                self._check_columns(path, frame)
+                self._check_columns(path, frame, optional_labels=name == "train")
                 frames[name] = (str(path), frame)
                 paths[name] = str(path)
         train_source, train_frame = frames["train"]
@@ -178,8 +179,8 @@ class ActiveDataModule(pl.LightningDataModule):
         if len(self.pool) == 0:
             raise DataError(f"{self.train_path}: the pool is empty")
 
-    def _check_columns(self, path: str, frame: pd.DataFrame) -> None:
-        wanted = [self.text_column, self.label_column] + ([self.id_column] if self.id_column else [])
+    def _check_columns(self, path: str, frame: pd.DataFrame, optional_labels: bool = False) -> None:
+        wanted = [self.text_column] + ([] if optional_labels else [self.label_column]) + ([self.id_column] if self.id_column else [])
         for column in wanted:
             if column not in frame.columns:
                 raise DataError(f"{path}: missing column {column!r}; columns are {list(frame.columns)}")
@@ -201,26 +202,37 @@ class ActiveDataModule(pl.LightningDataModule):
     def _discover_labels(self, frames: dict[str, tuple[str, pd.DataFrame]]) -> tuple[str, ...]:
         found: set[str] = set()
         for _, frame in frames.values():
+            if self.label_column not in frame:
+                continue
             for raw in frame[self.label_column]:
                 if self.multi_label:
                     parts = raw if isinstance(raw, (list, tuple, np.ndarray)) else str(raw).split(self.label_separator)
                     found.update(str(p).strip() for p in parts if str(p).strip())
                 elif str(raw).strip():
                     found.add(str(raw).strip())
+        if not found:
+            raise DataError(f"{self.train_path}: no labels anywhere to learn the label names from; "
+                            "list them in data.labels (or a labels.txt beside the pool file)")
         return tuple(sorted(found))
 
     def _to_split(self, name: str, source: str, path: str, frame: pd.DataFrame) -> Split:
         assert self.schema is not None
         texts: list[str] = []
-        gold: list[tuple[str, ...]] = []
+        gold: list[tuple[str, ...]] | None = []
         positions = frame.index.to_numpy()  # row numbers of the source file, also for carved splits
-        for row_number, (raw_text, raw_label) in zip(positions, zip(frame[self.text_column], frame[self.label_column])):
+        labels = frame[self.label_column] if self.label_column in frame else None
+        if name == "train" and labels is not None and all(_is_missing(raw) for raw in labels):
+            labels = None  # an empty label column: an unlabeled pool
+        for position, (row_number, raw_text) in enumerate(zip(positions, frame[self.text_column])):
             where = f"{source}: row {int(row_number) + 1}"
             text = "" if raw_text is None or (isinstance(raw_text, float) and np.isnan(raw_text)) else str(raw_text)
             if not text.strip():
                 raise DataError(f"{where}: empty text")
             texts.append(text)
-            gold.append(self.schema.model_names(self.schema.parse(raw_label, self.label_separator, where)))
+            if labels is not None:
+                gold.append(self.schema.model_names(self.schema.parse(labels.iloc[position], self.label_separator, where)))
+        if labels is None:
+            gold = None
         if self.id_column:
             ids = [str(x) for x in frame[self.id_column]]
         else:
@@ -285,8 +297,14 @@ class ActiveDataModule(pl.LightningDataModule):
         return index, self.encode_labels([self.state.records[int(i)].labels for i in index])
 
     # --------------------------------------------------------------- loaders
+    @property
+    def pool_is_labeled(self) -> bool:
+        """Whether the pool carries gold labels (a simulation can answer from them)."""
+        assert self.pool is not None
+        return self.pool.gold is not None
+
     def _split_dataset(self, split: Split) -> TokenDataset:
-        assert split.tokens is not None, "call tokenize() first"
+        assert split.tokens is not None and split.gold is not None, "call tokenize() first"
         return TokenDataset(split.tokens, np.arange(len(split)), self.encode_labels(split.gold))
 
     def _collate(self) -> PadCollator:
@@ -339,3 +357,12 @@ class ActiveDataModule(pl.LightningDataModule):
         dataset = TokenDataset(self.pool.tokens, rows)
         batches = self.predict_batches(rows, self.predict_shard)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=self._collate(), num_workers=self.num_workers)
+
+
+def _is_missing(raw: object) -> bool:
+    """An empty cell: None, NaN, an empty or blank string, an empty list."""
+    if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+        return True
+    if isinstance(raw, (list, tuple, np.ndarray)):
+        return len(raw) == 0
+    return not str(raw).strip()

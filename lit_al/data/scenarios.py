@@ -9,6 +9,12 @@
   ``str.contains``), with their gold labels, plus ``weak_negatives`` weak
   negatives (imbalanced-practical; the paper uses 100 + 100).
 - ``none``: cold start; the strategy picks round 1 with the pretrained model.
+
+With an unlabeled pool (no gold labels: a person answers), ``keyword_query``
+*proposes* its hits to the person as round 0's batch instead of labeling them,
+weak negatives are still labeled unseen, and the scenarios that read gold labels
+(``random``, ``per_class``, ``positives``, ``all``) are refused. Seed labels a person
+already has come from ``labels_file`` (read by the loop), alone or with a scenario.
 - ``all``: every pool example with its gold label: the "all data" reference run of
   an experiment (BEAL's All Data; STRATEGIES.md §2.7), usually with ``loop.rounds: 0``.
 """
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 import numpy as np
@@ -40,6 +46,8 @@ class InitialSet:
         weak_negatives: pool examples labelled negative unseen (``positives`` and ``keyword_query``).
         query: regular expression for ``keyword_query`` (e.g. ``Where|countr.*|cit.*``).
         case_sensitive: whether the query is case-sensitive (IBM: yes).
+        labels_file: seed labels a person gave: an ``id,label`` CSV or any answer format of
+            ``lit_al label`` (Label Studio JSON, Prodigy / Argilla JSONL); added to round 0.
     """
 
     scenario: Scenario = "random"
@@ -47,24 +55,38 @@ class InitialSet:
     weak_negatives: int = 0
     query: str | None = None
     case_sensitive: bool = True
+    labels_file: str | None = None
 
 
 @dataclass(frozen=True)
 class SeedLabels:
+    """Round 0's labeled examples (``indices``, ``labels``, ``sources``) and, without gold labels, the
+    examples ``proposed`` to a person as round 0's batch."""
+
     indices: np.ndarray
     labels: list[tuple[str, ...]]
     sources: list[str]
+    proposed: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+
+#: Scenarios that read the pool's gold labels.
+GOLD_SCENARIOS = ("random", "per_class", "positives", "all")
 
 
 def draw_initial_set(
     spec: InitialSet,
     texts: Sequence[str],
-    gold: Sequence[tuple[str, ...]],
+    gold: Sequence[tuple[str, ...]] | None,
     schema: LabelSchema,
     rng: np.random.Generator,
 ) -> SeedLabels:
-    """Draw the initial labeled set; ``gold`` holds each pool example's class names."""
+    """Draw the initial labeled set; ``gold`` holds each pool example's class names (None: an unlabeled pool)."""
     n_pool = len(texts)
+    if gold is None and spec.scenario in GOLD_SCENARIOS:
+        raise ConfigError(
+            f"data.initial.scenario {spec.scenario!r} reads gold labels, and the pool has none (an unlabeled pool, "
+            "labeled by a person): use none or keyword_query (its hits are proposed to you), and/or data.initial.labels_file"
+        )
     if spec.scenario == "none":
         return SeedLabels(np.empty(0, dtype=np.int64), [], [])
     if spec.scenario == "all":
@@ -85,6 +107,8 @@ def draw_initial_set(
             taken[pick] = True
             chosen.extend(pick.tolist())
         return _gold_only(np.array(chosen, dtype=np.int64), gold)
+    if spec.scenario == "keyword_query" and gold is None:
+        return _propose_hits(spec, texts, schema, rng)
     if spec.scenario in ("positives", "keyword_query"):
         positive, negative = _binary_classes(schema, spec.scenario)
         if spec.scenario == "positives":
@@ -107,6 +131,18 @@ def draw_initial_set(
             seed.sources + ["weak_negative"] * weak.size,
         )
     raise ConfigError(f"data.initial.scenario: unknown scenario {spec.scenario!r}")
+
+
+def _propose_hits(spec: InitialSet, texts: Sequence[str], schema: LabelSchema, rng: np.random.Generator) -> SeedLabels:
+    """Without gold labels: ``n`` random query hits proposed to a person, plus unseen weak negatives."""
+    candidates = keyword_hits(texts, spec.query, spec.case_sensitive)
+    hits = np.sort(rng.permutation(candidates)[: spec.n])
+    if spec.weak_negatives == 0:
+        return SeedLabels(np.empty(0, dtype=np.int64), [], [], hits)
+    _, negative = _binary_classes(schema, spec.scenario)
+    rest = np.setdiff1d(np.arange(len(texts)), hits)
+    weak = rng.permutation(rest)[: min(spec.weak_negatives, rest.size)].astype(np.int64)
+    return SeedLabels(weak, [(negative,)] * weak.size, ["weak_negative"] * weak.size, hits)
 
 
 def keyword_hits(texts: Sequence[str], query: str | None, case_sensitive: bool = True) -> np.ndarray:

@@ -22,32 +22,69 @@ SOURCES = ("seed", "weak_negative", "oracle", "person")
 STATE_VERSION = 1
 
 
+def _floats_out(values: Sequence[float]) -> list[float | None]:
+    return [None if v is None or np.isnan(v) else float(v) for v in values]
+
+
+def _floats_in(values: Sequence[float | None]) -> tuple[float, ...]:
+    return tuple(float("nan") if v is None else float(v) for v in values)
+
+
 @dataclass(frozen=True)
 class PendingQuery:
-    """A proposed batch waiting for its labels: the round that proposed it, the picks (best first), their scores."""
+    """A proposed batch waiting for its labels.
+
+    ``round``: the round that proposed it (its labels belong to round ``round + 1``);
+    ``pool_indices``: the picks, best first, with the strategy's ``scores``;
+    ``suggestions``: the model's predicted class names per pick (empty before any
+    training) and their ``confidence``.
+    """
 
     round: int
     pool_indices: tuple[int, ...]
     scores: tuple[float, ...]
     strategy: str
+    suggestions: tuple[tuple[str, ...], ...] = ()
+    confidence: tuple[float, ...] = ()
 
     def to_json(self) -> dict:
-        return {"round": self.round, "pool_indices": list(self.pool_indices),
-                "scores": [None if np.isnan(s) else s for s in self.scores], "strategy": self.strategy}
+        return {"round": self.round, "pool_indices": list(self.pool_indices), "scores": _floats_out(self.scores),
+                "strategy": self.strategy, "suggestions": [list(s) for s in self.suggestions],
+                "confidence": _floats_out(self.confidence)}
 
     @classmethod
     def from_json(cls, payload: dict) -> "PendingQuery":
-        scores = tuple(float("nan") if s is None else float(s) for s in payload["scores"])
-        return cls(int(payload["round"]), tuple(int(i) for i in payload["pool_indices"]), scores, str(payload["strategy"]))
+        return cls(int(payload["round"]), tuple(int(i) for i in payload["pool_indices"]), _floats_in(payload["scores"]),
+                   str(payload["strategy"]), tuple(tuple(s) for s in payload.get("suggestions", ())),
+                   _floats_in(payload.get("confidence", ())))
 
 
 @dataclass(frozen=True)
 class LabelRecord:
+    """One labeled example: its class names (one for single-label), when, from where and from whom.
+
+    ``time`` is an ISO-8601 UTC timestamp of when a person's answer was imported.
+    """
+
     pool_index: int
     id: str
     round: int
     source: str
-    labels: tuple[str, ...]  # class names of the model (one name for single-label)
+    labels: tuple[str, ...]
+    annotator: str | None = None
+    time: str | None = None
+
+
+@dataclass(frozen=True)
+class SkipRecord:
+    """An item a person marked skip / not sure: recorded, and not proposed again unless asked."""
+
+    pool_index: int
+    id: str
+    round: int
+    reason: str
+    annotator: str | None = None
+    time: str | None = None
 
 
 class LabelState:
@@ -62,6 +99,8 @@ class LabelState:
         self.finished = False
         #: The proposed batch of round ``completed_rounds`` waiting for its labels (``propose`` → ``commit``).
         self.pending: PendingQuery | None = None
+        #: Items a person skipped (pool index -> record); excluded from later queries by default.
+        self.skipped: dict[int, SkipRecord] = {}
 
     @property
     def n_pool(self) -> int:
@@ -76,10 +115,15 @@ class LabelState:
     def labeled_indices(self) -> np.ndarray:
         return np.flatnonzero(self.is_labeled())
 
-    def unlabeled_indices(self) -> np.ndarray:
-        return np.flatnonzero(~self.is_labeled())
+    def unlabeled_indices(self, include_skipped: bool = True) -> np.ndarray:
+        """Pool indices without a label (``include_skipped=False``: also without a skip mark)."""
+        mask = ~self.is_labeled()
+        if not include_skipped and self.skipped:
+            mask[np.fromiter(self.skipped.keys(), dtype=np.int64)] = False
+        return np.flatnonzero(mask)
 
-    def add(self, pool_indices: Iterable[int], labels: Sequence[Sequence[str]], round: int, source: str) -> None:
+    def add(self, pool_indices: Iterable[int], labels: Sequence[Sequence[str]], round: int, source: str,
+            annotator: str | None = None, time: str | None = None) -> None:
         """Record labels (class names) for unlabeled pool indices; does not save."""
         if source not in SOURCES:
             raise ValueError(f"unknown label source {source!r}")
@@ -91,7 +135,7 @@ class LabelState:
                 raise DataError(f"pool index {index} is outside the pool (size {self.n_pool})")
             if index in self.records:
                 raise DataError(f"example {self.ids[index]!r} (pool index {index}) is already labeled")
-            self.records[index] = LabelRecord(index, self.ids[index], int(round), source, tuple(names))
+            self.records[index] = LabelRecord(index, self.ids[index], int(round), source, tuple(names), annotator, time)
 
     def drop_after(self, round: int) -> list[LabelRecord]:
         """Remove records of rounds after ``round`` that came from a simulated oracle; return them.
@@ -112,8 +156,9 @@ class LabelState:
             "finished": self.finished,
             "n_pool": self.n_pool,
             "pending": self.pending.to_json() if self.pending is not None else None,
+            "skipped": [asdict(r) for r in sorted(self.skipped.values(), key=lambda r: (r.round, r.pool_index))],
             "records": [
-                {**asdict(r), "labels": list(r.labels)} for r in sorted(self.records.values(), key=lambda r: (r.round, r.pool_index))
+                _record_json(r) for r in sorted(self.records.values(), key=lambda r: (r.round, r.pool_index))
             ],
         }
 
@@ -140,5 +185,20 @@ class LabelState:
             index = int(row["pool_index"])
             if not 0 <= index < len(ids) or ids[index] != row["id"]:
                 raise DataError(f"{path}: record for id {row['id']!r} does not match the pool (pool index {index})")
-            state.records[index] = LabelRecord(index, row["id"], int(row["round"]), row["source"], tuple(row["labels"]))
+            state.records[index] = LabelRecord(index, row["id"], int(row["round"]), row["source"], tuple(row["labels"]),
+                                               row.get("annotator"), row.get("time"))
+        for row in payload.get("skipped", []):
+            index = int(row["pool_index"])
+            if not 0 <= index < len(ids) or ids[index] != row["id"]:
+                raise DataError(f"{path}: skip mark for id {row['id']!r} does not match the pool (pool index {index})")
+            state.skipped[index] = SkipRecord(**{**row, "pool_index": index})
         return state
+
+
+def _record_json(record: LabelRecord) -> dict:
+    """A record as JSON; the person fields only when set, so simulated runs' state files stay as they were."""
+    payload = {**asdict(record), "labels": list(record.labels)}
+    for key in ("annotator", "time"):
+        if payload[key] is None:
+            del payload[key]
+    return payload
