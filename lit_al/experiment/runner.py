@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ..io import atomic_write_json, atomic_write_text
+from ..atomic import atomic_write_json, atomic_write_text
 from .grid import Cell, Grid
 
 
