@@ -19,3 +19,20 @@ class DataError(LitAlError):
 
 class StrategyError(LitAlError):
     """A strategy was configured or called in a way it cannot serve."""
+
+
+class RunInterrupted(BaseException):
+    """A signal (SIGTERM, SIGINT) stopped the run; the CLI exits with 128 + the signal number.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception`` may swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+
+
+def one_line(exc: BaseException, max_lines: int = 3) -> str:
+    """A library exception's message on one line (its first ``max_lines`` lines)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " ".join(lines[:max_lines]) if lines else type(exc).__name__

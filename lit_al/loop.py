@@ -35,9 +35,10 @@ from .data.scenarios import draw_initial_set
 from .data.state import LabelState
 from .errors import ConfigError
 from .hub import resolve_model_path
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_stale_temp_files
 from .model import DEFAULT_MODEL, TextClassifier
 from .oracle import Oracle, SimulatedOracle
+from .rundir import CONFIG_FILE, STATE_FILE, check_writable, remove_run
 from .seeding import derive_seed
 from .strategies import Strategy, get_strategy
 
@@ -107,8 +108,10 @@ class ActiveLoop:
         oracle: Oracle | None = None,
         on_round_end: Callable[[dict[str, Any]], None] | None = None,
         round0_key: str = "",
+        model_class: type[TextClassifier] = TextClassifier,
     ) -> None:
         self.model_kwargs = dict(model_kwargs)
+        self.model_class = model_class
         self.data = data
         self.strategy = strategy
         self.trainer_factory = trainer_factory
@@ -121,17 +124,21 @@ class ActiveLoop:
         self.metrics_path = self.run_dir / "metrics.csv"
 
     # ------------------------------------------------------------------ set-up
-    def prepare(self, *, fresh: bool = False) -> LabelState:
+    def prepare(self, *, fresh: bool = False, config_text: str | None = None) -> LabelState:
         """Load the data, the tokenizer and the label state (or draw the initial set), then tokenize.
 
-        Everything that bad input can break (files, columns, labels, the model path, the
-        initial-set scenario) is checked before anything is written to ``run_dir``, so a
-        run that cannot start leaves nothing behind. ``fresh`` starts over: an existing
-        run in ``run_dir`` is ignored, and deleted only once the new one has been validated.
+        Everything that bad input can break (files, columns, labels, the model and its weights,
+        the initial-set scenario, the number of processes) is checked before anything is written
+        to ``run_dir``, so a run that cannot start leaves nothing behind. ``fresh`` starts over:
+        an existing run in ``run_dir`` is ignored, and deleted only once the new one has been
+        validated. ``config_text`` is written to ``config.yaml`` before the state, so a state
+        never exists without the config it was drawn under.
         """
+        check_writable(self.run_dir)
         self.data.load()
         tokenizer = load_tokenizer(self.model_kwargs)
         assert self.data.pool is not None and self.data.schema is not None
+        self._check_model_and_trainer()
         if self.strategy.multi_label != self.data.schema.multi_label:
             raise ConfigError(
                 f"strategy {self.strategy.name!r} is configured with multi_label={self.strategy.multi_label} "
@@ -139,13 +146,14 @@ class ActiveLoop:
             )
         if self.oracle is None:
             self.oracle = SimulatedOracle(self.data.pool.gold)
-        state_path = self.run_dir / "state.json"
+        state_path = self.run_dir / STATE_FILE
         is_new = fresh or not state_path.exists()
         if not is_new:
             state = LabelState.load(state_path, self.data.pool.ids)
             dropped = state.drop_after(state.completed_rounds)
             if dropped:
                 log.info("resuming: dropped %d simulated labels of an interrupted round", len(dropped))
+            self._extend_finished(state)
             log.info("resuming %s after %d completed round(s)", self.run_dir, state.completed_rounds)
         else:
             state = LabelState(self.data.pool.ids, state_path)
@@ -154,15 +162,51 @@ class ActiveLoop:
             for source in dict.fromkeys(seed.sources):
                 chosen = [i for i, s in enumerate(seed.sources) if s == source]
                 state.add(seed.indices[chosen], [seed.labels[i] for i in chosen], round=0, source=source)
-        if fresh and self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
+            self._warn_budget(state)
+        if fresh:
+            remove_run(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.run_dir)
+        if config_text is not None:
+            atomic_write_text(self.run_dir / CONFIG_FILE, config_text)
         self.data.tokenize(tokenizer, cache_dir=self.run_dir / "cache")
         if is_new:
             state.save()
         self.data.state = state
         self._truncate_metrics(state.completed_rounds)
         return state
+
+    def _check_model_and_trainer(self) -> None:
+        """Build the model once and a Trainer once: a model that does not load, or a Trainer of
+        several processes, fails here rather than after the run directory is written."""
+        self.model_class(**self.model_kwargs, **self.data.task_info())
+        _refuse_several_processes(self.trainer_factory(self.run_dir / "rounds" / "round_000", [], {"logger": False}))
+
+    def _warn_budget(self, state: LabelState) -> None:
+        """Say so when a run will do less than its config asks."""
+        initial, n_pool = self.data.initial, state.n_pool
+        if initial.scenario in ("random", "positives", "keyword_query") and initial.n > n_pool:
+            log.warning("data.initial.n is %d but the pool has %d examples; the initial set has %d",
+                        initial.n, n_pool, len(state.records))
+        max_labels = self.config.max_labels
+        if max_labels is not None and max_labels <= len(state.records):
+            log.warning("loop.max_labels is %d but the initial set already has %d labels; no round will query",
+                        max_labels, len(state.records))
+
+    def _extend_finished(self, state: LabelState) -> None:
+        """Reopen a finished run whose budget (``loop.rounds``, ``loop.max_labels``) now allows more.
+
+        The last round of a finished run trained without querying; it runs again (same seeds,
+        same model) and queries this time.
+        """
+        if not state.finished or state.completed_rounds == 0:
+            return
+        last = state.completed_rounds - 1
+        labeled, unlabeled = len(state.records), state.n_pool - len(state.records)
+        if self._budget(last, labeled, unlabeled) > 0:
+            state.finished = False
+            state.completed_rounds = last
+            log.info("extending the finished run: round %d runs again and queries", last)
 
     def monitor_name(self) -> str | None:
         monitor = self.config.monitor
@@ -191,7 +235,7 @@ class ActiveLoop:
         round_dir.mkdir(parents=True, exist_ok=True)
 
         pl.seed_everything(derive_seed(self.seed, round_index, "model"), workers=True, verbose=False)
-        model = TextClassifier(**self.model_kwargs, **data.task_info())
+        model = self.model_class(**self.model_kwargs, **data.task_info())
         data.train_seed = derive_seed(self.seed, round_index, "data_order")
         trained = labeled.size > 0
         if trained:
@@ -254,12 +298,7 @@ class ActiveLoop:
                 raise ConfigError(f"loop.monitor {monitor!r} is not logged for this task; choose one of {sorted(known)}")
             callbacks.append(KeepBestEpoch(monitor, self.config.monitor_mode))
         trainer = self.trainer_factory(round_dir, callbacks)
-        if trainer.world_size > 1:
-            # Every DDP rank would re-run the whole loop and write the same state file.
-            raise ConfigError(
-                f"trainer: {trainer.world_size} processes (devices x num_nodes) are not supported by ActiveLoop yet; "
-                "set trainer.devices: 1"
-            )
+        _refuse_several_processes(trainer)
         out: dict[str, Any] = {}
         start = time.perf_counter()
         trainer.fit(model, datamodule=data)
@@ -294,11 +333,11 @@ class ActiveLoop:
             else:
                 passes = [np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled]
             strategy.begin_query(len(data.pool.ids), output_dir)
+            overrides: dict[str, Any] = {"logger": False}  # prediction logs nothing: no logger version of its own
             if strategy.needs_gradients:
                 # Lightning predicts under torch.inference_mode by default, which forbids autograd.
-                trainer = self.trainer_factory(round_dir, [strategy], {"inference_mode": False})
-            else:
-                trainer = self.trainer_factory(round_dir, [strategy])
+                overrides["inference_mode"] = False
+            trainer = self.trainer_factory(round_dir, [strategy], overrides)
             start = time.perf_counter()
             try:
                 for position, rows in enumerate(passes):
@@ -409,6 +448,15 @@ class SharedRound0:
         atomic_write_bytes(self.model_path, weights.getvalue())
         metrics = {k: v for k, v in row.items() if k.startswith(self.METRIC_PREFIXES)}
         atomic_write_json(self.meta_path, {"key": self.key_digest, "metrics": metrics})
+
+
+def _refuse_several_processes(trainer: pl.Trainer) -> None:
+    if trainer.world_size > 1:
+        # Every DDP rank would re-run the whole loop and write the same state file.
+        raise ConfigError(
+            f"trainer: {trainer.world_size} processes (devices x num_nodes) are not supported by ActiveLoop yet; "
+            "set trainer.devices: 1"
+        )
 
 
 def load_tokenizer(model_kwargs: dict[str, Any]):

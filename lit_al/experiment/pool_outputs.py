@@ -18,20 +18,19 @@ from ..errors import ConfigError
 
 
 def load_run_data(run_dir: Path):
-    """The ``ActiveDataModule`` of a run directory (loaded and tokenized) and its model kwargs."""
-    from ..cli import _as_dict, _fit_parser
-    from ..data.module import ActiveDataModule
+    """The ``ActiveDataModule`` of a run directory (loaded and tokenized), its model class and kwargs."""
+    from ..config import build_data, fit_parser, model_spec
     from ..loop import load_tokenizer
 
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
         raise ConfigError(f"{run_dir}: no config.yaml (not a lit_al run directory)")
-    cfg = _fit_parser().parse_path(str(config_path))
-    data = ActiveDataModule(**_as_dict(cfg.data))
+    cfg = fit_parser().parse_path(str(config_path))
+    data = build_data(cfg)
     data.load()
-    model_kwargs = _as_dict(cfg.model)
+    model_class, model_kwargs = model_spec(cfg)
     data.tokenize(load_tokenizer(model_kwargs), cache_dir=run_dir / "cache")
-    return data, model_kwargs
+    return data, model_class, model_kwargs
 
 
 def has_saved_model(model_dir: Path) -> bool:
@@ -62,13 +61,12 @@ class ScenarioPool:
         import lightning.pytorch as pl
 
         from ..loop import SharedRound0
-        from ..model import TextClassifier
         from ..strategies.base import Strategy
 
         if not has_saved_model(model_dir):
             raise ConfigError(f"{model_dir}: no saved model ({SharedRound0.MODEL_FILE})")
-        data, model_kwargs = self._load()
-        model = TextClassifier(**model_kwargs, **data.task_info())
+        data, model_class, model_kwargs = self._load()
+        model = model_class(**model_kwargs, **data.task_info())
         SharedRound0.load_weights(model, model_dir)
         collector = Strategy()  # the base callback collects what ``needs`` names; it is never asked to select
         collector.needs = frozenset(needs)
@@ -84,5 +82,5 @@ class ScenarioPool:
 
     def tokens(self):
         """The pool's ``TokenizedTexts`` (truncated as in training; special tokens included, as ALPS's code)."""
-        data, _ = self._load()
+        data = self._load()[0]
         return data.pool.tokens
