@@ -14,6 +14,7 @@ Each verb has an entry in ``VERBS``; only the parser of the verb given is built,
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -191,6 +192,10 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: Failures of the machine, not of lit_al: permission, read-only file system, disk or quota full.
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
 def _raise_on_signal(signum: int, _frame: Any) -> None:
     # Lightning keeps a handler installed before its own and calls it after its notifier, so this
     # stops the run wherever the signal lands (fit, test, predict, selection) without a 0 exit.
@@ -228,6 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return verb.run(parser, cfg)
     except LitAlError as exc:
         print(f"lit_al: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lit_al: error: {where}{exc.strerror or exc} (errno {errno.errorcode.get(exc.errno, exc.errno)})", file=sys.stderr)
         return 1
     except RunInterrupted as exc:
         print(f"lit_al: interrupted by {signal.Signals(exc.signum).name}; {_resume_hint(args[0], cfg)}", file=sys.stderr)

@@ -162,9 +162,9 @@ def _results_view(cfg: Namespace) -> dict[str, Any]:
     drop = {"loop": RESUME_FREE_LOOP, "trainer": DISPLAY_ONLY_TRAINER, "data": RESUME_FREE_DATA}
     flat: dict[str, Any] = {}
     for key, value in config.items():
-        if isinstance(value, dict) and key in drop:
+        if isinstance(value, dict) and key != "strategy":
             for sub, inner in value.items():
-                if sub not in drop[key]:
+                if sub not in drop.get(key, ()):
                     flat[f"{key}.{sub}"] = json.dumps(inner, sort_keys=True, default=str)
         else:
             flat[key] = json.dumps(value, sort_keys=True, default=str)
@@ -227,9 +227,23 @@ def build_logger(parser: ArgumentParser, trainer_cfg: Namespace, run_dir: Path):
         else:
             instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
             loggers = instantiate(Namespace(trainer=Namespace(logger=spec))).trainer.logger
-    except ImportError as exc:  # ModuleNotFoundError included
-        raise ConfigError(missing_dependency_message(spec, exc)) from None
+    except Exception as exc:
+        missing = _import_error_in(exc)
+        if missing is None:
+            raise
+        raise ConfigError(missing_dependency_message(spec, missing)) from None
     return RunLogger(loggers if isinstance(loggers, list) else [loggers])
+
+
+def _import_error_in(exc: BaseException | None) -> ImportError | None:
+    """The ImportError behind ``exc`` (jsonargparse wraps what a class's ``__init__`` raises)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ImportError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def check_run_dir(parser: ArgumentParser, cfg: Namespace, run_dir: Path, overwrite: bool) -> None:

@@ -94,9 +94,9 @@ def test_seeded_split_is_deterministic(tmp_path, rows):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda r: r.__setitem__(3, {**r[3], "text": "  "}), r"train.csv: row 4: empty text"),
-        (lambda r: r.__setitem__(5, {**r[5], "label": "weather"}), r"train.csv: row 6: label 'weather' is not in the label schema"),
-        (lambda r: r.__setitem__(7, {**r[7], "id": r[2]["id"]}), r"train.csv: row 8: duplicate id"),
+        (lambda r: r.__setitem__(3, {**r[3], "text": "  "}), r"line 5 of .*train.csv: empty text"),
+        (lambda r: r.__setitem__(5, {**r[5], "label": "weather"}), r"line 7 of .*train.csv: label 'weather' is not in the label schema"),
+        (lambda r: r.__setitem__(7, {**r[7], "id": r[2]["id"]}), r"line 9 of .*train.csv: duplicate id"),
     ],
 )
 def test_bad_rows_name_file_and_row(tmp_path, rows, mutate, message):

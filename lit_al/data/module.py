@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, DataError
-from .readers import file_fingerprint, read_table, resolve_path
+from .readers import file_fingerprint, position_unit, read_table, resolve_path
 from .scenarios import InitialSet
 from .schema import LabelSchema, read_label_file
 from .state import LabelState
@@ -39,6 +39,14 @@ class Split:
     texts: list[str]
     gold: list[tuple[str, ...]]
     tokens: TokenizedTexts | None = field(default=None, repr=False)
+    #: where each row is in its file, for messages: ``f"{unit} {positions[i]} of {source}"``
+    positions: list[int] = field(default_factory=list, repr=False)
+    unit: str = "row"
+
+    def where(self, i: int) -> str:
+        """Row ``i`` as a person finds it in the file (``line 5 of train.csv``)."""
+        position = self.positions[i] if self.positions else i + 1
+        return f"{self.unit} {position} of {self.source}"
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,7 +81,7 @@ class ActiveDataModule(pl.LightningDataModule):
         cache_dir: where token ids are cached (default: ``<run_dir>/cache``).
         max_rows: at most this many rows per split, a random sample seeded by ``split_seed``
             (e.g. ``{train: 10000, dev: 1000}``; IBM capped large sets at 15k/3k/3k, BEAL
-            used 10k-text pools); rows keep their file row numbers in error messages.
+            used 10k-text pools); rows keep their file line numbers in error messages.
     """
 
     def __init__(
@@ -200,9 +208,11 @@ class ActiveDataModule(pl.LightningDataModule):
         found: set[str] = set()
         for _, frame in frames.values():
             for raw in frame[self.label_column]:
+                if raw is None:
+                    continue
                 if self.multi_label:
                     parts = raw if isinstance(raw, (list, tuple, np.ndarray)) else str(raw).split(self.label_separator)
-                    found.update(str(p).strip() for p in parts if str(p).strip())
+                    found.update(str(p).strip() for p in parts if p is not None and str(p).strip())
                 elif str(raw).strip():
                     found.add(str(raw).strip())
         return tuple(sorted(found))
@@ -211,19 +221,20 @@ class ActiveDataModule(pl.LightningDataModule):
         assert self.schema is not None
         texts: list[str] = []
         gold: list[tuple[str, ...]] = []
-        positions = frame.index.to_numpy()  # row numbers of the source file, also for carved splits
-        for row_number, (raw_text, raw_label) in zip(positions, zip(frame[self.text_column], frame[self.label_column])):
-            where = f"{source}: row {int(row_number) + 1}"
-            text = "" if raw_text is None or (isinstance(raw_text, float) and np.isnan(raw_text)) else str(raw_text)
+        positions = [int(i) for i in frame.index]  # lines (or rows) of the source file, also for carved splits
+        unit = position_unit(path, self.format)
+        for position, (raw_text, raw_label) in zip(positions, zip(frame[self.text_column], frame[self.label_column])):
+            where = f"{unit} {position} of {source}"
+            text = "" if raw_text is None else str(raw_text)
             if not text.strip():
                 raise DataError(f"{where}: empty text")
             texts.append(text)
             gold.append(self.schema.model_names(self.schema.parse(raw_label, self.label_separator, where)))
         if self.id_column:
-            ids = [str(x) for x in frame[self.id_column]]
+            ids = ["" if x is None else str(x) for x in frame[self.id_column]]
         else:
-            ids = [f"{name}-{int(i)}" for i in positions]
-        return Split(name, source, path, ids, texts, gold)
+            ids = [f"{name}-{i}" for i in positions]
+        return Split(name, source, path, ids, texts, gold, positions=positions, unit=unit)
 
     @staticmethod
     def _check_unique_ids(splits: dict[str, Split]) -> None:
@@ -231,9 +242,9 @@ class ActiveDataModule(pl.LightningDataModule):
         for split in splits.values():
             for row, example_id in enumerate(split.ids):
                 if not example_id:
-                    raise DataError(f"{split.source}: row {row + 1}: empty id")
+                    raise DataError(f"{split.where(row)}: empty id")
                 if example_id in seen:
-                    raise DataError(f"{split.source}: row {row + 1}: duplicate id {example_id!r} (also in {seen[example_id]})")
+                    raise DataError(f"{split.where(row)}: duplicate id {example_id!r} (also in {seen[example_id]})")
                 seen[example_id] = split.source
 
     def tokenize(self, tokenizer, cache_dir: str | Path | None = None) -> None:
