@@ -245,3 +245,21 @@ def test_builtin_demo_config_ships_in_the_package(capsys):
     out = capsys.readouterr().out
     assert "builtin:trec/train.csv" in out and "run_dir: runs/demo" in out
     assert (ROOT / "configs" / "demo.yaml").resolve() == (ROOT / "lit_al" / "configs" / "demo.yaml").resolve()
+
+
+# -------------------------------------------------------------------- loggers
+
+
+def test_one_logger_version_per_run_with_a_learning_curve(tmp_path, tiny_bert, tiny_data):
+    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=tiny_data, run_dir=tmp_path / "run", rounds=2)
+    logs = tmp_path / "logs"
+    argv = ["fit", "--config", str(config), "--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(logs)]
+    assert main(argv) == 0
+    versions = sorted(p.name for p in (logs / "lightning_logs").iterdir())
+    assert versions == ["version_0"]  # one for the run: not one per Trainer, none for prediction
+    frame = pd.read_csv(logs / "lightning_logs" / "version_0" / "metrics.csv")
+    curve = frame[frame["test_accuracy"].notna()]
+    assert curve["step"].tolist() == [12, 22, 32] and curve["round"].tolist() == [0, 1, 2]
+    for k in range(3):  # each round's fit curve under its own prefix
+        assert frame[f"round_{k:03d}-val_loss"].notna().sum() == 2  # max_epochs 2
+    assert not (tmp_path / "run" / "lightning_logs").exists()

@@ -154,7 +154,7 @@ class ActiveDataModule(pl.LightningDataModule):
         paths: dict[str, str] = {}
         for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
             if path:
-                frame = read_table(path, self.format)
+                frame = self.read_split(path)
                 self._check_columns(path, frame)
                 frames[name] = (str(path), frame)
                 paths[name] = str(path)
@@ -183,6 +183,14 @@ class ActiveDataModule(pl.LightningDataModule):
         self.pool, self.dev, self.test = splits["train"], splits.get("dev"), splits.get("test")
         if len(self.pool) == 0:
             raise DataError(f"{self.train_path}: the pool is empty")
+
+    def read_split(self, path: str) -> pd.DataFrame:
+        """One split's table: a column per field, text values (``None`` when missing), and the
+        index giving where each row is in its file (for messages, see ``position_unit``).
+
+        Override it in a subclass to read another format.
+        """
+        return read_table(path, self.format)
 
     def _check_columns(self, path: str, frame: pd.DataFrame) -> None:
         wanted = [self.text_column, self.label_column] + ([self.id_column] if self.id_column else [])
@@ -217,12 +225,16 @@ class ActiveDataModule(pl.LightningDataModule):
                     found.add(str(raw).strip())
         return tuple(sorted(found))
 
+    def position_unit(self, path: str) -> str:
+        """``line`` when ``read_split``'s index counts file lines, ``row`` when it counts rows."""
+        return position_unit(path, self.format)
+
     def _to_split(self, name: str, source: str, path: str, frame: pd.DataFrame) -> Split:
         assert self.schema is not None
         texts: list[str] = []
         gold: list[tuple[str, ...]] = []
         positions = [int(i) for i in frame.index]  # lines (or rows) of the source file, also for carved splits
-        unit = position_unit(path, self.format)
+        unit = self.position_unit(path)
         for position, (raw_text, raw_label) in zip(positions, zip(frame[self.text_column], frame[self.label_column])):
             where = f"{unit} {position} of {source}"
             text = "" if raw_text is None else str(raw_text)
