@@ -60,11 +60,14 @@ def atomic_write_json(path: str | Path, payload: Any) -> None:
 
 
 def remove_stale_temp_files(directory: str | Path) -> list[Path]:
-    """Delete the temporary files an interrupted atomic write left in ``directory`` (not below it)."""
+    """Delete the temporary files interrupted atomic writes left in ``directory`` and below it.
+
+    Call it only where no other process is writing (a run directory at the start of its run).
+    """
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    stale = [p for p in directory.glob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    stale = [p for p in directory.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

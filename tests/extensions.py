@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from lit_al.data import ActiveDataModule
+from lit_al.functional.ranking import top_k
 from lit_al.model import ClassificationHead, TextClassifier
+from lit_al.strategies import Strategy, register_strategy
 
 
 class NormedHead(ClassificationHead):
@@ -44,3 +46,16 @@ class TripleBarData(ActiveDataModule):
 
     def position_unit(self, path: str) -> str:
         return "line"
+
+
+@register_strategy("max_prob_gap")
+class MaxProbGap(Strategy):
+    """Score = p_(1) - p_(C), smaller first (the README's "Adding a strategy" example)."""
+
+    needs = frozenset({"probs"})
+    requires_trained_model = True
+
+    def _select(self, outputs, labeled, unlabeled, budget, rng):
+        probs = outputs["probs"][unlabeled]
+        gap = probs.max(1) - probs.min(1)
+        return unlabeled[top_k(gap, budget, largest=False, index=unlabeled)]

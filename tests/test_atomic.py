@@ -40,6 +40,9 @@ def test_stale_temp_files_are_removed_and_nothing_else(tmp_path):
     (tmp_path / ".state.json.k2j3.tmp").write_text("killed mid-write")
     (tmp_path / "notes.tmp").write_text("not ours: no leading dot")
     (tmp_path / "state.json").write_text("{}")
+    (tmp_path / "rounds" / "round_000").mkdir(parents=True)
+    (tmp_path / "rounds" / "round_000" / ".selected.csv.x1.tmp").write_text("killed mid-write")
     removed = remove_stale_temp_files(tmp_path)
-    assert [p.name for p in removed] == [".state.json.k2j3.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.tmp", "state.json"]
+    assert sorted(p.name for p in removed) == [".selected.csv.x1.tmp", ".state.json.k2j3.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.tmp", "rounds", "state.json"]
+    assert list((tmp_path / "rounds" / "round_000").iterdir()) == []

@@ -1,4 +1,4 @@
-"""``model`` and ``data`` accept subclasses by ``class_path`` (LightningCLI style); plain keys still work."""
+"""``model``, ``data`` and ``strategy`` accept subclasses by ``class_path`` (LightningCLI style)."""
 
 from __future__ import annotations
 
@@ -29,11 +29,12 @@ def config(tmp_path, tiny_bert):
                         "init_args": {**payload["model"], "head_dropout": 0.3}}
     data_args = {**payload["data"], **{k: str(data / f"{k}.txt") for k in ("train", "dev", "test")}}
     payload["data"] = {"class_path": "extensions.TripleBarData", "init_args": data_args}
+    payload["strategy"] = {"class_path": "extensions.MaxProbGap"}
     path.write_text(json.dumps(payload))
     return path
 
 
-def test_a_round_with_a_subclassed_model_and_data_module(config, tmp_path):
+def test_a_round_with_a_subclassed_model_data_module_and_strategy(config, tmp_path):
     before = NormedHeadClassifier.instances
     assert main(["fit", "--config", str(config), "--model.head_dropout", "0.25"]) == 0
     assert NormedHeadClassifier.instances > before
@@ -42,6 +43,8 @@ def test_a_round_with_a_subclassed_model_and_data_module(config, tmp_path):
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "class_path: extensions.NormedHeadClassifier" in saved and "head_dropout: 0.25" in saved
     assert "class_path: extensions.TripleBarData" in saved
+    selected = pd.read_csv(tmp_path / "run" / "rounds" / "round_000" / "selected.csv")
+    assert len(selected) == 10 and metrics["query_strategy"].iloc[0] == "max_prob_gap"
     assert main(["fit", "--resume", str(tmp_path / "run")]) == 0  # the saved subclass config parses back
 
 

@@ -183,6 +183,22 @@ def test_resume_recognises_its_run_moved_renamed_or_redisplayed(tmp_path, tiny_b
     assert "--overwrite" not in line
 
 
+def test_a_failed_first_attempt_does_not_block_the_corrected_command(tmp_path, tiny_bert, tiny_data, monkeypatch, capsys):
+    from lit_al.loop import ActiveLoop
+
+    def crash(self, state, round_index):
+        raise RuntimeError("out of memory in round 0")
+
+    config = _config(tmp_path, tiny_bert, tiny_data)
+    with monkeypatch.context() as patch:
+        patch.setattr(ActiveLoop, "run_round", crash)
+        with pytest.raises(RuntimeError):
+            main(["fit", "--config", str(config), "--data.batch_size", "64"])
+    assert (tmp_path / "run" / "config.yaml").exists()  # the first attempt got as far as writing its run
+    assert main(["fit", "--config", str(config), "--data.batch_size", "4"]) == 0
+    assert "batch_size: 4" in (tmp_path / "run" / "config.yaml").read_text()
+
+
 def test_extending_a_finished_run_equals_running_longer(tmp_path, tiny_bert, tiny_data):
     short = tmp_path / "short"
     assert main(["fit", "--config", str(_config(tmp_path, tiny_bert, tiny_data, run_dir=short))]) == 0
