@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import signal
 import sys
 import warnings
@@ -28,7 +27,7 @@ from typing import Any, Callable, Sequence
 from jsonargparse import ArgumentParser, Namespace
 
 from . import __version__
-from .errors import ConfigError, LitAlError, RunInterrupted
+from .errors import ConfigError, LitAlError, RunInterrupted, one_line
 
 log = logging.getLogger("lit_al")
 
@@ -72,7 +71,7 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace) -> int:
             parsed = cell_parser.parse_object(cell.config)
             build_strategy(parsed.strategy, data_multi_label(parsed))
         except Exception as exc:
-            raise ConfigError(f"{cfg.config}: cell {cell.name}: {error_line(exc)}") from None
+            raise ConfigError(f"{cfg.config}: cell {cell.name}: {one_line(exc)}") from None
     if cfg.dry_run:
         for cell in cells:
             print(f"{'finished' if run_finished(cell.run_dir) else 'to run':>8}  {cell.name}  ->  {cell.run_dir}")
@@ -226,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lit_al: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # jsonargparse reports bad keys/values as exceptions with exit_on_error=False
-        print(f"lit_al: error: {error_line(exc)}", file=sys.stderr)
+        print(f"lit_al: error: {one_line(exc)}", file=sys.stderr)
         return 2
     handlers = {s: signal.signal(s, _raise_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -282,19 +281,6 @@ def _expand_builtin(argv: list[str]) -> list[str]:
                 raise ConfigError(f"--config {out[i + 1]}: no such shipped config; shipped: {', '.join(shipped)}")
             out[i + 1] = str(path)
     return out
-
-
-#: Lines of a jsonargparse error that list what was tried rather than why it failed.
-_NOISE = re.compile(r"^(- )?(Subtypes:|Given value|Errors:|Expected a |Does not validate against any of the Union subtypes)")
-
-
-def error_line(exc: BaseException) -> str:
-    """An exception's message as one line that keeps its reason (nested union errors included)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    kept = [line for line in lines if not _NOISE.match(line)]
-    return " ".join(kept if len(kept) > 1 or len(lines) == 1 else lines[:3])
 
 
 if __name__ == "__main__":

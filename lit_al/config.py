@@ -8,13 +8,17 @@ Trainer factory the loop calls once per Trainer. Nothing here prints or exits.
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
+
+log = logging.getLogger(__name__)
 
 #: Task facts of ``TextClassifier`` that come from the data module at run time, not the config.
 MODEL_SKIP = {"num_labels", "multi_label", "label_names", "positive_index"}
@@ -84,12 +88,11 @@ def class_spec(value: Any, default: str) -> tuple[str, dict[str, Any]]:
 
 
 def _import_class(class_path: str, base: type) -> type:
-    from jsonargparse.typing import import_object  # type: ignore[attr-defined]
-
+    module_name, _, name = class_path.rpartition(".")
     try:
-        cls = import_object(class_path)
-    except Exception as exc:
-        raise ConfigError(f"class_path {class_path!r}: cannot import it: {exc}".splitlines()[0]) from None
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"class_path {class_path!r}: cannot import it: {one_line(exc)}") from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(f"class_path {class_path!r} is not a subclass of {base.__name__}")
     return cls
@@ -177,10 +180,7 @@ def result_differences(saved: Namespace, cfg: Namespace) -> list[str]:
     return [f"{k}: {old.get(k, '-')} -> {new.get(k, '-')}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
 
 
-TrainerFactory = Callable[..., Any]
-
-
-def trainer_factory(parser: ArgumentParser, trainer_cfg: Namespace, logger: Any = None) -> TrainerFactory:
+def trainer_factory(parser: ArgumentParser, trainer_cfg: Namespace, logger: Any = None) -> Callable[..., Any]:
     """``factory(round_dir, callbacks, overrides=None)``: a fresh ``pl.Trainer`` per call.
 
     Callbacks are instantiated anew for every Trainer (no stale state between rounds); the run's
@@ -229,9 +229,8 @@ def build_logger(parser: ArgumentParser, trainer_cfg: Namespace, run_dir: Path):
             loggers = instantiate(Namespace(trainer=Namespace(logger=spec))).trainer.logger
     except Exception as exc:
         missing = _import_error_in(exc)
-        if missing is None:
-            raise
-        raise ConfigError(missing_dependency_message(spec, missing)) from None
+        message = missing_dependency_message(spec, missing) if missing is not None else f"trainer.logger: {one_line(exc)}"
+        raise ConfigError(message) from None
     return RunLogger(loggers if isinstance(loggers, list) else [loggers])
 
 
@@ -253,9 +252,6 @@ def check_run_dir(parser: ArgumentParser, cfg: Namespace, run_dir: Path, overwri
     paths, ``loop.rounds`` and ``loop.max_labels`` may change); a state without its config,
     or a config that is not lit_al's, is never adopted.
     """
-    import logging
-
-    from .errors import one_line
     from .rundir import CONFIG_FILE, STATE_FILE, check_overwritable, check_writable
 
     check_writable(run_dir)
@@ -276,8 +272,7 @@ def check_run_dir(parser: ArgumentParser, cfg: Namespace, run_dir: Path, overwri
     if not differences:
         return
     if _completed_rounds(state_path) == 0:
-        logging.getLogger(__name__).warning("%s: replacing the config of a run that completed no round (%s)",
-                                            run_dir, "; ".join(differences))
+        log.warning("%s: replacing the config of a run that completed no round (%s)", run_dir, "; ".join(differences))
         return
     shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
     raise ConfigError(

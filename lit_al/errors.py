@@ -4,6 +4,8 @@ The CLI prints ``LitAlError`` messages as one line and exits non-zero, without a
 traceback; anything else is a bug and keeps its traceback.
 """
 
+import re
+
 
 class LitAlError(Exception):
     """A problem with the user's input (config, file, option): shown as one line."""
@@ -32,7 +34,18 @@ class RunInterrupted(BaseException):
         self.signum = signum
 
 
-def one_line(exc: BaseException, max_lines: int = 3) -> str:
-    """A library exception's message on one line (its first ``max_lines`` lines)."""
+#: Lines of a jsonargparse error that list what was tried rather than why it failed.
+_NOISE = re.compile(r"^(- )?(Subtypes:|Given value|Errors:|Expected a |Does not validate against any of the Union subtypes)")
+
+
+def one_line(exc: BaseException) -> str:
+    """A library exception's message as one line that keeps its reason.
+
+    jsonargparse's union errors list every subtype it tried; the lines saying why the intended
+    one failed (``the following arguments are required: save_dir``) are kept, the list is not.
+    """
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " ".join(lines[:max_lines]) if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    kept = [line for line in lines if not _NOISE.match(line)]
+    return " ".join(kept if len(kept) > 1 or len(lines) == 1 else lines[:3])

@@ -44,10 +44,10 @@ from .strategies import Strategy, get_strategy
 
 log = logging.getLogger(__name__)
 
-#: ``factory(round_dir, callbacks)`` or ``factory(round_dir, callbacks, overrides)``: a fresh
-#: Trainer for one round. ``overrides`` (a dict of ``pl.Trainer`` arguments that replace the
-#: configured ones) is passed only when non-empty, e.g. ``{"inference_mode": False}`` for the
-#: predict Trainer of a strategy whose outputs take gradients (``Strategy.needs_gradients``).
+#: ``factory(round_dir, callbacks, overrides=None)``: a fresh Trainer for one round.
+#: ``overrides`` (a dict of ``pl.Trainer`` arguments that replace the configured ones) is, e.g.,
+#: ``{"logger": False}`` for a predict Trainer (prediction logs nothing), with
+#: ``"inference_mode": False`` when the strategy's outputs take gradients (``Strategy.needs_gradients``).
 TrainerFactory = Callable[..., pl.Trainer]
 
 
