@@ -84,6 +84,16 @@ def _tensorboard_missing(tmp_path, bert, monkeypatch):
     return ["--trainer.logger", "TensorBoardLogger", "--trainer.logger.save_dir", str(tmp_path / "tb")]
 
 
+def _no_write_permission(tmp_path, bert, monkeypatch):
+    real = os.access
+
+    def access(path, mode, **kwargs):  # tmp_path as a 0500 folder is to a user who is not root
+        return False if Path(path) == tmp_path and mode & os.W_OK else real(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    return []
+
+
 def _labels_path_missing(tmp_path, bert):
     return ["--data.labels", str(tmp_path / "nolabels.txt")]
 
@@ -93,6 +103,7 @@ BAD_INPUTS = [
     (_labels_not_utf8, "labels.txt: not UTF-8 text (byte 16); save the label file as UTF-8"),
     (_corrupt_model, "cannot load the encoder: Error while deserializing header"),
     (_run_dir_is_a_file, "is a file, not a folder"),
+    (_no_write_permission, "run: permission denied (cannot write in"),
     (_state_without_config, "holds a state.json without its config.yaml"),
     (_two_processes, "trainer: 2 processes (devices x num_nodes) are not supported"),
     (_csv_logger_without_save_dir, "the following arguments are required: save_dir"),
