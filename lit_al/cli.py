@@ -7,64 +7,38 @@ Every option can come from the YAML file or the command line
 (``--model.lr 3e-5``, ``--data.batch_size 16``, ``--trainer.max_epochs 3``,
 ``--strategy margin``, ``--loop.query_size 25``); unknown keys are errors;
 ``--print_config`` prints the resolved configuration.
+
+Each verb has an entry in ``VERBS``; only the parser of the verb given is built, so
+``lit_al --help`` and ``lit_al --version`` answer without importing Lightning.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import signal
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ArgumentParser, Namespace
 
-from . import distributed
-from .errors import ConfigError, LitAlError
+from . import __version__
+from .distributed import is_writer
+from .errors import ConfigError, LitAlError, RunInterrupted, one_line
 from .run_lock import run_lock
 
 log = logging.getLogger("lit_al")
 
-MODEL_SKIP = {"num_labels", "multi_label", "label_names", "positive_index"}
-#: Trainer defaults of lit_al (each round builds its own Trainer; the loop writes its own metrics).
-TRAINER_DEFAULTS = {
-    "max_epochs": 5,
-    "logger": False,
-    "enable_checkpointing": False,
-    "enable_model_summary": False,
-    "num_sanity_val_steps": 0,
-}
-
-
-def _fit_parser() -> ArgumentParser:
-    import lightning.pytorch as pl
-
-    from .data.module import ActiveDataModule
-    from .loop import LoopConfig
-    from .model import TextClassifier
-
-    parser = ArgumentParser(description="Run an active-learning simulation (or resume one).", exit_on_error=False)
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file")
-    parser.add_argument("--seed", type=int, default=0, help="run seed; model init, data order and strategy seeds derive from it")
-    parser.add_argument("--run_dir", type=str, default="runs/lit_al", help="where the run is written (re-running continues it)")
-    parser.add_argument("--overwrite", type=bool, default=False, help="delete an existing run in run_dir first")
-    parser.add_argument("--resume", type=str | None, default=None, help="continue the run in this directory, with its saved config")
-    parser.add_class_arguments(TextClassifier, "model", skip=MODEL_SKIP, instantiate=False)
-    parser.add_class_arguments(ActiveDataModule, "data", instantiate=False)
-    parser.add_class_arguments(pl.Trainer, "trainer", instantiate=False, skip={"default_root_dir"})
-    parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
-    parser.add_argument(
-        "--strategy", type=str | dict[str, Any], default="entropy",
-        help="a registered name (entropy), {name: margin, <option>: value}, or {class_path: pkg.Class, init_args: {...}}",
-    )
-    parser.add_class_arguments(LoopConfig, "loop")
-    return parser
+BUILTIN_PREFIX = "builtin:"
 
 
 def _experiment_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Run a grid of fit runs (strategies x seeds x scenarios).", exit_on_error=False)
-    parser.add_argument("--config", type=str, required=True, help="grid YAML file (see configs/experiments/)")
+    parser.add_argument("-c", "--config", type=str, required=True, help="grid YAML file (see configs/experiments/)")
     parser.add_argument("--experiment_dir", type=str | None, default=None, help="override the grid's experiment_dir")
     parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
     parser.add_argument("--dry_run", type=bool, default=False, help="list the cells and their state; run nothing")
@@ -81,6 +55,12 @@ def _report_parser() -> ArgumentParser:
     return parser
 
 
+def _fit_parser() -> ArgumentParser:
+    from .config import fit_parser
+
+    return fit_parser()
+
+
 def _label_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Import a person's answers to the pending batch of a run.", exit_on_error=False)
     parser.add_argument("run_dir", type=str, help="the run directory (lit_al query wrote its batch there)")
@@ -91,29 +71,19 @@ def _label_parser() -> ArgumentParser:
     return parser
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="lit_al", description="Active learning for transformer text classifiers.", exit_on_error=False)
-    subcommands = parser.add_subcommands(required=True)
-    subcommands.add_subcommand("fit", _fit_parser(), help="run an active-learning simulation")
-    subcommands.add_subcommand("query", _fit_parser(), help="train on what a person labeled and propose the next batch")
-    subcommands.add_subcommand("label", _label_parser(), help="import a person's answers to the pending batch")
-    subcommands.add_subcommand("experiment", _experiment_parser(), help="run a grid of simulations")
-    subcommands.add_subcommand("report", _report_parser(), help="tables and figures of an experiment")
-    return parser
-
-
-def run_experiment(cfg: Namespace) -> int:
+def run_experiment(parser: ArgumentParser, cfg: Namespace) -> int:
+    from .config import build_strategy, data_multi_label, fit_parser
     from .experiment import load_grid, run_cells, run_finished, write_manifest
 
     grid = load_grid(cfg.config, cfg.experiment_dir)
     cells = grid.cells()
-    fit_parser = _fit_parser()
+    cell_parser = fit_parser()
     for cell in cells:  # every cell's config and strategy options are checked before anything runs
         try:
-            parsed = fit_parser.parse_object(cell.config)
-            build_strategy(parsed.strategy, bool(_as_dict(parsed.data).get("multi_label")))
+            parsed = cell_parser.parse_object(cell.config)
+            build_strategy(parsed.strategy, data_multi_label(parsed))
         except Exception as exc:
-            raise ConfigError(f"{cfg.config}: cell {cell.name}: {_first_line(exc)}") from None
+            raise ConfigError(f"{cfg.config}: cell {cell.name}: {one_line(exc)}") from None
     if cfg.dry_run:
         for cell in cells:
             print(f"{'finished' if run_finished(cell.run_dir) else 'to run':>8}  {cell.name}  ->  {cell.run_dir}")
@@ -121,16 +91,16 @@ def run_experiment(cfg: Namespace) -> int:
     grid.experiment_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(grid, cells)
     results = run_cells(cells, grid.experiment_dir, jobs=cfg.jobs)
-    failed = [r for r in results if r.status in ("failed", "blocked")]
+    failed = [r for r in results if r.status not in ("done", "skipped")]
     print(f"\nexperiment directory: {grid.experiment_dir}  "
           f"({sum(r.status == 'done' for r in results)} run, {sum(r.status == 'skipped' for r in results)} skipped, "
-          f"{len(failed)} failed or blocked)")
+          f"{len(failed)} failed, interrupted or blocked)")
     for result in failed:
         print(f"  {result.status}: {result.cell.name}" + (f"  (log: {result.log_path})" if result.log_path else ""))
     return 1 if failed else 0
 
 
-def run_report(cfg: Namespace) -> int:
+def run_report(parser: ArgumentParser, cfg: Namespace) -> int:
     from .experiment.report import write_report
 
     path = write_report(cfg.experiment_dir, out_dir=cfg.out, metric=cfg.metric, batch_analysis=cfg.batch_analysis)
@@ -138,86 +108,41 @@ def run_report(cfg: Namespace) -> int:
     return 0
 
 
-def build_strategy(spec: str | dict[str, Any], multi_label: bool):
-    """A strategy from a name, ``{name: ..., options}`` or ``{class_path: ..., init_args: {...}}``."""
-    from .strategies import get_strategy
-
-    if isinstance(spec, str):
-        return get_strategy(spec, multi_label=multi_label)
-    spec = dict(spec)
-    if "class_path" in spec:
-        name = spec.pop("class_path")
-        options = dict(spec.pop("init_args", None) or {})
-        if spec:
-            raise ConfigError(f"strategy: unexpected keys {sorted(spec)} next to class_path (put options in init_args)")
-    elif "name" in spec:
-        name = spec.pop("name")
-        options = spec
-    else:
-        raise ConfigError("strategy: give a registered name, {name: ..., options}, or {class_path: ..., init_args: ...}")
-    options.setdefault("multi_label", multi_label)
-    return get_strategy(name, **options)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, Namespace):
-        return value.as_dict()
-    return dict(value or {})
-
-
 def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
-    import lightning.pytorch as pl
-
-    from .data.module import ActiveDataModule
-    from .io import atomic_write_text
+    from .config import (as_dict, build_data, build_logger, build_strategy, check_run_dir, model_spec, round0_fingerprint,
+                         trainer_factory)
     from .loop import ActiveLoop, LoopConfig, format_round
 
-    if cfg.resume:
-        cfg.run_dir = str(cfg.resume)
-    run_dir = Path(cfg.run_dir)
-    config_path = run_dir / "config.yaml"
+    run_dir = Path(cfg.resume or cfg.run_dir)
     overwrite = bool(cfg.overwrite)
-    cfg.overwrite = False
-    cfg.resume = None
-    text = parser.dump(cfg, skip_none=False)
-    if not overwrite and config_path.exists() and config_path.read_text(encoding="utf-8") != text:
-        raise ConfigError(f"{run_dir} holds a run with a different config; use another --run_dir or --overwrite true")
-    data_kwargs = _as_dict(cfg.data)
-    data = ActiveDataModule(**data_kwargs)
-    strategy = build_strategy(cfg.strategy, bool(data_kwargs.get("multi_label")))
-    loop_config = LoopConfig(**_as_dict(cfg.loop))
-    model_kwargs = _as_dict(cfg.model)
-    trainer_cfg = cfg.trainer
-
-    def make_trainer(round_dir: Path, callbacks: list, overrides: dict[str, Any] | None = None) -> pl.Trainer:
-        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # jsonargparse >= 4.49
-        init = instantiate(Namespace(trainer=trainer_cfg.clone()))
-        kwargs = _as_dict(init.trainer) if isinstance(init.trainer, Namespace) else dict(init.trainer)
-        kwargs.update(overrides or {})  # what the loop needs of this Trainer, e.g. inference_mode=False
-        user_callbacks = kwargs.pop("callbacks", None) or []
-        if not isinstance(user_callbacks, list):
-            user_callbacks = [user_callbacks]
-        return pl.Trainer(**kwargs, callbacks=[*user_callbacks, *callbacks], default_root_dir=str(round_dir))
-
+    cfg.run_dir, cfg.overwrite, cfg.resume = str(run_dir), False, None
+    check_run_dir(parser, cfg, run_dir, overwrite)
+    data = build_data(cfg)
+    strategy = build_strategy(cfg.strategy, data.multi_label)
+    model_class, model_kwargs = model_spec(cfg)
+    logger = build_logger(parser, cfg.trainer, run_dir)
     metric_names: list[str] = []
 
     def report(row: dict[str, Any]) -> None:
         if not metric_names:
             metric_names.extend(_headline_metrics(row))
+        if logger is not None:
+            logger.log_round(row)
         print(format_round(row, metric_names), flush=True)
 
     loop = ActiveLoop(
-        model_kwargs=model_kwargs, data=data, strategy=strategy, trainer_factory=make_trainer,
-        run_dir=run_dir, seed=cfg.seed, loop=loop_config, on_round_end=report,
-        round0_key=_round0_fingerprint(cfg),
+        model_kwargs=model_kwargs, model_class=model_class, data=data, strategy=strategy,
+        trainer_factory=trainer_factory(parser, cfg.trainer, logger), run_dir=run_dir, seed=cfg.seed,
+        loop=LoopConfig(**as_dict(cfg.loop)), on_round_end=report, round0_key=round0_fingerprint(cfg),
     )
     existed = run_dir.is_dir()
-    with run_lock(run_dir, writes=distributed.is_writer()):
-        loop.prepare(fresh=overwrite)  # validates data, model and initial set before anything is written
-        if loop.writes:
-            atomic_write_text(config_path, text)
+    with run_lock(run_dir, writes=loop.writes):
+        # validates data, model and initial set before anything is written; the config goes first
+        loop.prepare(fresh=overwrite, config_text=parser.dump(cfg, skip_none=False))
         with run_lock(run_dir, writes=loop.writes and not existed):  # a new run: locked once its folder exists
             metrics = loop.run()
+    if logger is not None:
+        logger.finalize("success")
     if not loop.writes:  # another DDP rank: rank 0 reports
         return 0
     if not metrics.empty:
@@ -227,6 +152,12 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
         print("\n" + waiting_line(run_dir, loop.data.state))
     print(f"\nrun directory: {run_dir}")
     return 0
+
+
+def run_query(parser: ArgumentParser, cfg: Namespace) -> int:
+    """``lit_al query``: ``fit`` with a person as the oracle (commit their answers, train, propose, stop)."""
+    cfg.loop.oracle = "person"
+    return run_fit(parser, cfg)
 
 
 def waiting_line(run_dir: Path, state) -> str:
@@ -239,18 +170,16 @@ def waiting_line(run_dir: Path, state) -> str:
             f"&& lit_al query --resume {run_dir}")
 
 
-def run_label(cfg: Namespace) -> int:
+def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al label RUN_DIR FILE``: validate a person's answers, then record them in one atomic write."""
-    from .data.module import ActiveDataModule
+    from .config import build_data, saved_config
     from .data.state import LabelState
     from .labeling import apply_answers, read_answers
 
     run_dir = Path(cfg.run_dir)
-    saved = run_dir / "config.yaml"
-    if not saved.is_file() or not (run_dir / "state.json").is_file():
-        raise ConfigError(f"{run_dir}: not a lit_al run (no config.yaml and state.json); start one with lit_al query")
-    fit = _fit_parser().parse_path(str(saved))
-    data = ActiveDataModule(**_as_dict(fit.data))
+    if not (run_dir / "state.json").is_file():
+        raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
+    data = build_data(saved_config(run_dir))
     data.load()
     assert data.pool is not None and data.schema is not None
     answers = read_answers(cfg.file, data.schema, data.label_separator)
@@ -264,28 +193,43 @@ def run_label(cfg: Namespace) -> int:
     return 0
 
 
-#: Options that do not change the round-0 model (what is queried, and where it is written).
-ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed"}
-ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir",
-                          "oracle", "repropose_skipped"}
-#: Trainer options that only change what is printed.
-ROUND0_IRRELEVANT_TRAINER = {"enable_progress_bar", "enable_model_summary"}
-
-
-def _round0_fingerprint(cfg: Namespace) -> str:
-    """The configuration a shared round-0 model depends on (model, data, trainer, monitor), as JSON."""
-    import json
-
-    config = {k: v for k, v in cfg.as_dict().items() if k not in ROUND0_IRRELEVANT and not k.startswith("__")}
-    config["loop"] = {k: v for k, v in dict(config.get("loop") or {}).items() if k not in ROUND0_IRRELEVANT_LOOP}
-    config["trainer"] = {k: v for k, v in dict(config.get("trainer") or {}).items() if k not in ROUND0_IRRELEVANT_TRAINER}
-    return json.dumps(config, sort_keys=True, default=str)
-
-
 def _headline_metrics(row: dict[str, Any]) -> list[str]:
     preferred = ["test_accuracy", "test_macro_f1", "test_micro_f1", "test_subset_accuracy",
                  "test_target_precision", "test_target_recall", "test_target_f1"]
     return [name for name in preferred if name in row]
+
+
+@dataclass(frozen=True)
+class Verb:
+    help: str
+    parser: Callable[[], ArgumentParser]
+    run: Callable[[ArgumentParser, Namespace], int]
+
+
+VERBS: dict[str, Verb] = {
+    "fit": Verb("run an active-learning simulation (or continue one)", _fit_parser, run_fit),
+    "query": Verb("train on what a person labeled and propose the next batch to label", _fit_parser, run_query),
+    "label": Verb("import a person's answers to the pending batch", _label_parser, run_label),
+    "experiment": Verb("run a grid of simulations", _experiment_parser, run_experiment),
+    "report": Verb("tables and figures of an experiment", _report_parser, run_report),
+}
+
+
+def top_level_help() -> str:
+    lines = [f"usage: lit_al [-h] [--version] {{{','.join(VERBS)}}} ...", "",
+             "Active learning for transformer text classifiers.", "", "commands:"]
+    lines += [f"  {name:<12}{verb.help}" for name, verb in VERBS.items()]
+    lines += ["", "lit_al COMMAND --help shows the options of a command."]
+    return "\n".join(lines)
+
+
+def build_parser() -> ArgumentParser:
+    """Every verb's parser under one (slow: builds them all; ``main`` builds only the one used)."""
+    parser = ArgumentParser(prog="lit_al", description="Active learning for transformer text classifiers.", exit_on_error=False)
+    subcommands = parser.add_subcommands(required=True)
+    for name, verb in VERBS.items():
+        subcommands.add_subcommand(name, verb.parser(), help=verb.help)
+    return parser
 
 
 def _quiet_libraries() -> None:
@@ -301,61 +245,103 @@ def _quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "transformers.modeling_utils"):
+    # faiss.loader reports which CPU build it loads (and a ModuleNotFoundError for the AVX-512 one) at INFO
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "transformers.modeling_utils",
+                 "faiss", "faiss.loader"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .distributed import is_writer
+#: Failures of the machine, not of lit_al: permission, read-only file system, disk or quota full.
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
+
+def _raise_on_signal(signum: int, _frame: Any) -> None:
+    # Lightning keeps a handler installed before its own and calls it after its notifier, so this
+    # stops the run wherever the signal lands (fit, test, predict, selection) without a 0 exit.
+    signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+    raise RunInterrupted(signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(top_level_help(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"lit_al {__version__}")
+        return 0
+    verb = VERBS.get(args[0])
+    if verb is None:
+        print(f"lit_al: error: unknown command {args[0]!r}; choose one of {', '.join(VERBS)} (lit_al --help)", file=sys.stderr)
+        return 2
     # the other ranks of a DDP run repeat rank 0's progress: only their warnings are news
     logging.basicConfig(level=logging.INFO if is_writer() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _quiet_libraries()
-    parser = build_parser()
     try:
-        argv = _expand_resume(list(sys.argv[1:] if argv is None else argv))
-        cfg = parser.parse_args(argv)
+        parser = verb.parser()
+        parser.prog = f"lit_al {args[0]}"
+        rest = _expand_builtin(_expand_resume(args[1:])) if args[0] in ("fit", "query") else args[1:]
+        cfg = parser.parse_args(rest)
     except LitAlError as exc:
         print(f"lit_al: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # jsonargparse reports bad keys/values as exceptions with exit_on_error=False
-        print(f"lit_al: error: {_first_line(exc)}", file=sys.stderr)
+        print(f"lit_al: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    handlers = {s: signal.signal(s, _raise_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if cfg.subcommand == "fit":
-            return run_fit(parser._subcommands_action._name_parser_map["fit"], cfg.fit)
-        if cfg.subcommand == "query":
-            cfg.query.loop.oracle = "person"
-            return run_fit(parser._subcommands_action._name_parser_map["query"], cfg.query)
-        if cfg.subcommand == "label":
-            return run_label(cfg.label)
-        if cfg.subcommand == "experiment":
-            return run_experiment(cfg.experiment)
-        if cfg.subcommand == "report":
-            return run_report(cfg.report)
+        return verb.run(parser, cfg)
     except LitAlError as exc:
         print(f"lit_al: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lit_al: error: {where}{exc.strerror or exc} (errno {errno.errorcode.get(exc.errno, exc.errno)})", file=sys.stderr)
+        return 1
+    except RunInterrupted as exc:
+        print(f"lit_al: interrupted by {signal.Signals(exc.signum).name}; {_resume_hint(args[0], cfg)}", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _resume_hint(verb: str, cfg: Namespace) -> str:
+    if verb in ("fit", "query"):
+        return f"the run is unfinished; continue it with: lit_al {verb} --resume {cfg.run_dir}"
+    if verb == "experiment":
+        return "re-run the same command to finish the unfinished cells"
+    return "nothing was lost; run the command again"
 
 
 def _expand_resume(argv: list[str]) -> list[str]:
     """``fit --resume DIR`` reads the run's saved ``DIR/config.yaml`` first (later arguments still apply)."""
-    if not argv or argv[0] not in ("fit", "query"):
-        return argv
     for i, arg in enumerate(argv):
         value = argv[i + 1] if arg == "--resume" and i + 1 < len(argv) else arg.partition("=")[2] if arg.startswith("--resume=") else None
         if value:
             saved = Path(value) / "config.yaml"
-            if not saved.exists():
-                raise ConfigError(f"--resume {value}: no config.yaml there")
-            return [argv[0], "--config", str(saved), *argv[1:]]
+            if not saved.is_file():
+                raise ConfigError(f"--resume {value}: no config.yaml there (not a lit_al run)")
+            return ["--config", str(saved), *argv]
     return argv
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return " ".join(line.strip() for line in text.splitlines()[:3]) if text else type(exc).__name__
+def _expand_builtin(argv: list[str]) -> list[str]:
+    """``--config builtin:demo.yaml`` names a config shipped inside the package."""
+    from .data.readers import builtin_root
+
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg in ("-c", "--config") and out[i + 1].startswith(BUILTIN_PREFIX):
+            name = out[i + 1][len(BUILTIN_PREFIX):]
+            path = builtin_root().parent / "configs" / name
+            if not path.is_file():
+                shipped = sorted(p.name for p in path.parent.glob("*.yaml"))
+                raise ConfigError(f"--config {out[i + 1]}: no such shipped config; shipped: {', '.join(shipped)}")
+            out[i + 1] = str(path)
+    return out
 
 
 if __name__ == "__main__":

@@ -32,23 +32,24 @@ from .data.module import ActiveDataModule
 from .data.scenarios import draw_initial_set
 from .data.state import LabelState, PendingQuery
 from .errors import ConfigError
+from .atomic import atomic_write_text, remove_stale_temp_files
 from .data.readers import resolve_path
-from .io import atomic_write_text
 from .labeling import apply_answers, read_answers, write_batch_files
 from .model import RUN_MODEL_DIR, TextClassifier, load_tokenizer, save_run_model
 from .oracle import Oracle, PersonOracle, SimulatedOracle
 from .outputs.catalog import LABELS, PROBS
 from .round0 import SharedRound0
+from .rundir import CONFIG_FILE, STATE_FILE, check_writable, remove_run
 from .scoring import PoolScorer, ScoredPool
 from .seeding import derive_seed
 from .strategies import Selection, Strategy, get_strategy
 
 log = logging.getLogger(__name__)
 
-#: ``factory(round_dir, callbacks)`` or ``factory(round_dir, callbacks, overrides)``: a fresh
-#: Trainer for one round. ``overrides`` (a dict of ``pl.Trainer`` arguments that replace the
-#: configured ones) is passed only when non-empty, e.g. ``{"inference_mode": False}`` for the
-#: predict Trainer of a strategy whose outputs take gradients (``Strategy.needs_gradients``).
+#: ``factory(round_dir, callbacks, overrides=None)``: a fresh Trainer for one round.
+#: ``overrides`` (a dict of ``pl.Trainer`` arguments that replace the configured ones) is, e.g.,
+#: ``{"logger": False}`` for a predict Trainer (prediction logs nothing), with
+#: ``"inference_mode": False`` when the strategy's outputs take gradients (``Strategy.needs_gradients``).
 TrainerFactory = Callable[..., pl.Trainer]
 
 
@@ -128,8 +129,10 @@ class ActiveLoop:
         oracle: Oracle | None = None,
         on_round_end: Callable[[dict[str, Any]], None] | None = None,
         round0_key: str = "",
+        model_class: type[TextClassifier] = TextClassifier,
     ) -> None:
         self.model_kwargs = dict(model_kwargs)
+        self.model_class = model_class
         self.data = data
         self.strategy = strategy
         self.trainer_factory = trainer_factory
@@ -145,17 +148,21 @@ class ActiveLoop:
         self.writes = distributed.is_writer()
 
     # ------------------------------------------------------------------ set-up
-    def prepare(self, *, fresh: bool = False) -> LabelState:
+    def prepare(self, *, fresh: bool = False, config_text: str | None = None) -> LabelState:
         """Load the data, the tokenizer and the label state (or draw the initial set), then tokenize.
 
-        Everything that bad input can break (files, columns, labels, the model path, the
-        initial-set scenario) is checked before anything is written to ``run_dir``, so a
-        run that cannot start leaves nothing behind. ``fresh`` starts over: an existing
-        run in ``run_dir`` is ignored, and deleted only once the new one has been validated.
+        Everything that bad input can break (files, columns, labels, the model and its weights,
+        the initial-set scenario, the number of processes) is checked before anything is written
+        to ``run_dir``, so a run that cannot start leaves nothing behind. ``fresh`` starts over:
+        an existing run in ``run_dir`` is ignored, and deleted only once the new one has been
+        validated. ``config_text`` is written to ``config.yaml`` before the state, so a state
+        never exists without the config it was drawn under.
         """
+        check_writable(self.run_dir)
         self.data.load()
         tokenizer = load_tokenizer(self.model_kwargs)
         assert self.data.pool is not None and self.data.schema is not None
+        self._check_model_and_trainer()
         if self.strategy.multi_label != self.data.schema.multi_label:
             raise ConfigError(
                 f"strategy {self.strategy.name!r} is configured with multi_label={self.strategy.multi_label} "
@@ -163,7 +170,7 @@ class ActiveLoop:
             )
         if self.oracle is None:
             self.oracle = self._default_oracle()
-        state_path = self.run_dir / "state.json"
+        state_path = self.run_dir / STATE_FILE
         is_new = fresh or not state_path.exists()
         if not is_new:
             state = LabelState.load(state_path, self.data.pool.ids)
@@ -172,13 +179,18 @@ class ActiveLoop:
             dropped = state.drop_after(state.completed_rounds)
             if dropped:
                 log.info("resuming: dropped %d simulated labels of an interrupted round", len(dropped))
+            self._extend_finished(state)
             log.info("resuming %s after %d completed round(s)", self.run_dir, state.completed_rounds)
         else:
             state = self._initial_state(LabelState(self.data.pool.ids, state_path if self.writes else None))
+            self._warn_budget(state)
         if self.writes:
-            if fresh and self.run_dir.exists():
-                shutil.rmtree(self.run_dir)
+            if fresh:
+                remove_run(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(self.run_dir)
+            if config_text is not None:
+                atomic_write_text(self.run_dir / CONFIG_FILE, config_text)
         # other ranks tokenize without the cache: they never write, and may start before rank 0 filled it
         self.data.tokenize(tokenizer, cache_dir=self.run_dir / "cache" if self.writes else None)
         if is_new:
@@ -222,6 +234,38 @@ class ActiveLoop:
             state.pending = PendingQuery(0, tuple(int(i) for i in proposed), (float("nan"),) * proposed.size,
                                          data.initial.scenario)
         return state
+
+    def _check_model_and_trainer(self) -> None:
+        """Build the model once and a Trainer once: a model that does not load, or a Trainer config
+        that cannot work, fails here rather than after the run directory is written."""
+        self.model_class(**self.model_kwargs, **self.data.task_info())
+        self.trainer_factory(self.run_dir / "rounds" / "round_000", [], {"logger": False})
+
+    def _warn_budget(self, state: LabelState) -> None:
+        """Say so when a run will do less than its config asks."""
+        initial, n_pool = self.data.initial, state.n_pool
+        if initial.scenario in ("random", "positives", "keyword_query") and initial.n > n_pool:
+            log.warning("data.initial.n is %d but the pool has %d examples; the initial set has %d",
+                        initial.n, n_pool, len(state.records))
+        max_labels = self.config.max_labels
+        if max_labels is not None and max_labels <= len(state.records):
+            log.warning("loop.max_labels is %d but the initial set already has %d labels; no round will query",
+                        max_labels, len(state.records))
+
+    def _extend_finished(self, state: LabelState) -> None:
+        """Reopen a finished run whose budget (``loop.rounds``, ``loop.max_labels``) now allows more.
+
+        The last round of a finished run trained without querying; it runs again (same seeds,
+        same model) and queries this time.
+        """
+        if not state.finished or state.completed_rounds == 0:
+            return
+        last = state.completed_rounds - 1
+        labeled, unlabeled = len(state.records), state.n_pool - len(state.records)
+        if self._budget(last, labeled, unlabeled) > 0:
+            state.finished = False
+            state.completed_rounds = last
+            log.info("extending the finished run: round %d runs again and queries", last)
 
     def monitor_name(self) -> str | None:
         monitor = self.config.monitor
@@ -279,7 +323,7 @@ class ActiveLoop:
         labeled = state.labeled_indices()
         row: dict[str, Any] = {"round": round_index, "labeled": int(labeled.size), "strategy": self.strategy.name}
         pl.seed_everything(derive_seed(self.seed, round_index, "model"), workers=True, verbose=False)
-        model = TextClassifier(**self.model_kwargs, **data.task_info())
+        model = self.model_class(**self.model_kwargs, **data.task_info())
         data.train_seed = derive_seed(self.seed, round_index, "data_order")
         if labeled.size == 0:
             return row, model, False

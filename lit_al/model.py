@@ -17,7 +17,7 @@ from torchmetrics import classification as C
 
 from .errors import ConfigError
 from .hub import resolve_model_path
-from .io import atomic_write_bytes, atomic_write_json
+from .atomic import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,11 @@ class TextClassifier(pl.LightningModule):
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
+        from safetensors import SafetensorError
+
         try:
             self.encoder = AutoModel.from_pretrained(self.model_path, **kwargs)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a truncated or corrupt weights file
             raise ConfigError(f"model.model_name_or_path {model_name_or_path!r}: cannot load the encoder: {exc}".splitlines()[0]) from None
         self.encoder.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
         pooler = getattr(self.encoder, "pooler", None)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .io import atomic_write_bytes, atomic_write_json
+from .atomic import atomic_write_bytes, atomic_write_json
 from .model import TextClassifier
 
 log = logging.getLogger(__name__)

@@ -36,9 +36,9 @@ def _rewrite_train(data, mutate):
 @pytest.mark.parametrize(
     "mutate, pattern",
     [
-        (lambda r: r.__setitem__(9, {**r[9], "text": ""}), "train.csv: row 10: empty text"),
-        (lambda r: r.__setitem__(4, {**r[4], "label": "weather"}), "train.csv: row 5: label 'weather' is not in the label schema"),
-        (lambda r: r.__setitem__(6, {**r[6], "id": r[1]["id"]}), "train.csv: row 7: duplicate id 'train-1'"),
+        (lambda r: r.__setitem__(9, {**r[9], "text": ""}), "train.csv: empty text"),
+        (lambda r: r.__setitem__(4, {**r[4], "label": "weather"}), "train.csv: label 'weather' is not in the label schema"),
+        (lambda r: r.__setitem__(6, {**r[6], "id": r[1]["id"]}), "train.csv: duplicate id 'train-1'"),
     ],
     ids=["empty_text", "unknown_label", "duplicate_id"],
 )

@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from jsonargparse import Namespace
 
-from lit_al.cli import build_parser
-from lit_al.data import ActiveDataModule
+from lit_al.config import build_data, fit_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -17,11 +15,11 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_parses_and_data_loads(path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    cfg = build_parser().parse_args(["fit", "--config", str(path)]).fit
-    data_cfg = cfg.data.as_dict() if isinstance(cfg.data, Namespace) else dict(cfg.data)
+    cfg = fit_parser().parse_args(["--config", str(path)])
+    data_cfg = cfg.data.init_args.as_dict()
     if any(str(data_cfg.get(k) or "").startswith("../shared") for k in ("train", "dev", "test")) and not (ROOT.parent / "shared").exists():
         pytest.skip("../shared is not beside the checkout")
-    data = ActiveDataModule(**data_cfg)
+    data = build_data(cfg)
     data.load()
     assert len(data.pool) > 0 and data.test is not None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -94,9 +95,9 @@ def test_seeded_split_is_deterministic(tmp_path, rows):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda r: r.__setitem__(3, {**r[3], "text": "  "}), r"train.csv: row 4: empty text"),
-        (lambda r: r.__setitem__(5, {**r[5], "label": "weather"}), r"train.csv: row 6: label 'weather' is not in the label schema"),
-        (lambda r: r.__setitem__(7, {**r[7], "id": r[2]["id"]}), r"train.csv: row 8: duplicate id"),
+        (lambda r: r.__setitem__(3, {**r[3], "text": "  "}), r"line 5 of .*train.csv: empty text"),
+        (lambda r: r.__setitem__(5, {**r[5], "label": "weather"}), r"line 7 of .*train.csv: label 'weather' is not in the label schema"),
+        (lambda r: r.__setitem__(7, {**r[7], "id": r[2]["id"]}), r"line 9 of .*train.csv: duplicate id"),
     ],
 )
 def test_bad_rows_name_file_and_row(tmp_path, rows, mutate, message):
@@ -231,3 +232,57 @@ def test_max_rows_samples_each_split_reproducibly(tmp_path):
     assert a.pool.source != full.pool.source  # different token-cache key
     with pytest.raises(ConfigError, match="data.max_rows"):
         ActiveDataModule(train="x.csv", max_rows={"pool": 3})
+
+
+def test_corrupt_token_cache_is_rebuilt(tmp_path, caplog):
+    from transformers import BertTokenizerFast
+
+    from tiny import write_tiny_bert
+
+    tokenizer = BertTokenizerFast.from_pretrained(write_tiny_bert(tmp_path / "bert"))
+    texts = ["ball goal", "chip"]
+    first = cached_tokenize(tokenizer, texts, 8, "k", tmp_path / "cache")
+    (cache,) = (tmp_path / "cache").glob("*.npz")
+    cache.write_bytes(cache.read_bytes()[:40])  # a kill mid-write by another writer, or a bad disk
+    again = cached_tokenize(tokenizer, texts, 8, "k", tmp_path / "cache")
+    np.testing.assert_array_equal(first.ids, again.ids)
+    assert "is unreadable" in caplog.text and "rebuilding it" in caplog.text
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [cache.name]  # no temp file left
+    np.testing.assert_array_equal(cached_tokenize(tokenizer, texts, 8, "k", tmp_path / "cache").offsets, first.offsets)
+
+
+def _write(path: Path, rows: list[dict], fmt: str) -> Path:
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+@pytest.mark.parametrize("fmt, unit", [("jsonl", "line"), ("parquet", "row")])
+def test_labels_are_read_as_text_and_null_is_missing(tmp_path, fmt, unit):
+    rows = [{"id": i, "text": f"ball goal {i}", "label": i % 2} for i in range(6)]
+    path = _write(tmp_path / f"train.{fmt}", rows, fmt)
+    data = ActiveDataModule(train=str(path))
+    data.load()
+    assert data.schema.names == ("0", "1") and data.pool.ids[:2] == ["0", "1"]  # never "1.0"
+    rows[3]["label"] = None
+    path = _write(tmp_path / f"null.{fmt}", rows, fmt)
+    with pytest.raises(DataError, match=rf"^{unit} 4 of .*null.{fmt}: empty label$"):
+        ActiveDataModule(train=str(path)).load()
+    (tmp_path / "labels.txt").write_text("0\n1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{unit} 4 of .*null.{fmt}: empty label$"):
+        ActiveDataModule(train=str(path), labels=str(tmp_path / "labels.txt")).load()
+
+
+def test_jsonl_line_numbers_count_blank_lines_and_name_bad_json(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"id": "a", "text": "ball", "label": "x"}\n\n{"id": "b", "text": "", "label": "y"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"^line 3 of .*train.jsonl: empty text$"):
+        ActiveDataModule(train=str(path)).load()
+    path.write_text('{"id": "a", "text": "ball", "label": "x"}\n{"id": "b", "text": \n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"^line 2 of .*train.jsonl: not valid JSON"):
+        ActiveDataModule(train=str(path)).load()

@@ -208,14 +208,14 @@ def test_experiment_with_a_bad_cell_config_runs_nothing(tmp_path, capsys):
 
 
 def test_round0_fingerprint_ignores_what_does_not_change_the_round0_model(tmp_path):
-    from lit_al.cli import _fit_parser, _round0_fingerprint
+    from lit_al.config import fit_parser, round0_fingerprint
 
-    parser = _fit_parser()
+    parser = fit_parser()
     base = {**BASE, "trainer": {"max_epochs": 2}}
 
     def key(**changes):
         config = deep_merge(base, changes)
-        return _round0_fingerprint(parser.parse_object(config))
+        return round0_fingerprint(parser.parse_object(config))
 
     same = key()
     assert key(strategy="margin", run_dir="elsewhere", seed=7, loop={"rounds": 9, "query_size": 1}) == same

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lit_al"
 
 #: Floor of each top-level module or subpackage; a module may import only its own floor or lower ones.
 FLOORS = {
-    "errors": 0, "run_lock": 0, "seeding": 0, "io": 0, "atomic": 0, "hub": 0, "functional": 0, "index": 0, "distributed": 0,
+    "errors": 0, "run_lock": 0, "rundir": 0, "run_logger": 0, "seeding": 0, "io": 0, "atomic": 0, "hub": 0, "functional": 0, "index": 0, "distributed": 0,
     "analysis": 0, "datasets": 0,
     "outputs": 1,
     "strategies": 2, "data": 2, "model": 2, "callbacks": 2, "oracle": 2,
@@ -37,6 +37,11 @@ def _modules() -> list[tuple[str, Path]]:
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         found.append((name, path))
     return found
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -67,8 +72,8 @@ def _imports(module: str, path: Path) -> set[str]:
                 target = node.module or ""
             if target.split(".")[0] == "lit_al":
                 found.add(target)
-                if node.level and not node.module:  # ``from . import x`` names submodules
-                    found.update(f"{target}.{alias.name}" for alias in node.names)
+                if node.level and not node.module:  # ``from . import x`` names submodules (not other names)
+                    found.update(f"{target}.{alias.name}" for alias in node.names if _is_module(f"{target}.{alias.name}"))
         for child in ast.iter_child_nodes(node):
             visit(child)
 

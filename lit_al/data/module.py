@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import ConfigError, DataError
-from .readers import file_fingerprint, read_table, resolve_path
+from .readers import file_fingerprint, position_unit, read_table, resolve_path
 from .scenarios import InitialSet
 from .schema import LabelSchema, read_label_file
 from .state import LabelState
@@ -40,6 +40,14 @@ class Split:
     texts: list[str]
     gold: list[tuple[str, ...]] | None
     tokens: TokenizedTexts | None = field(default=None, repr=False)
+    #: where each row is in its file, for messages: ``f"{unit} {positions[i]} of {source}"``
+    positions: list[int] = field(default_factory=list, repr=False)
+    unit: str = "row"
+
+    def where(self, i: int) -> str:
+        """Row ``i`` as a person finds it in the file (``line 5 of train.csv``)."""
+        position = self.positions[i] if self.positions else i + 1
+        return f"{self.unit} {position} of {self.source}"
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -74,7 +82,7 @@ class ActiveDataModule(pl.LightningDataModule):
         cache_dir: where token ids are cached (default: ``<run_dir>/cache``).
         max_rows: at most this many rows per split, a random sample seeded by ``split_seed``
             (e.g. ``{train: 10000, dev: 1000}``; IBM capped large sets at 15k/3k/3k, BEAL
-            used 10k-text pools); rows keep their file row numbers in error messages.
+            used 10k-text pools); rows keep their file line numbers in error messages.
     """
 
     def __init__(
@@ -149,7 +157,7 @@ class ActiveDataModule(pl.LightningDataModule):
         paths: dict[str, str] = {}
         for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
             if path:
-                frame = read_table(path, self.format)
+                frame = self.read_split(path)
                 self._check_columns(path, frame, optional_labels=name == "train")
                 frames[name] = (str(path), frame)
                 paths[name] = str(path)
@@ -179,7 +187,16 @@ class ActiveDataModule(pl.LightningDataModule):
         if len(self.pool) == 0:
             raise DataError(f"{self.train_path}: the pool is empty")
 
+    def read_split(self, path: str) -> pd.DataFrame:
+        """One split's table: a column per field, text values (``None`` when missing), and the
+        index giving where each row is in its file (for messages, see ``position_unit``).
+
+        Override it in a subclass to read another format.
+        """
+        return read_table(path, self.format)
+
     def _check_columns(self, path: str, frame: pd.DataFrame, optional_labels: bool = False) -> None:
+        """The text, id and label columns must exist (the pool's label column may be absent: an unlabeled pool)."""
         wanted = [self.text_column] + ([] if optional_labels else [self.label_column]) + ([self.id_column] if self.id_column else [])
         for column in wanted:
             if column not in frame.columns:
@@ -205,9 +222,11 @@ class ActiveDataModule(pl.LightningDataModule):
             if self.label_column not in frame:
                 continue
             for raw in frame[self.label_column]:
+                if raw is None:
+                    continue
                 if self.multi_label:
                     parts = raw if isinstance(raw, (list, tuple, np.ndarray)) else str(raw).split(self.label_separator)
-                    found.update(str(p).strip() for p in parts if str(p).strip())
+                    found.update(str(p).strip() for p in parts if p is not None and str(p).strip())
                 elif str(raw).strip():
                     found.add(str(raw).strip())
         if not found:
@@ -215,29 +234,34 @@ class ActiveDataModule(pl.LightningDataModule):
                             "list them in data.labels (or a labels.txt beside the pool file)")
         return tuple(sorted(found))
 
+    def position_unit(self, path: str) -> str:
+        """``line`` when ``read_split``'s index counts file lines, ``row`` when it counts rows."""
+        return position_unit(path, self.format)
+
     def _to_split(self, name: str, source: str, path: str, frame: pd.DataFrame) -> Split:
         assert self.schema is not None
         texts: list[str] = []
         gold: list[tuple[str, ...]] | None = []
-        positions = frame.index.to_numpy()  # row numbers of the source file, also for carved splits
+        positions = [int(i) for i in frame.index]  # lines (or rows) of the source file, also for carved splits
+        unit = self.position_unit(path)
         labels = frame[self.label_column] if self.label_column in frame else None
         if name == "train" and labels is not None and all(_is_missing(raw) for raw in labels):
             labels = None  # an empty label column: an unlabeled pool
-        for position, (row_number, raw_text) in enumerate(zip(positions, frame[self.text_column])):
-            where = f"{source}: row {int(row_number) + 1}"
-            text = "" if raw_text is None or (isinstance(raw_text, float) and np.isnan(raw_text)) else str(raw_text)
+        for row, (position, raw_text) in enumerate(zip(positions, frame[self.text_column])):
+            where = f"{unit} {position} of {source}"
+            text = "" if raw_text is None else str(raw_text)
             if not text.strip():
                 raise DataError(f"{where}: empty text")
             texts.append(text)
             if labels is not None:
-                gold.append(self.schema.model_names(self.schema.parse(labels.iloc[position], self.label_separator, where)))
+                gold.append(self.schema.model_names(self.schema.parse(labels.iloc[row], self.label_separator, where)))
         if labels is None:
             gold = None
         if self.id_column:
-            ids = [str(x) for x in frame[self.id_column]]
+            ids = ["" if x is None else str(x) for x in frame[self.id_column]]
         else:
-            ids = [f"{name}-{int(i)}" for i in positions]
-        return Split(name, source, path, ids, texts, gold)
+            ids = [f"{name}-{i}" for i in positions]
+        return Split(name, source, path, ids, texts, gold, positions=positions, unit=unit)
 
     @staticmethod
     def _check_unique_ids(splits: dict[str, Split]) -> None:
@@ -245,9 +269,9 @@ class ActiveDataModule(pl.LightningDataModule):
         for split in splits.values():
             for row, example_id in enumerate(split.ids):
                 if not example_id:
-                    raise DataError(f"{split.source}: row {row + 1}: empty id")
+                    raise DataError(f"{split.where(row)}: empty id")
                 if example_id in seen:
-                    raise DataError(f"{split.source}: row {row + 1}: duplicate id {example_id!r} (also in {seen[example_id]})")
+                    raise DataError(f"{split.where(row)}: duplicate id {example_id!r} (also in {seen[example_id]})")
                 seen[example_id] = split.source
 
     def tokenize(self, tokenizer, cache_dir: str | Path | None = None) -> None:

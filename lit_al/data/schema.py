@@ -62,7 +62,7 @@ class LabelSchema:
         """Source label names of one row (a list, or a separator-joined string for multi-label)."""
         if self.multi_label:
             if isinstance(raw, (list, tuple, np.ndarray)):
-                parts = [str(x).strip() for x in raw]
+                parts = [str(x).strip() for x in raw if x is not None]
             else:
                 text = "" if raw is None else str(raw)
                 parts = [p.strip() for p in text.split(separator)] if text.strip() else []
@@ -95,7 +95,15 @@ class LabelSchema:
 
 
 def read_label_file(path: str | Path) -> tuple[str, ...]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    """Label names, one per line (blank lines skipped)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: label file not found") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the label file as UTF-8") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the label file ({exc.strerror})") from None
     names = tuple(line.strip() for line in lines if line.strip())
     if not names:
         raise DataError(f"{path}: no label names")

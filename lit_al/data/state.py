@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_write_json
+from ..atomic import atomic_write_json
 
 #: Where a label came from.
 SOURCES = ("seed", "weak_negative", "oracle", "person")

@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from ..atomic import atomic_write_with
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +85,29 @@ def cached_tokenize(
     fingerprint = fingerprint or tokenizer_fingerprint(tokenizer)
     key = hashlib.sha256(f"{fingerprint}|{max_length}|{data_key}|{len(texts)}".encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"tokens-{key}.npz"
-    if path.exists():
-        with np.load(path) as cached:
-            return TokenizedTexts(cached["ids"], cached["offsets"])
+    cached = _read_cache(path, len(texts))
+    if cached is not None:
+        return cached
     tokens = tokenize_texts(tokenizer, texts, max_length)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, ids=tokens.ids, offsets=tokens.offsets)
-    tmp.replace(path)
+    # a unique temporary name per writer: two runs sharing cache_dir may write the same key at once
+    atomic_write_with(path, lambda handle: np.savez(handle, ids=tokens.ids, offsets=tokens.offsets))
     log.info("cached token ids of %d texts in %s", len(texts), path)
+    return tokens
+
+
+def _read_cache(path: Path, n_texts: int) -> TokenizedTexts | None:
+    """The cached token ids at ``path``; None when absent, or unreadable (then it is rebuilt)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as cached:
+            tokens = TokenizedTexts(cached["ids"], cached["offsets"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("token cache %s is unreadable (%s); rebuilding it", path, exc)
+        return None
+    if len(tokens) != n_texts or (n_texts and tokens.offsets[-1] != tokens.ids.shape[0]):
+        log.warning("token cache %s does not match its texts; rebuilding it", path)
+        return None
     return tokens
 
 

@@ -18,20 +18,16 @@ from ..errors import ConfigError
 
 
 def load_run_data(run_dir: Path):
-    """The ``ActiveDataModule`` of a run directory (loaded and tokenized) and its model kwargs."""
-    from ..cli import _as_dict, _fit_parser
-    from ..data.module import ActiveDataModule
+    """The ``ActiveDataModule`` of a run directory (loaded and tokenized), its model class and kwargs."""
+    from ..config import build_data, model_spec, saved_config
     from ..model import load_tokenizer
 
-    config_path = run_dir / "config.yaml"
-    if not config_path.exists():
-        raise ConfigError(f"{run_dir}: no config.yaml (not a lit_al run directory)")
-    cfg = _fit_parser().parse_path(str(config_path))
-    data = ActiveDataModule(**_as_dict(cfg.data))
+    cfg = saved_config(run_dir)
+    data = build_data(cfg)
     data.load()
-    model_kwargs = _as_dict(cfg.model)
+    model_class, model_kwargs = model_spec(cfg)
     data.tokenize(load_tokenizer(model_kwargs), cache_dir=run_dir / "cache")
-    return data, model_kwargs
+    return data, model_class, model_kwargs
 
 
 def has_saved_model(model_dir: Path) -> bool:
@@ -61,15 +57,14 @@ class ScenarioPool:
         """``needs`` outputs (e.g. ``embeddings``, ``probs``) of the model saved in ``model_dir`` for every pool row."""
         import lightning.pytorch as pl
 
-        from ..round0 import SharedRound0
-        from ..model import TextClassifier
         from ..outputs.catalog import PredictionRequest
+        from ..round0 import SharedRound0
         from ..scoring import PoolScorer
 
         if not has_saved_model(model_dir):
             raise ConfigError(f"{model_dir}: no saved model ({SharedRound0.MODEL_FILE})")
-        data, model_kwargs = self._load()
-        model = TextClassifier(**model_kwargs, **data.task_info())
+        data, model_class, model_kwargs = self._load()
+        model = model_class(**model_kwargs, **data.task_info())
         SharedRound0.load_weights(model, model_dir)
 
         def trainer(directory, callbacks, overrides):
@@ -83,5 +78,5 @@ class ScenarioPool:
 
     def tokens(self):
         """The pool's ``TokenizedTexts`` (truncated as in training; special tokens included, as ALPS's code)."""
-        data, _ = self._load()
+        data = self._load()[0]
         return data.pool.tokens

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_write_json, atomic_write_text
+from ..atomic import atomic_write_json, atomic_write_text
 from .figures import gd_gu_figure, learning_curve_figure, pretty, runtime_figure
 from .results import (
     REFERENCE_STRATEGY,

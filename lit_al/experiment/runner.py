@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,15 +20,28 @@ from pathlib import Path
 
 import yaml
 
-from ..io import atomic_write_json, atomic_write_text
+from ..atomic import atomic_write_json, atomic_write_text
 from .grid import Cell, Grid
 
 
 @dataclass
 class CellResult:
     cell: Cell
-    status: str  # done | skipped | failed | blocked
+    status: str  # done | skipped | failed | interrupted | blocked
     log_path: Path | None = None
+
+
+#: Exit codes of ``lit_al fit`` stopped by a signal (128 + SIGINT, 128 + SIGTERM).
+INTERRUPTED_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+
+
+def cell_status(code: int, run_dir: Path) -> str:
+    """``done`` only when the process succeeded and its run says it is finished."""
+    if code == 0 and run_finished(run_dir):
+        return "done"
+    if code < 0 or code in INTERRUPTED_CODES or code == 0:  # killed, or stopped before its budget was spent
+        return "interrupted"
+    return "failed"
 
 
 def run_finished(run_dir: Path) -> bool:
@@ -69,6 +83,19 @@ def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_secon
     if results:
         print(f"skipping {len(results)} finished cell(s)", flush=True)
     running: dict[str, tuple[subprocess.Popen, Cell, float, Path]] = {}
+    try:
+        _run_loop(cells, pending, running, results, jobs, config_dir, log_dir, poll_seconds)
+    finally:  # interrupted: the cells still running stop too (they resume with the next run)
+        for process, *_ in running.values():
+            process.terminate()
+        for process, *_ in running.values():
+            process.wait()
+    return [results[c.name] for c in cells]
+
+
+def _run_loop(cells: list[Cell], pending: list[Cell], running: dict, results: dict[str, CellResult], jobs: int,
+              config_dir: Path, log_dir: Path, poll_seconds: float) -> None:
+    """Start and collect cell processes until none is pending; fills ``running`` and ``results``."""
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
     total = len(pending)
     started = 0
@@ -79,7 +106,7 @@ def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_secon
                 continue
             del running[name]
             seconds = time.perf_counter() - start
-            status = "done" if code == 0 else "failed"
+            status = cell_status(code, cell.run_dir)
             results[name] = CellResult(cell, status, log_path)
             tail = "" if code == 0 else f" (exit {code}; see {log_path})"
             print(f"[{len(results)}/{len(cells)}] {status} {name} in {seconds:.0f} s{tail}", flush=True)
@@ -87,7 +114,7 @@ def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_secon
             if len(running) >= jobs:
                 break
             states = [results[d].status if d in results else None for d in cell.depends_on]
-            if any(s in ("failed", "blocked") for s in states):
+            if any(s in ("failed", "interrupted", "blocked") for s in states):
                 pending.remove(cell)
                 results[cell.name] = CellResult(cell, "blocked")
                 print(f"blocked {cell.name}: {', '.join(cell.depends_on)} failed", flush=True)
@@ -114,5 +141,4 @@ def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_secon
         elif pending and not any(all(d in results for d in c.depends_on) for c in pending):
             for cell in pending:  # a dependency that is neither run nor in the grid
                 results[cell.name] = CellResult(cell, "blocked")
-            pending = []
-    return [results[c.name] for c in cells]
+            pending.clear()

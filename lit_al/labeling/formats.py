@@ -32,7 +32,7 @@ from typing import Any, Iterator, Sequence
 
 from ..data.schema import LabelSchema
 from ..errors import DataError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 from .answers import Answer
 
 CSV_FILE = "to_label.csv"

@@ -1,0 +1,86 @@
+"""What a run directory is, and the checks made on it before anything is written there.
+
+A folder is a lit_al run when it holds lit_al's ``state.json`` or ``config.yaml``. Only such a
+folder is ever deleted (``--overwrite true``), and only the files lit_al writes are removed:
+anything else found there stays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from .atomic import remove_stale_temp_files
+from .errors import ConfigError
+
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.yaml"
+#: What a run writes into its directory (files, then folders).
+RUN_FILES = (CONFIG_FILE, STATE_FILE, "metrics.csv")
+RUN_FOLDERS = ("rounds", "cache", "lightning_logs")
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse a ``run_dir`` that is a file, or that cannot be created or written."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir {run_dir} is a file, not a folder")
+    existing = run_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"run_dir {run_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"run_dir {run_dir}: permission denied (cannot write in {existing})")
+
+
+def _looks_like_state(path: Path) -> bool:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and {"n_pool", "records", "completed_rounds"} <= payload.keys()
+
+
+def _looks_like_config(path: Path) -> bool:
+    try:
+        payload = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(payload, dict) and {"data", "loop"} <= payload.keys()
+
+
+def is_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a lit_al run (its state or its config)."""
+    return _looks_like_state(run_dir / STATE_FILE) or _looks_like_config(run_dir / CONFIG_FILE)
+
+
+def is_empty(run_dir: Path) -> bool:
+    return not run_dir.exists() or not any(run_dir.iterdir())
+
+
+def check_overwritable(run_dir: Path) -> None:
+    """Refuse ``--overwrite`` of a folder that is neither empty nor a lit_al run."""
+    if not is_empty(run_dir) and not is_run(run_dir):
+        raise ConfigError(
+            f"--overwrite true: {run_dir} is not a lit_al run (no lit_al state.json or config.yaml); "
+            "refusing to delete it, choose another --run_dir"
+        )
+
+
+def remove_run(run_dir: Path) -> None:
+    """Delete what lit_al wrote in ``run_dir`` (a lit_al run); the folder goes too if nothing else is left."""
+    if is_empty(run_dir):
+        return
+    check_overwritable(run_dir)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (run_dir / name).is_dir():
+            shutil.rmtree(run_dir / name)
+    remove_stale_temp_files(run_dir)
+    if is_empty(run_dir):
+        run_dir.rmdir()
