@@ -29,7 +29,6 @@ from jsonargparse import ArgumentParser, Namespace
 from . import __version__
 from .distributed import is_writer
 from .errors import ConfigError, LitAlError, RunInterrupted, one_line
-from .run_lock import run_lock
 
 log = logging.getLogger("lit_al")
 
@@ -109,40 +108,19 @@ def run_report(parser: ArgumentParser, cfg: Namespace) -> int:
 
 
 def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
-    from .config import (as_dict, build_data, build_logger, build_strategy, check_run_dir, model_spec, round0_fingerprint,
-                         trainer_factory)
-    from .loop import ActiveLoop, LoopConfig, format_round
+    from .config import build_run
+    from .loop import format_round
 
-    run_dir = Path(cfg.resume or cfg.run_dir)
-    overwrite = bool(cfg.overwrite)
-    cfg.run_dir, cfg.overwrite, cfg.resume = str(run_dir), False, None
-    check_run_dir(parser, cfg, run_dir, overwrite)
-    data = build_data(cfg)
-    strategy = build_strategy(cfg.strategy, data.multi_label)
-    model_class, model_kwargs = model_spec(cfg)
-    logger = build_logger(parser, cfg.trainer, run_dir)
     metric_names: list[str] = []
 
     def report(row: dict[str, Any]) -> None:
         if not metric_names:
             metric_names.extend(_headline_metrics(row))
-        if logger is not None:
-            logger.log_round(row)
         print(format_round(row, metric_names), flush=True)
 
-    loop = ActiveLoop(
-        model_kwargs=model_kwargs, model_class=model_class, data=data, strategy=strategy,
-        trainer_factory=trainer_factory(parser, cfg.trainer, logger), run_dir=run_dir, seed=cfg.seed,
-        loop=LoopConfig(**as_dict(cfg.loop)), on_round_end=report, round0_key=round0_fingerprint(cfg),
-    )
-    existed = run_dir.is_dir()
-    with run_lock(run_dir, writes=loop.writes):
-        # validates data, model and initial set before anything is written; the config goes first
-        loop.prepare(fresh=overwrite, config_text=parser.dump(cfg, skip_none=False))
-        with run_lock(run_dir, writes=loop.writes and not existed):  # a new run: locked once its folder exists
-            metrics = loop.run()
-    if logger is not None:
-        logger.finalize("success")
+    plan = build_run(parser, cfg, on_round_end=report)
+    metrics = plan.execute()
+    loop, run_dir = plan.loop, plan.run_dir
     if not loop.writes:  # another DDP rank: rank 0 reports
         return 0
     if not metrics.empty:
@@ -172,23 +150,15 @@ def waiting_line(run_dir: Path, state) -> str:
 
 def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al label RUN_DIR FILE``: validate a person's answers, then record them in one atomic write."""
-    from .config import build_data, saved_config
-    from .data.state import LabelState
-    from .labeling import apply_answers, read_answers
+    from .labeling import read_answers
+    from .session import import_answers, load_run_state
 
     run_dir = Path(cfg.run_dir)
-    if not (run_dir / "state.json").is_file():
-        raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
-    data = build_data(saved_config(run_dir))
-    data.load()
-    assert data.pool is not None and data.schema is not None
+    data, _ = load_run_state(run_dir)
     answers = read_answers(cfg.file, data.schema, data.label_separator)
-    with run_lock(run_dir, writes=True, wait=False):
-        state = LabelState.load(run_dir / "state.json", data.pool.ids)
-        summary = apply_answers(state, data.schema, answers, overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
-        state.save()
+    summary = import_answers(run_dir, answers, overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
     print(f"{cfg.file}: {summary.line()}")
-    if state.pending is not None:
+    if summary.pending_left or summary.added or summary.skipped:
         print(f"next: lit_al query --resume {run_dir}   (trains on every label and proposes the next batch)")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +36,8 @@ DEFAULT_DATA_CLASS = "lit_al.data.module.ActiveDataModule"
 
 #: Options that do not change the round-0 model (what is queried, and where it is written).
 ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed"}
-ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir"}
+ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir",
+                          "oracle", "repropose_skipped"}
 #: Trainer options that only change what is shown or logged.
 DISPLAY_ONLY_TRAINER = {"enable_progress_bar", "enable_model_summary", "logger"}
 #: Options a resumed run may change: where and how it is shown, and how far it goes.
@@ -297,3 +299,55 @@ def saved_config(run_dir: Path) -> Namespace:
         return fit_parser().parse_path(str(config_path))
     except Exception as exc:
         raise ConfigError(f"{config_path} is not a lit_al config ({one_line(exc)})") from None
+
+
+@dataclass
+class RunPlan:
+    """A run built from its config, ready to go: the loop, its logger, where it writes, and how."""
+
+    loop: Any
+    logger: Any
+    run_dir: Path
+    overwrite: bool
+    config_text: str
+
+    def execute(self):
+        """Prepare (validating before anything is written) and run under the run directory's lock;
+        returns the metrics table."""
+        from .run_lock import run_lock
+
+        loop, existed = self.loop, self.run_dir.is_dir()
+        with run_lock(self.run_dir, writes=loop.writes):
+            loop.prepare(fresh=self.overwrite, config_text=self.config_text)
+            with run_lock(self.run_dir, writes=loop.writes and not existed):  # a new run: locked once its folder exists
+                metrics = loop.run()
+        if self.logger is not None:
+            self.logger.finalize("success")
+        return metrics
+
+
+def build_run(parser: ArgumentParser, cfg: Namespace, on_round_end: Callable[[dict[str, Any]], None] | None = None) -> RunPlan:
+    """The ``ActiveLoop`` a parsed ``fit`` config describes (``--resume`` and ``--overwrite`` resolved and checked)."""
+    from .loop import ActiveLoop, LoopConfig
+
+    run_dir = Path(cfg.resume or cfg.run_dir)
+    overwrite = bool(cfg.overwrite)
+    cfg.run_dir, cfg.overwrite, cfg.resume = str(run_dir), False, None
+    check_run_dir(parser, cfg, run_dir, overwrite)
+    data = build_data(cfg)
+    strategy = build_strategy(cfg.strategy, data.multi_label)
+    model_class, model_kwargs = model_spec(cfg)
+    logger = build_logger(parser, cfg.trainer, run_dir)
+
+    def report(row: dict[str, Any]) -> None:
+        if logger is not None:
+            logger.log_round(row)
+        if on_round_end is not None:
+            on_round_end(row)
+
+    loop = ActiveLoop(
+        model_kwargs=model_kwargs, model_class=model_class, data=data, strategy=strategy,
+        trainer_factory=trainer_factory(parser, cfg.trainer, logger), run_dir=run_dir, seed=cfg.seed,
+        loop=LoopConfig(**as_dict(cfg.loop)), on_round_end=report, round0_key=round0_fingerprint(cfg),
+    )
+    return RunPlan(loop, logger, run_dir, overwrite, parser.dump(cfg, skip_none=False))

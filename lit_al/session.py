@@ -1,0 +1,139 @@
+"""Active learning with a person in the loop, from Python: the same run directory as ``lit_al query`` / ``label``.
+
+::
+
+    from lit_al import Session
+
+    session = Session("configs/practitioner.yaml", run_dir="runs/mine")
+    batch = session.query()                      # trains on what is labeled, proposes a batch
+    session.teach(batch.ids[:2], ["LOC", "HUM"])  # a person's answers (validated, saved atomically)
+    batch = session.query()                      # retrains from the pretrained weights, proposes again
+    session.predict(["Where is Lyon ?"])         # the last model's labels
+    session.model                                # the last model (a TextClassifier)
+
+Every step writes the run directory exactly as the command line does, so a notebook and
+``lit_al label`` / ``lit_al status`` / the labeling page can share one run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .config import build_data, build_run, fit_parser, saved_config
+from .errors import ConfigError
+from .labeling import Answer, ImportSummary, apply_answers
+from .run_lock import run_lock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The pending batch of a run: what a person is asked to label, best first."""
+
+    round: int
+    ids: list[str]
+    texts: list[str]
+    suggestions: list[tuple[str, ...]]
+    confidence: list[float]
+    scores: list[float]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_run_state(run_dir: Path):
+    """The loaded data module of a run (no tokenization) and its label state."""
+    from .data.state import LabelState
+
+    if not (run_dir / "state.json").is_file():
+        raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
+    data = build_data(saved_config(run_dir))
+    data.load()
+    return data, LabelState.load(run_dir / "state.json", data.pool.ids)
+
+
+def import_answers(run_dir: Path, answers: Sequence[Answer], *, overwrite: bool = False,
+                   annotator: str | None = None) -> ImportSummary:
+    """Validate ``answers`` against the run's pending batch and label schema, then save them in one atomic write.
+
+    Refused at once (one line) while another lit_al process works on the run.
+    """
+    data, _ = load_run_state(run_dir)
+    with run_lock(run_dir, writes=True, wait=False):
+        _, state = load_run_state(run_dir)  # read under the lock: nothing imported meanwhile is lost
+        summary = apply_answers(state, data.schema, answers, overwrite=overwrite, annotator=annotator)
+        state.save()
+    return summary
+
+
+def pending_batch(run_dir: Path) -> Batch | None:
+    """The run's pending batch, or None when nothing waits for a person."""
+    data, state = load_run_state(run_dir)
+    pending = state.pending
+    if pending is None:
+        return None
+    rows = list(pending.pool_indices)
+    return Batch(
+        pending.round, [data.pool.ids[i] for i in rows], [data.pool.texts[i] for i in rows],
+        list(pending.suggestions) or [()] * len(rows),
+        list(pending.confidence) or [float("nan")] * len(rows), list(pending.scores),
+    )
+
+
+class Session:
+    """One run with a person in the loop (see the module docstring).
+
+    Args:
+        config: a config file (``builtin:NAME`` for a shipped one) or a mapping with the keys of
+            ``lit_al fit``'s config.
+        **overrides: top-level keys replacing the config's (``run_dir``, ``seed``, ...).
+    """
+
+    def __init__(self, config: str | Path | Mapping[str, Any], **overrides: Any) -> None:
+        parser = fit_parser()
+        if isinstance(config, Mapping):
+            cfg = parser.parse_object(dict(config))
+        else:
+            from .data.readers import builtin_root
+
+            text = str(config)
+            path = builtin_root().parent / "configs" / text[len("builtin:"):] if text.startswith("builtin:") else Path(text)
+            cfg = parser.parse_path(str(path))
+        for key, value in overrides.items():
+            cfg[key] = value
+        cfg.loop.oracle = "person"
+        self._parser = parser
+        self._cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+
+    def query(self) -> Batch:
+        """Commit the answers given so far, train on every label, score the pool and propose a batch."""
+        plan = build_run(self._parser, self._cfg.clone())
+        plan.execute()
+        batch = pending_batch(self.run_dir)
+        if batch is None:
+            raise ConfigError(f"{self.run_dir}: the run is finished (its budget is spent); nothing to propose")
+        return batch
+
+    def teach(self, ids: Sequence[str], labels: Sequence[str | Sequence[str] | None], *,
+              annotator: str | None = None, overwrite: bool = False) -> ImportSummary:
+        """A person's answers: one label (or a list, multi-label) per id; ``None`` marks an item skipped."""
+        if len(ids) != len(labels):
+            raise ConfigError(f"teach: {len(ids)} ids but {len(labels)} labels")
+        answers = [
+            Answer(str(i), None if label is None else (label,) if isinstance(label, str) else tuple(label),
+                   "skip" if label is None else None, annotator, f"teach(): item {k}")
+            for k, (i, label) in enumerate(zip(ids, labels))
+        ]
+        return import_answers(self.run_dir, answers, overwrite=overwrite, annotator=annotator)
+
+    @property
+    def model(self):
+        """The run's last model (``TextClassifier``, eval mode)."""
+        from .model import RUN_MODEL_DIR, load_run_model
+
+        return load_run_model(self.run_dir / RUN_MODEL_DIR)[0]

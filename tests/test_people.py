@@ -1,0 +1,273 @@
+"""People in the loop: an unlabeled pool, query → a person labels → label → query, every import format, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lit_al.cli import main
+from tiny import make_rows, write_csv
+
+LABELS = ["money", "sport", "tech"]
+
+
+@pytest.fixture(scope="module")
+def unlabeled(tmp_path_factory):
+    """A text-only pool (labels.txt beside it), a labeled test set, and the hidden gold labels of the pool."""
+    folder = tmp_path_factory.mktemp("people") / "data"
+    rows = make_rows(60, seed=1, prefix="pool")
+    write_csv(folder / "pool.csv", [{"id": r["id"], "text": r["text"]} for r in rows])
+    write_csv(folder / "test.csv", make_rows(24, seed=3, prefix="test"))
+    (folder / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    return folder, {r["id"]: r["label"] for r in rows}
+
+
+def _config(path: Path, model: Path, data: Path, run_dir: Path, **initial) -> Path:
+    config = {
+        "seed": 2, "run_dir": str(run_dir),
+        "model": {"model_name_or_path": str(model), "lr": 1e-3},
+        "data": {"train": str(data / "pool.csv"), "test": str(data / "test.csv"), "max_length": 16, "batch_size": 8,
+                 "eval_batch_size": 16, "initial": initial or {"scenario": "keyword_query", "query": "ball|bank|chip", "n": 8}},
+        "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
+        "strategy": "entropy",
+        "loop": {"query_size": 6, "rounds": None},
+    }
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def _state(run_dir: Path) -> dict:
+    return json.loads((run_dir / "state.json").read_text())
+
+
+def _fill(csv_path: Path, gold: dict[str, str], rows: int | None = None) -> Path:
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    frame["label"] = [gold[i] for i in frame["id"]]
+    if rows is not None:
+        frame.loc[frame.index[rows:], "label"] = ""
+    frame.to_csv(csv_path, index=False)
+    return csv_path
+
+
+def test_walkthrough_query_label_query(tmp_path, tiny_bert, unlabeled, capsys):
+    data, gold = unlabeled
+    run_dir = tmp_path / "run"
+    config = _config(tmp_path / "c.yaml", tiny_bert, data, run_dir)
+    assert main(["query", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "8 of 8 items to label" in out and f"lit_al label {run_dir}" in out
+    round0 = run_dir / "rounds" / "round_000"
+    for name in ("to_label.csv", "label_studio_tasks.json", "label_studio_config.xml", "to_label.jsonl"):
+        assert (round0 / name).is_file()
+    state = _state(run_dir)
+    assert state["records"] == [] and state["pending"]["strategy"] == "keyword_query"
+    proposed = pd.read_csv(round0 / "to_label.csv", dtype=str, keep_default_na=False)
+    assert all(any(w in t for w in ("ball", "bank", "chip")) for t in proposed["text"])  # keyword hits proposed
+
+    assert main(["label", str(run_dir), str(_fill(round0 / "to_label.csv", gold)), "--annotator", "ana"]) == 0
+    records = _state(run_dir)["records"]
+    assert len(records) == 8 and {r["source"] for r in records} == {"person"} and {r["annotator"] for r in records} == {"ana"}
+    assert all(r["time"].endswith("+00:00") and r["round"] == 1 for r in records)
+
+    for round_index in (1, 2):
+        assert main(["query", "--resume", str(run_dir)]) == 0
+        state = _state(run_dir)
+        assert state["completed_rounds"] == round_index and state["pending"]["round"] == round_index
+        batch = run_dir / "rounds" / f"round_{round_index:03d}" / "to_label.csv"
+        frame = pd.read_csv(batch, dtype=str, keep_default_na=False)
+        assert len(frame) == 6 and (frame["suggested_label"] != "").all() and (frame["confidence"] != "").all()
+        tasks = json.loads((batch.parent / "label_studio_tasks.json").read_text())
+        assert tasks[0]["predictions"][0]["result"][0]["value"]["choices"] == [frame["suggested_label"][0]]
+        assert main(["label", str(run_dir), str(_fill(batch, gold))]) == 0
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics["round"].tolist() == [1, 2] and metrics["labeled"].tolist() == [8, 14]
+    assert len(_state(run_dir)["records"]) == 20
+    assert (run_dir / "model" / "model.safetensors").is_file()
+
+
+def test_partial_answers_skips_and_repeated_imports(tmp_path, tiny_bert, unlabeled, capsys):
+    data, gold = unlabeled
+    run_dir = tmp_path / "run"
+    assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
+    batch = run_dir / "rounds" / "round_000" / "to_label.csv"
+    frame = pd.read_csv(batch, dtype=str, keep_default_na=False)
+    frame.loc[0, "label"] = gold[frame["id"][0]]
+    frame.loc[1, "skip"] = "not sure"
+    frame.to_csv(batch, index=False)
+    assert main(["label", str(run_dir), str(batch)]) == 0
+    assert "1 labeled, 0 corrected, 1 skipped, 0 already recorded; 6 of the batch still to label" in capsys.readouterr().out
+    before = _state(run_dir)
+    assert main(["label", str(run_dir), str(batch)]) == 0  # the same file again imports nothing twice
+    assert _state(run_dir)["records"] == before["records"] and _state(run_dir)["skipped"] == before["skipped"]
+    assert main(["query", "--resume", str(run_dir)]) == 0  # commits the partial batch, proposes the next
+    state = _state(run_dir)
+    assert state["completed_rounds"] == 1 and len(state["records"]) == 1
+    skipped = {r["id"] for r in state["skipped"]}
+    assert skipped == {frame["id"][1]} and state["skipped"][0]["reason"] == "not sure"
+    proposed = {state_id for state_id in pd.read_csv(run_dir / "rounds" / "round_001" / "to_label.csv", dtype=str)["id"]}
+    assert not proposed & skipped  # a skipped item is not proposed again
+
+
+@pytest.mark.parametrize("rows,fragment", [
+    ("id,label\nnope,sport\n", "line 2: unknown id 'nope'"),
+    ("id,label\n{0},golf\n", "line 2: label 'golf' is not in the label schema"),
+    ("id,label\n{other},sport\n", "is not in the pending batch"),
+    ("id,label\n{0},sport\n{0},tech\n", "line 3: id '{0}' is answered twice"),
+    ("id,label,skip\n{0},sport,skip\n", "both a label and a skip mark"),
+    ("id,label,skip\n{0},,maybe\n", "line 2: skip mark 'maybe'"),
+    ("identifier,label\n{0},sport\n", "line 1: needs the columns id and label"),
+    ("id,label\n,sport\n", "line 2: empty id"),
+])
+def test_bad_answers_are_one_line_and_write_nothing(tmp_path, tiny_bert, unlabeled, capsys, rows, fragment):
+    data, _ = unlabeled
+    run_dir = tmp_path / "run"
+    assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
+    pending = _state(run_dir)["pending"]
+    ids = pd.read_csv(run_dir / "rounds" / "round_000" / "to_label.csv", dtype=str)["id"].tolist()
+    other = next(i for i in pd.read_csv(data / "pool.csv", dtype=str)["id"] if i not in ids)
+    answers = tmp_path / "answers.csv"
+    answers.write_text(rows.format(ids[0], other=other), encoding="utf-8")
+    before = (run_dir / "state.json").read_bytes()
+    capsys.readouterr()
+    assert main(["label", str(run_dir), str(answers)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(answers) in err and fragment.format(ids[0]) in err
+    assert (run_dir / "state.json").read_bytes() == before and _state(run_dir)["pending"] == pending
+
+
+def test_a_contradicting_label_needs_overwrite(tmp_path, tiny_bert, unlabeled, capsys):
+    data, gold = unlabeled
+    run_dir = tmp_path / "run"
+    assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
+    first = pd.read_csv(run_dir / "rounds" / "round_000" / "to_label.csv", dtype=str)["id"][0]
+    answers = tmp_path / "a.csv"
+    answers.write_text(f"id,label\n{first},sport\n", encoding="utf-8")
+    assert main(["label", str(run_dir), str(answers)]) == 0
+    answers.write_text(f"id,label,annotator\n{first},tech,bo\n", encoding="utf-8")
+    assert main(["label", str(run_dir), str(answers)]) == 1
+    assert "was labeled ['sport'] before, now ['tech']; use --overwrite" in capsys.readouterr().err
+    assert main(["label", str(run_dir), str(answers), "--overwrite", "true"]) == 0
+    record = _state(run_dir)["records"][0]
+    assert record["labels"] == ["tech"] and record["annotator"] == "bo"
+
+
+def test_label_studio_prodigy_and_argilla_answers(tmp_path, tiny_bert, unlabeled):
+    data, gold = unlabeled
+    run_dir = tmp_path / "run"
+    assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
+    round0 = run_dir / "rounds" / "round_000"
+    tasks = json.loads((round0 / "label_studio_tasks.json").read_text())
+    ids = [t["data"]["id"] for t in tasks]
+    export = []
+    for k, task in enumerate(tasks[:3]):  # Label Studio's JSON export of the imported tasks
+        annotation = {"completed_by": {"email": "ls@example.org"}, "was_cancelled": k == 2,
+                      "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                                  "value": {"choices": [gold[task["data"]["id"]]]}}]}
+        export.append({"id": 100 + k, "data": task["data"], "annotations": [annotation]})
+    (tmp_path / "ls.json").write_text(json.dumps(export))
+    assert main(["label", str(run_dir), str(tmp_path / "ls.json")]) == 0
+    lines = [json.loads(x) for x in (round0 / "to_label.jsonl").read_text().splitlines()]
+    prodigy = [dict(lines[3], accept=[gold[ids[3]]], answer="accept", _annotator_id="pd"),
+               dict(lines[4], answer="ignore"), lines[5]]  # the last one unanswered
+    (tmp_path / "prodigy.jsonl").write_text("\n".join(json.dumps(x) for x in prodigy))
+    assert main(["label", str(run_dir), str(tmp_path / "prodigy.jsonl")]) == 0
+    argilla = [{"id": ids[5], "fields": {"text": "..."}, "status": "completed",
+                "responses": {"label": [{"value": gold[ids[5]], "user_id": "ar"}]}},
+               {"id": ids[6], "responses": [{"values": {"label": {"value": gold[ids[6]]}}, "status": "submitted",
+                                             "user_id": "ar1"}]}]
+    (tmp_path / "argilla.jsonl").write_text("\n".join(json.dumps(x) for x in argilla))
+    assert main(["label", str(run_dir), str(tmp_path / "argilla.jsonl")]) == 0
+    state = _state(run_dir)
+    labeled = {r["id"]: (r["labels"], r["annotator"]) for r in state["records"]}
+    assert labeled == {ids[0]: ([gold[ids[0]]], "ls@example.org"), ids[1]: ([gold[ids[1]]], "ls@example.org"),
+                       ids[3]: ([gold[ids[3]]], "pd"), ids[5]: ([gold[ids[5]]], "ar"), ids[6]: ([gold[ids[6]]], "ar1")}
+    assert {r["id"]: r["reason"] for r in state["skipped"]} == {ids[2]: "skip", ids[4]: "not sure"}
+
+
+def test_seed_labels_file_and_unlabeled_pool_refusals(tmp_path, tiny_bert, unlabeled, capsys):
+    data, gold = unlabeled
+    seeds = tmp_path / "seeds.csv"
+    first = list(gold)[:5]
+    seeds.write_text("id,label\n" + "".join(f"{i},{gold[i]}\n" for i in first), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    config = _config(tmp_path / "c.yaml", tiny_bert, data, run_dir, scenario="none", labels_file=str(seeds))
+    assert main(["query", "--config", str(config)]) == 0
+    state = _state(run_dir)
+    assert sorted(r["id"] for r in state["records"]) == sorted(first) and {r["source"] for r in state["records"]} == {"seed"}
+    assert state["pending"]["round"] == 0 and len(state["pending"]["pool_indices"]) == 6
+
+    capsys.readouterr()
+    bad = _config(tmp_path / "r.yaml", tiny_bert, data, tmp_path / "r", scenario="random", n=5)
+    assert main(["query", "--config", str(bad)]) == 1
+    assert "data.initial.scenario 'random' reads gold labels, and the pool has none" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    assert main(["fit", "--config", str(bad), "--loop.oracle", "simulated", "--data.initial.scenario", "none"]) == 1
+    assert "loop.oracle 'simulated' answers from gold labels" in capsys.readouterr().err
+
+
+def test_session_query_teach_and_model(tmp_path, tiny_bert, unlabeled):
+    from lit_al import Session
+
+    data, gold = unlabeled
+    config = json.loads(_config(tmp_path / "c.yaml", tiny_bert, data, tmp_path / "unused").read_text())
+    session = Session(config, run_dir=str(tmp_path / "nb"))
+    batch = session.query()
+    assert batch.round == 0 and len(batch) == 8 and batch.suggestions == [()] * 8
+    summary = session.teach(batch.ids, [gold[i] for i in batch.ids], annotator="nb")
+    assert summary.added == 8 and summary.pending_left == 0
+    batch = session.query()
+    assert batch.round == 1 and len(batch) == 6 and all(len(s) == 1 for s in batch.suggestions)
+    assert session.model.num_labels == 3
+    state = _state(tmp_path / "nb")
+    assert {r["annotator"] for r in state["records"]} == {"nb"}
+
+
+@pytest.mark.slow
+def test_kill_9_during_imports_loses_and_duplicates_nothing(tmp_path, tiny_bert):
+    """Import a large answers file, SIGKILL the import at random moments (>= 20 times), re-import each time."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "data"
+    rows = make_rows(1500, seed=5, prefix="big")
+    write_csv(folder / "pool.csv", [{"id": r["id"], "text": r["text"]} for r in rows])
+    (folder / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    config = json.loads(_config(tmp_path / "c.yaml", tiny_bert, folder, run_dir, scenario="none").read_text())
+    config["data"].pop("test")
+    config["strategy"], config["loop"]["query_size"] = "random", 1500  # the whole pool is the pending batch
+    (tmp_path / "c.yaml").write_text(json.dumps(config))
+    assert main(["query", "--config", str(tmp_path / "c.yaml")]) == 0
+    answers = _fill(run_dir / "rounds" / "round_000" / "to_label.csv", {r["id"]: r["label"] for r in rows})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "lit_al.cli", "label", str(run_dir), str(answers)]
+
+    start = time.monotonic()
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)  # one full import, timed
+    full = time.monotonic() - start
+    assert len(_state(run_dir)["records"]) == 1500
+    rng = random.Random(0)
+    outcomes = {"none": 0, "all": 0}
+    for _ in range(20):
+        state = _state(run_dir)
+        state["records"] = []  # start each try from the batch unanswered
+        (run_dir / "state.json").write_text(json.dumps(state))
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5 * full, 1.1 * full))  # most of a run is start-up: kill around the write
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        records = _state(run_dir)["records"]  # always parses
+        assert len(records) in (0, 1500) and len({r["id"] for r in records}) == len(records)
+        outcomes["all" if records else "none"] += 1
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)  # re-import
+        records = _state(run_dir)["records"]
+        assert len(records) == 1500 and len({r["id"] for r in records}) == 1500
+    print(f"kill -9 outcomes: {outcomes}")  # shown with -s; the closing note quotes it
