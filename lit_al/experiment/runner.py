@@ -1,17 +1,15 @@
-"""Runs the cells of a grid as ``lit_al fit`` processes, ``jobs`` at a time.
+"""Runs the cells of a grid as ``lit_al fit`` commands, through a launcher (``launchers``).
 
 A cell whose run directory says ``finished`` is skipped; an interrupted one resumes where it
-stopped (the ordinary ``fit`` resume). A cell runs only once the cells it depends on (its
-seed's round-0 run) have succeeded. Each process gets ``cpu_count // jobs`` intra-op threads
-unless ``OMP_NUM_THREADS`` is set, because oversubscribed torch threads slow every step
-down many times over on a small machine.
+stopped (the ordinary ``fit`` resume). A cell starts only once the cells it depends on (its
+seed's round-0 run) have succeeded, and at most ``launcher.slots`` cells are in flight: local
+processes (``jobs`` of them, or one per GPU) or cluster jobs alike.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import yaml
 
 from ..io import atomic_write_json, atomic_write_text
 from .grid import Cell, Grid
+from .launchers import Launcher, ProcessLauncher
 
 
 @dataclass
@@ -59,32 +58,35 @@ def write_manifest(grid: Grid, cells: list[Cell]) -> Path:
     return path
 
 
-def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_seconds: float = 0.5) -> list[CellResult]:
-    """Run every unfinished cell, at most ``jobs`` at a time, dependencies first."""
-    jobs = max(1, int(jobs))
+def run_cells(
+    cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_seconds: float = 0.5, launcher: Launcher | None = None
+) -> list[CellResult]:
+    """Run every unfinished cell, dependencies first, ``launcher.slots`` at a time (default: ``jobs`` local processes)."""
+    launcher = launcher or ProcessLauncher(jobs)
     config_dir = experiment_dir / "configs"
     log_dir = experiment_dir / "logs"
     results = {c.name: CellResult(c, "skipped") for c in cells if run_finished(c.run_dir)}
     pending = [c for c in cells if c.name not in results]
     if results:
         print(f"skipping {len(results)} finished cell(s)", flush=True)
-    running: dict[str, tuple[subprocess.Popen, Cell, float, Path]] = {}
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
+    running: dict[str, tuple[object, Cell, float]] = {}
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
     total = len(pending)
     started = 0
     while pending or running:
-        for name, (process, cell, start, log_path) in list(running.items()):
-            code = process.poll()
+        for name, (handle, cell, start) in list(running.items()):
+            code = launcher.poll(handle)
             if code is None:
                 continue
             del running[name]
             seconds = time.perf_counter() - start
             status = "done" if code == 0 else "failed"
+            log_path = launcher.log(handle)
             results[name] = CellResult(cell, status, log_path)
             tail = "" if code == 0 else f" (exit {code}; see {log_path})"
             print(f"[{len(results)}/{len(cells)}] {status} {name} in {seconds:.0f} s{tail}", flush=True)
         for cell in list(pending):
-            if len(running) >= jobs:
+            if len(running) >= launcher.slots:
                 break
             states = [results[d].status if d in results else None for d in cell.depends_on]
             if any(s in ("failed", "blocked") for s in states):
@@ -96,18 +98,14 @@ def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_secon
                 continue
             pending.remove(cell)
             started += 1
-            config_path = config_dir / f"{cell.name.replace('/', '__')}.yaml"
+            stem = cell.name.replace("/", "__")
+            config_path = config_dir / f"{stem}.yaml"
             atomic_write_text(config_path, yaml.safe_dump(cell.config, sort_keys=False))
-            log_path = log_dir / f"{cell.name.replace('/', '__')}.log"
+            log_path = log_dir / f"{stem}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, TOKENIZERS_PARALLELISM="false")
-            with open(log_path, "ab") as handle:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "lit_al.cli", "fit", "--config", str(config_path),
-                     "--trainer.enable_progress_bar", "false"],
-                    stdout=handle, stderr=subprocess.STDOUT, env=env,
-                )
-            running[cell.name] = (process, cell, time.perf_counter(), log_path)
+            command = [sys.executable, "-m", "lit_al.cli", "fit", "--config", str(config_path.resolve()),
+                       "--trainer.enable_progress_bar", "false"]
+            running[cell.name] = (launcher.start(cell.name, command, env, log_path), cell, time.perf_counter())
             print(f"start {cell.name} ({started}/{total})", flush=True)
         if running:
             time.sleep(poll_seconds)
