@@ -5,6 +5,9 @@ tasks; micro and macro F1 for multi-label), ALC (STRATEGIES.md §2.6 b), labels 
 the all-data metric (§2.7), Wilcoxon signed-rank + Bonferroni vs Random and pairwise (§2.8),
 batch analysis (§2.1–§2.5) and runtime per round split into fit / pool inference / selection.
 Only finished cells are used; unfinished ones are listed.
+
+``lit_al report EXP_A EXP_B ... --pool`` (:func:`write_pooled_report`) writes the significance
+tests alone, over the pairs of every scenario of every experiment pooled (IBM's grouping).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from .results import (
     learning_curves,
     load_experiment,
     reference_metric,
-    runtime_by_round,
     pooled_groups,
+    runtime_by_round,
     runtime_table,
     scenario_groups,
     significance_tables,

@@ -132,23 +132,24 @@ def bald(mc_probs: np.ndarray, multi_label: bool = False) -> np.ndarray:
         shift += array[t]
         shift -= first
     p_bar = first + shift / array.shape[0]
-    total = np.zeros(array.shape[1], dtype=np.float64)
-    for q, q_bar in _clipped_outcomes(array, p_bar, multi_label):
-        log_bar = np.log(q_bar)
-        for t in range(array.shape[0]):
-            q_t = q(t)
-            total += np.einsum("ic,ic->i", q_t, np.log(q_t) - log_bar)
-    return np.maximum(total / array.shape[0], 0.0)
-
-
-def _clipped_outcomes(array: np.ndarray, p_bar: np.ndarray, multi_label: bool):
-    """(pass t -> clipped float64 outcome probabilities, clipped mean) for each outcome family of BALD.
-
-    Single-label: the classes. Multi-label: each label's 1 and its 0 (``1 - p``).
-    """
-    yield (lambda t: np.maximum(array[t].astype(np.float64), EPS)), np.maximum(p_bar, EPS)
+    mi = _mean_kl_to_mean(array, p_bar, complement=False)
     if multi_label:
-        yield (lambda t: np.maximum(1.0 - array[t].astype(np.float64), EPS)), np.maximum(1.0 - p_bar, EPS)
+        mi += _mean_kl_to_mean(array, p_bar, complement=True)
+    return np.maximum(mi, 0.0)
+
+
+def _mean_kl_to_mean(array: np.ndarray, p_bar: np.ndarray, *, complement: bool) -> np.ndarray:
+    """``(1/T) sum_t sum_c q^t_c (ln q^t_c - ln q̄_c)``, float64, with ``q = p`` (or ``1 - p``) clipped at 1e-12."""
+    q_bar = np.maximum(1.0 - p_bar if complement else p_bar, EPS)
+    log_bar = np.log(q_bar)
+    total = np.zeros(array.shape[1], dtype=np.float64)
+    for t in range(array.shape[0]):
+        q = array[t].astype(np.float64)
+        if complement:
+            q = 1.0 - q
+        np.maximum(q, EPS, out=q)
+        total += np.einsum("ic,ic->i", q, np.log(q) - log_bar)
+    return total / array.shape[0]
 
 
 # ----------------------------------------------------------------------------- BEAL
