@@ -203,7 +203,7 @@ def test_typiclust_strategy_picks_the_center_of_each_blob():
     rng = np.random.default_rng(0)
     centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     x = np.concatenate([c + rng.normal(size=(20, 2)) for c in centers] + [centers]).astype(np.float32)  # 60, 61, 62: centers
-    strategy = get_strategy("typiclust", num_neighbors=10)
+    strategy = get_strategy("typiclust", num_neighbors=10, normalize=False)
     picked = strategy.select({"pretrained_embeddings": x}, np.array([], dtype=int), np.arange(63), 3)
     # the exact center of each blob is its most typical point (smallest mean 10-NN distance)
     dist = cdist(x, x)
@@ -222,3 +222,16 @@ def test_typiclust_options():
         get_strategy("typiclust", distance="cosine")
     with pytest.raises(StrategyError, match="typiclust: max_clusters"):
         get_strategy("typiclust", max_clusters=0)
+
+
+@pytest.mark.parametrize("name", ["typiclust", "probcover"])
+def test_normalize_is_selection_on_unit_rows(name):
+    x = _blobs(spread=1.0)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    labels = np.full((x.shape[0], 3), np.nan)
+    labeled, unlabeled = np.arange(3), np.arange(3, x.shape[0])
+    labels[labeled] = np.eye(3)
+    pick = lambda points, normalize: get_strategy(name, seed=4, normalize=normalize).select(  # noqa: E731
+        {"pretrained_embeddings": points, "labels": labels}, labeled, unlabeled, 6).tolist()
+    assert pick(x, True) == pick(unit, False)
+    assert pick(x, True) != pick(x, False)

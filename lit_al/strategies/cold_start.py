@@ -76,8 +76,8 @@ class ProbCover(_EncoderStrategy):
     The chosen δ is ``last_delta``; ``last_scores`` are the picks' coverage gains.
 
     Options: ``encoder`` ("pretrained" default, cold start; "finetuned": the current
-    model's embeddings), ``normalize`` (True [R]: cosine geometry, as the
-    unit-norm self-supervised features the authors cover), ``delta``, ``alpha``.
+    model's embeddings), ``normalize`` (True: rows L2-normalised, as the authors' code
+    loads its self-supervised features [C]), ``delta``, ``alpha``.
     Label-agnostic (multi-label: k = J clusters [R]). δ is too large when the
     graph is dense: memory grows with the number of edges.
     """
@@ -129,7 +129,7 @@ class TypiClust(_EncoderStrategy):
     (``functional.typicality.typiclust_select``). Ties go to the lower pool index.
 
     Options: ``encoder`` ("pretrained" default, cold start; "finetuned"),
-    ``normalize`` (False: the raw embeddings, as the authors cluster theirs [C]),
+    ``normalize`` (True: rows L2-normalised, as the authors' code loads its features [C]),
     ``num_neighbors`` (K = 20), ``max_clusters`` (500), ``distance`` ("euclidean",
     the paper's typicality [P]; "squared": the mean *squared* distance, what the
     authors' code computes from FAISS's squared L2 [C]), ``n_init`` (1) and
@@ -144,7 +144,7 @@ class TypiClust(_EncoderStrategy):
         seed: int = 0,
         multi_label: bool = False,
         encoder: str = "pretrained",
-        normalize: bool = False,
+        normalize: bool = True,
         num_neighbors: int = Typ.TYPICALITY_NEIGHBORS,
         max_clusters: int = Typ.MAX_CLUSTERS,
         distance: str = "euclidean",
