@@ -323,3 +323,13 @@ def test_local_launcher_places_one_cell_per_device(tmp_path):
         make_launcher("kubernetes", tmp_path)
     with pytest.raises(ConfigError, match="gpus_per_cell"):
         make_launcher("slurm", tmp_path, devices=["0"])
+
+
+def test_slurm_launcher_without_slurm_is_one_clear_line(tmp_path, capsys):
+    pytest.importorskip("submitit")
+    if shutil.which("srun"):
+        pytest.skip("this machine has SLURM")
+    grid = _grid(tmp_path, BASE, seeds=[0], strategies=["random"], reference=False)
+    assert main(["experiment", "--config", str(grid), "--launcher", "slurm"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--launcher slurm" in err[0] and "--slurm.cluster local" in err[0]

@@ -148,7 +148,10 @@ class SubmititLauncher:
         self._command_function = submitit.helpers.CommandFunction
         if options.cluster not in ("slurm", "local"):
             raise ConfigError(f"--slurm.cluster must be slurm or local, got {options.cluster!r}")
-        self.executor = submitit.AutoExecutor(folder=str(folder), cluster=options.cluster)
+        try:
+            self.executor = submitit.AutoExecutor(folder=str(folder), cluster=options.cluster)
+        except RuntimeError as exc:  # submitit's SLURM executor refuses a machine without srun
+            raise ConfigError(f"--launcher slurm: {exc} (on a machine without SLURM use --slurm.cluster local)") from None
         # AutoExecutor passes each executor its own parameters: slurm_* are ignored by the local one
         self.executor.update_parameters(**options.executor_parameters())
         self.slots = max(1, int(options.max_running))
