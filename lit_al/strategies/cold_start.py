@@ -47,9 +47,7 @@ class _EncoderStrategy(Strategy):
 
     def _points(self, outputs, labeled: np.ndarray, unlabeled: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Embeddings of L ∪ U (float32, L2-normalised if ``normalize``), the labeled mask and the pool indices, by pool index."""
-        rows = np.concatenate([labeled, unlabeled])
-        order = np.argsort(rows, kind="stable")
-        rows = rows[order]
+        rows = np.sort(np.concatenate([labeled, unlabeled]))
         points = np.asarray(outputs[self.output_name][rows], dtype=np.float32)
         if self.normalize:
             points = G.l2_normalize_rows(points)
