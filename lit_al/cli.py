@@ -36,18 +36,28 @@ BUILTIN_PREFIX = "builtin:"
 
 
 def _experiment_parser() -> ArgumentParser:
+    from .experiment.launchers import SlurmOptions
+
     parser = ArgumentParser(description="Run a grid of fit runs (strategies x seeds x scenarios).", exit_on_error=False)
     parser.add_argument("-c", "--config", type=str, required=True, help="grid YAML file (see configs/experiments/)")
     parser.add_argument("--experiment_dir", type=str | None, default=None, help="override the grid's experiment_dir")
-    parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes (--launcher local)")
+    parser.add_argument("--launcher", type=str, default="local", help="local (processes on this machine) or slurm (submitit)")
+    parser.add_argument("--devices", type=str | None, default=None,
+                        help="local: GPUs to use, one cell per GPU at a time, e.g. 0,1,2,3 (sets CUDA_VISIBLE_DEVICES)")
+    parser.add_argument("--slurm", type=SlurmOptions, default=SlurmOptions(), help="SLURM resources per cell (--launcher slurm)")
     parser.add_argument("--dry_run", type=bool, default=False, help="list the cells and their state; run nothing")
     return parser
 
 
 def _report_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Write the report of an experiment directory.", exit_on_error=False)
-    parser.add_argument("experiment_dir", type=str, help="a directory written by lit_al experiment")
-    parser.add_argument("--out", type=str | None, default=None, help="report directory (default EXPERIMENT_DIR/report)")
+    parser.add_argument("experiment_dirs", type=str, nargs="+", help="directories written by lit_al experiment")
+    parser.add_argument("--out", type=str | None, default=None,
+                        help="report directory (default EXPERIMENT_DIR/report, or FIRST_DIR/report_pooled with --pool)")
+    parser.add_argument("--pool", type=bool, default=False,
+                        help="one significance test over the (scenario, seed, round) pairs of every scenario of every "
+                             "experiment given (IBM's pooling over the datasets of a scenario type)")
     parser.add_argument("--metric", type=str | None, default=None, help="headline test metric (default: the grid's, else by task)")
     parser.add_argument("--batch_analysis", type=bool, default=True,
                         help="diversity, representativeness, Gd, Gu and overlap (re-embeds the pool with the round-0 models)")
@@ -87,9 +97,14 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace) -> int:
         for cell in cells:
             print(f"{'finished' if run_finished(cell.run_dir) else 'to run':>8}  {cell.name}  ->  {cell.run_dir}")
         return 0
+    from .experiment.launchers import SlurmOptions, make_launcher
+
+    devices = [d.strip() for d in cfg.devices.split(",") if d.strip()] if cfg.devices else None
+    slurm = cfg.slurm if isinstance(cfg.slurm, SlurmOptions) else SlurmOptions(**cfg.slurm.as_dict())
+    launcher = make_launcher(cfg.launcher, grid.experiment_dir, jobs=cfg.jobs, devices=devices, slurm=slurm)
     grid.experiment_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(grid, cells)
-    results = run_cells(cells, grid.experiment_dir, jobs=cfg.jobs)
+    results = run_cells(cells, grid.experiment_dir, launcher=launcher)
     failed = [r for r in results if r.status not in ("done", "skipped")]
     print(f"\nexperiment directory: {grid.experiment_dir}  "
           f"({sum(r.status == 'done' for r in results)} run, {sum(r.status == 'skipped' for r in results)} skipped, "
@@ -100,9 +115,15 @@ def run_experiment(parser: ArgumentParser, cfg: Namespace) -> int:
 
 
 def run_report(parser: ArgumentParser, cfg: Namespace) -> int:
-    from .experiment.report import write_report
+    from .experiment.report import write_pooled_report, write_report
 
-    path = write_report(cfg.experiment_dir, out_dir=cfg.out, metric=cfg.metric, batch_analysis=cfg.batch_analysis)
+    if cfg.pool:
+        out = cfg.out or str(Path(cfg.experiment_dirs[0]) / "report_pooled")
+        path = write_pooled_report(cfg.experiment_dirs, out, metric=cfg.metric)
+    elif len(cfg.experiment_dirs) > 1:
+        raise ConfigError("report: several experiment directories need --pool (or report them one at a time)")
+    else:
+        path = write_report(cfg.experiment_dirs[0], out_dir=cfg.out, metric=cfg.metric, batch_analysis=cfg.batch_analysis)
     print(f"report: {path}")
     return 0
 

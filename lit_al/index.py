@@ -577,3 +577,88 @@ def knn_density(
         dist[is_self] = 0.0
         total[start : start + block.size] = dist.sum(axis=1)
     return total / (k + 1 if include_self else k)
+
+
+# ---------------------------------------------------------------- radius graph, clusters (ProbCover, TypiClust)
+def radius_neighbors(
+    points: np.ndarray, radius: float, *, block_size: int = DEFAULT_BLOCK_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """The δ-ball graph of ``points`` in CSR form: ``j`` is a neighbour of ``i`` iff ``||x_i − x_j||₂ < radius``.
+
+    One exact FAISS range search (``IndexFlatL2.range_search``, squared radius) per
+    block of ``block_size`` query rows; never an m × m matrix: memory is O(edges).
+    Every point lies in its own ball when ``radius > 0`` (distance 0, whatever the
+    BLAS path rounds it to). Returns ``(offsets (m + 1,), neighbors (E,))``: the
+    neighbours of ``i`` are ``neighbors[offsets[i]:offsets[i + 1]]``, ascending.
+    """
+    x = _as_float32(points)
+    m = x.shape[0]
+    radius = float(radius)
+    if m == 0 or not radius > 0.0:
+        return np.zeros(m + 1, dtype=np.int64), np.empty(0, dtype=np.int64)
+    if not np.isfinite(radius):
+        raise ValueError("radius must be finite")
+    index = _flat_index(x)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    for start in range(0, m, block_size):
+        stop = min(start + block_size, m)
+        with _threads_for((stop - start) * m * x.shape[1]):
+            lims, _, labels = index.range_search(x[start:stop], radius * radius)
+        row = np.repeat(np.arange(start, stop, dtype=np.int64), np.diff(lims.astype(np.int64)))
+        keep = labels != row  # self is added below, whatever its rounded distance
+        rows += [row[keep], np.arange(start, stop, dtype=np.int64)]
+        cols += [labels[keep].astype(np.int64), np.arange(start, stop, dtype=np.int64)]
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    order = np.lexsort((col, row))
+    offsets = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=m), out=offsets[1:])
+    return offsets, col[order]
+
+
+def nearest_foreign_distance(points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """For each point, the Euclidean distance to the nearest point with another label (``inf`` if none).
+
+    One exact FAISS search per label value: the points of that label against all
+    the others (O(m² d) in all, no m × m matrix).
+    """
+    x = _as_float32(points)
+    labels = np.asarray(labels)
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"labels must have shape ({x.shape[0]},), got {labels.shape}")
+    out = np.full(x.shape[0], np.inf, dtype=np.float64)
+    for value in np.unique(labels):
+        inside = labels == value
+        if inside.all():
+            continue
+        distances, _ = nearest_neighbors(x[~inside], x[inside], 1)
+        out[inside] = distances[:, 0]
+    return out
+
+
+def kmeans_labels(
+    points: np.ndarray, k: int, rng: np.random.Generator, *, n_init: int = 1, max_iter: int = 50
+) -> np.ndarray:
+    """FAISS k-means (k-means++ seeding, every point clustered), then each point's nearest centroid.
+
+    Returns (m,) int64 cluster numbers in ``[0, k)``; ties between centroids go to
+    the lower number; ``k >= m`` puts every point in a cluster of its own. The FAISS
+    seed is drawn from ``rng``. Used for ProbCover's pseudo-labels and TypiClust's
+    clusters (squared-Euclidean Lloyd iterations, as sklearn's ``KMeans``).
+    """
+    x = _as_float32(points)
+    m, d = x.shape
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if k >= m:
+        return np.arange(m, dtype=np.int64)
+    with _threads_for(m * k * d):
+        kmeans = faiss.Kmeans(
+            d, k, niter=int(max_iter), nredo=int(n_init), seed=int(rng.integers(0, 2**31 - 1)),
+            init_method=KMEANS_INIT_METHODS["k-means++"], max_points_per_centroid=m, min_points_per_centroid=1,
+            verbose=False,
+        )
+        kmeans.train(x)
+    _, assignment = _centroid_neighbours(x, np.ascontiguousarray(kmeans.centroids, dtype=np.float32), 1)
+    return assignment

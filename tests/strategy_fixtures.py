@@ -87,3 +87,22 @@ def make_outputs(
     if labeled is not None:
         out["labels"] = make_labels(rng, n, C, np.asarray(labeled), multi_label)
     return out
+
+
+def make_constant_outputs(
+    needs, *, n: int = 60, multi_label: bool = False, labeled: np.ndarray | None = None, seed: int = 0, **sizes
+) -> dict[str, np.ndarray]:
+    """Like :func:`make_outputs`, but every example's outputs are the same row (and every MC pass the same pass).
+
+    Only ``labels`` keep their variety (class centers and auxiliary models need classes).
+    Every score is then mathematically the same for all examples: an exact tie.
+    """
+    out = make_outputs(needs, n=n, multi_label=multi_label, labeled=labeled, seed=seed, **sizes)
+    for name, array in out.items():
+        if name == "labels":
+            continue
+        if name == "mc_probs":
+            out[name] = np.broadcast_to(array[:1, :1], array.shape).copy()
+        else:
+            out[name] = np.broadcast_to(array[:1], array.shape).copy()
+    return out

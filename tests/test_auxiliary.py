@@ -18,6 +18,43 @@ def test_inverse_frequency_weights():
     np.testing.assert_allclose(w.numpy(), [4 / 3, 4.0, 0.0])
 
 
+def _keras_class_weight_as_ibm_wrote_it(y_onehot: np.ndarray) -> dict[int, float]:
+    """IBM's (and Gissin's) expression, literally: ``{0: N / Y[Y==0].shape[0], 1: N / Y[Y==1].shape[0]}``."""
+    n = y_onehot.shape[0]
+    return {0: n / y_onehot[y_onehot == 0].shape[0], 1: n / y_onehot[y_onehot == 1].shape[0]}
+
+
+def test_example_weights_none_is_what_the_authors_code_ran():
+    classes = np.array([0, 0, 0, 1, 0, 1, 0])  # imbalanced: 5 vs 2
+    y = np.eye(2)[classes]
+    keras = _keras_class_weight_as_ibm_wrote_it(y)
+    assert keras == {0: 1.0, 1: 1.0}  # both counts are N on a one-hot Y
+    reference = np.array([keras[c] for c in classes])
+    np.testing.assert_array_equal(A.example_weights(torch.tensor(y), "none").numpy(), reference)
+
+
+def test_example_weights_balanced_hand_values():
+    classes = np.array([0, 0, 0, 1, 0, 1, 0])
+    y = torch.tensor(np.eye(2)[classes])
+    expected = [7 / 5 if c == 0 else 7 / 2 for c in classes]  # N / N_c by hand
+    np.testing.assert_allclose(A.example_weights(y, "balanced").numpy(), expected, rtol=1e-6)
+    targets = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]])  # label 0: 3 pos, label 1: 1 pos
+    expected_ml = [[4 / 3, 4 / 3], [4 / 3, 4.0], [4.0, 4 / 3], [4 / 3, 4 / 3]]
+    np.testing.assert_allclose(A.example_weights(targets, "balanced", multi_label=True).numpy(), expected_ml, rtol=1e-6)
+    np.testing.assert_array_equal(A.example_weights(targets, "none", multi_label=True).numpy(), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="class_weight"):
+        A.example_weights(targets, True)
+
+
+def test_pe_class_weight_changes_training_only_when_balanced():
+    x, y = _separable()
+    default = A.train_perceptron_ensemble(x, y, generator=torch.Generator().manual_seed(0), **FAST)
+    none = A.train_perceptron_ensemble(x, y, generator=torch.Generator().manual_seed(0), class_weight="none", **FAST)
+    balanced = A.train_perceptron_ensemble(x, y, generator=torch.Generator().manual_seed(0), class_weight="balanced", **FAST)
+    assert torch.equal(default[0], none[0])
+    assert not torch.equal(none[0], balanced[0])
+
+
 def test_pe_entropy_hand_values():
     p = np.array([[0.5, 0.5], [1.0, 0.0]])
     eps = 1e-10
@@ -109,6 +146,8 @@ def test_pe_strategy_errors():
         get_strategy("perceptron_ensemble", dropout=1.0)
     with pytest.raises(StrategyError, match="perceptron_ensemble: members"):
         get_strategy("perceptron_ensemble", members=0)
+    with pytest.raises(StrategyError, match="perceptron_ensemble: class_weight"):
+        get_strategy("perceptron_ensemble", class_weight=True)
     emb = np.zeros((4, 3))
     labels = np.full((4, 2), np.nan)
     with pytest.raises(StrategyError, match="at least one labeled"):
@@ -183,3 +222,26 @@ def test_dal_strategy_pool_indices_and_errors():
         get_strategy("dal", sub_batches=0)
     with pytest.raises(StrategyError, match="dal: stop_accuracy"):
         get_strategy("dal", stop_accuracy=1.5)
+    with pytest.raises(StrategyError, match="dal: class_weight"):
+        get_strategy("dal", class_weight="inverse")
+
+
+@pytest.mark.parametrize("class_weight", ["none", "balanced"])
+def test_dal_discriminator_weights(monkeypatch, class_weight):
+    """The discriminator's loss weights: 1.0 for everyone (default) or N / N_c (labeled 0, unlabeled 1)."""
+    seen = []
+    real = A.example_weights
+
+    def spy(targets, mode, **kw):
+        out = real(targets, mode, **kw)
+        seen.append((targets.argmax(dim=1).numpy(), out.numpy()))
+        return out
+
+    monkeypatch.setattr(A, "example_weights", spy)
+    lab = torch.zeros((3, 2))
+    unl = torch.ones((9, 2))
+    A.train_discriminator(lab, unl, generator=torch.Generator().manual_seed(0), max_epochs=1, class_weight=class_weight)
+    classes, weights = seen[0]
+    assert classes.tolist() == [0] * 3 + [1] * 9
+    expected = np.ones(12) if class_weight == "none" else np.where(classes == 0, 12 / 3, 12 / 9)
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)

@@ -56,7 +56,23 @@ def test_bald_clips_zero_and_one_and_is_zero_without_disagreement():
     for multi_label in (False, True):
         mi = B.bald(mc, multi_label=multi_label)
         assert np.isfinite(mi).all()
-        np.testing.assert_allclose(mi, 0.0, atol=1e-9)
+        assert (mi == 0.0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_agreeing_passes_give_exact_ties(dtype):
+    """Distinct examples whose T passes agree all have MI = 0 exactly, so ties go to the lower index."""
+    rng = np.random.default_rng(4)
+    one_pass = softmax(rng.normal(size=(1, 40, 4)) * 2.0, axis=-1)
+    mc = np.broadcast_to(one_pass, (10, 40, 4)).astype(dtype)
+    sig = np.broadcast_to(1.0 / (1.0 + np.exp(-rng.normal(size=(1, 40, 5)))), (10, 40, 5)).astype(dtype)
+    assert (B.bald(mc) == 0.0).all() and (B.bald(sig, multi_label=True) == 0.0).all()
+    for saturation in ("restart", "bald"):
+        result = B.batch_bald(mc, 6, np.random.default_rng(0), saturation=saturation)
+        assert result.indices.tolist() == list(range(6))
+        assert (result.gains[:1] == 0.0).all()
+    index = np.arange(40)[::-1].copy()  # ties follow the tie key, not the position
+    assert B.batch_bald(mc, 3, 0, index=index).indices.tolist() == [39, 38, 37]
 
 
 def test_bald_nonnegative_and_float32_matches_float64():

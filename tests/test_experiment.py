@@ -224,3 +224,112 @@ def test_round0_fingerprint_ignores_what_does_not_change_the_round0_model(tmp_pa
     assert key(model={"lr": 1e-3}) != same
     assert key(data={"initial": {"n": 6}}) != same
     assert key(loop={"monitor": "val_accuracy"}) != same
+
+
+# ------------------------------------------------------------------ pooled significance (IBM's grouping)
+def _fake_experiment(root: Path, name: str, differences: dict[str, list[float]]) -> Path:
+    """An experiment directory with finished cells whose round ≥ 1 accuracies are random's + the differences.
+
+    Seeds 0 and 1, rounds 0..2: ``differences[s]`` lists (seed 0 round 1, seed 0 round 2, seed 1 round 1, seed 1 round 2).
+    """
+    exp = root / name
+    cells = []
+    for strategy, diffs in {"random": [0.0] * 4, **differences}.items():
+        for seed in (0, 1):
+            run_dir = exp / "default" / strategy / f"seed_{seed}"
+            run_dir.mkdir(parents=True)
+            accuracy = [0.4] + [0.5 + 0.1 * seed + 0.01 * r + diffs[2 * seed + r - 1] for r in (1, 2)]
+            pd.DataFrame({"round": [0, 1, 2], "labeled": [10, 20, 30], "test_accuracy": accuracy}).to_csv(
+                run_dir / "metrics.csv", index=False)
+            (run_dir / "state.json").write_text(json.dumps({"finished": True}))
+            cells.append({"name": f"default/{strategy}/seed_{seed}", "scenario": "default", "strategy": strategy,
+                          "seed": seed, "kind": "strategy", "run_dir": f"default/{strategy}/seed_{seed}"})
+    (exp / "experiment.json").write_text(json.dumps({
+        "grid": {}, "metric": None, "scenarios": ["default"], "strategies": ["random", *differences],
+        "seeds": [0, 1], "cells": cells}))
+    return exp
+
+
+def test_pooled_report_pools_seed_round_pairs_across_experiments(tmp_path, capsys):
+    # lc beats random on all 8 pooled pairs, by distinct margins: exact two-sided p = 2 / 2^8
+    a = _fake_experiment(tmp_path, "a", {"lc": [0.01, 0.02, 0.03, 0.04], "margin": [0.01, -0.02, 0.03, -0.04]})
+    b = _fake_experiment(tmp_path, "b", {"lc": [0.05, 0.06, 0.07, 0.08], "margin": [0.05, -0.06, 0.07, -0.08]})
+    out = tmp_path / "pooled"
+    assert main(["report", str(a), str(b), "--pool", "true", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pooled_scenarios"] == ["a/default", "b/default"]
+    assert "pooled over `a/default`, `b/default`" in summary["significance_grouping"]
+    lc = next(r for r in summary["wilcoxon_vs_random"] if r["strategy"] == "lc")
+    assert lc["pairs"] == 8 and lc["seeds"] == 4 and lc["wins"] == 8 and lc["comparisons"] == 2
+    assert lc["p_value"] == pytest.approx(2 / 2**8) and lc["p_bonferroni"] == pytest.approx(4 / 2**8)
+    assert lc["mean_difference"] == pytest.approx(0.045)
+    margin = next(r for r in summary["wilcoxon_vs_random"] if r["strategy"] == "margin")
+    # signed ranks: + on ranks 1, 3, 5, 7 (sum 16), − on 2, 4, 6, 8 (sum 20): W = 16, exact p = 2·#{W ≤ 16}/2^8
+    from itertools import product
+    sums = [sum(r for r, s in zip(range(1, 9), signs) if s) for signs in product([0, 1], repeat=8)]
+    assert margin["p_value"] == pytest.approx(2 * sum(w <= 16 for w in sums) / 2**8)
+    assert {(r["a"], r["b"]) for r in summary["wilcoxon_pairwise"]} == {("random", "lc"), ("random", "margin"), ("lc", "margin")}
+    text = (out / "report.md").read_text()
+    assert "Grouping: pooled over `a/default`, `b/default`" in text and "| lc |" in text
+    # each experiment alone: 4 pairs, p = 2 / 2^4, not significant after Bonferroni
+    assert main(["report", str(a), "--out", str(tmp_path / "a_report"), "--batch_analysis", "false"]) == 0
+    alone = json.loads((tmp_path / "a_report" / "summary.json").read_text())
+    lc_alone = next(r for r in alone["wilcoxon_vs_random"] if r["strategy"] == "lc")
+    assert lc_alone["pairs"] == 4 and lc_alone["p_value"] == pytest.approx(2 / 2**4) and not lc_alone["significant"]
+    assert "Grouping: scenario `default` alone" in (tmp_path / "a_report" / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["report", str(a), str(b)]) == 1
+    assert "need --pool" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ launchers
+def test_submitit_launcher_runs_a_tiny_grid_with_the_round0_dependency(tmp_path, tiny_bert, capsys):
+    """``--launcher slurm`` through submitit's local executor: round 0 first, then the strategy, then resume."""
+    pytest.importorskip("submitit")
+    data = write_dataset(tmp_path / "data", n_pool=30)
+    base = json.loads(write_config(tmp_path / "base.yaml", model=tiny_bert, data=data, run_dir=tmp_path / "unused",
+                                   rounds=1, query_size=5).read_text())
+    base["trainer"]["max_epochs"] = 1
+    grid = _grid(tmp_path, base, seeds=[0], strategies=["random"], reference=False)
+    command = ["experiment", "--config", str(grid), "--launcher", "slurm", "--slurm.cluster", "local",
+               "--slurm.gpus_per_cell", "0", "--slurm.cpus_per_cell", "1", "--slurm.timeout_min", "10"]
+    capsys.readouterr()
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert out.index("done default/round0/seed_0") < out.index("start default/random/seed_0")
+    exp = tmp_path / "exp"
+    assert json.loads((exp / "default" / "random" / "seed_0" / "state.json").read_text())["finished"]
+    shared, first = _metrics(exp, "round0", 0).iloc[0], _metrics(exp, "random", 0).iloc[0]
+    assert first["test_accuracy"] == shared["test_accuracy"] and first["fit_seconds"] == shared["fit_seconds"]
+    assert list((exp / "slurm").glob("*_log.out"))  # submitit's job files
+    assert main(command) == 0
+    assert "skipping 2 finished cell(s)" in capsys.readouterr().out
+
+
+def test_local_launcher_places_one_cell_per_device(tmp_path):
+    from lit_al.experiment.launchers import ProcessLauncher, make_launcher
+
+    launcher = ProcessLauncher(jobs=5, devices=["2", "3"])
+    assert launcher.slots == 2
+    script = "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"
+    import sys
+    handles = [launcher.start(f"c{i}", [sys.executable, "-c", script], {}, tmp_path / f"c{i}.log") for i in range(2)]
+    assert launcher.free == []
+    while any(launcher.poll(h) is None for h in handles):
+        pass
+    assert sorted(launcher.free) == ["2", "3"]
+    assert [(tmp_path / f"c{i}.log").read_text().strip() for i in range(2)] == ["2", "3"]
+    with pytest.raises(ConfigError, match="--launcher must be"):
+        make_launcher("kubernetes", tmp_path)
+    with pytest.raises(ConfigError, match="gpus_per_cell"):
+        make_launcher("slurm", tmp_path, devices=["0"])
+
+
+def test_slurm_launcher_without_slurm_is_one_clear_line(tmp_path, capsys):
+    pytest.importorskip("submitit")
+    if shutil.which("srun"):
+        pytest.skip("this machine has SLURM")
+    grid = _grid(tmp_path, BASE, seeds=[0], strategies=["random"], reference=False)
+    assert main(["experiment", "--config", str(grid), "--launcher", "slurm"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--launcher slurm" in err[0] and "--slurm.cluster local" in err[0]

@@ -267,3 +267,19 @@ def test_egl_strategy_multilabel_head():
 def test_egl_bad_options(options, match):
     with pytest.raises(StrategyError, match=match):
         get_strategy("egl", **options)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_badge_duplicates_of_centers_are_never_drawn(precision):
+    """Copies of a chosen center have D² = 0 exactly (not cancellation noise), so once both groups are
+    covered the rest comes from the documented fallback, never from a draw weighted by rounding."""
+    rng = np.random.default_rng(2)
+    probs = np.repeat(np.array([[0.3, 0.5, 0.2], [0.6, 0.1, 0.3]]), 5, axis=0)
+    h = np.repeat(rng.normal(size=(2, 7)) * 3.1, 5, axis=0)
+    got = G.badge_select(probs, h, 6, np.random.default_rng(1), precision=precision)
+    group = got // 5
+    assert set(group[:2].tolist()) == {0, 1}
+    ref = np.random.default_rng(1)
+    ref.random()  # the second pick's draw
+    rest = np.setdiff1d(np.arange(10), got[:2])
+    assert got[2:].tolist() == rest[ref.permutation(rest.size)[:4]].tolist()

@@ -77,6 +77,18 @@ def test_attention_intra_batched_matches_loop(mode):
     np.testing.assert_allclose(got.numpy(), _intra_loop(attn, mask, mode), atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_attention_intra_row_sum_is_exactly_zero(dtype):
+    """Softmax rows sum to 1: row_sum variances are 0 exactly, not rounding noise that would order ties."""
+    gen = torch.Generator().manual_seed(7)
+    attn, mask = _masked_softmax_attention(gen, 16, 4, 32, [32, 30, 9, 17] * 4, dtype=dtype)
+    assert torch.equal(A.attention_intra(attn, mask, "row_sum"), torch.zeros(16, dtype=dtype))
+    uniform = torch.full((2, 3, 5, 5), 0.2, dtype=dtype)  # every column also sums to 1
+    assert torch.equal(A.attention_intra(uniform, torch.ones(2, 5), "column_sum"), torch.zeros(2, dtype=dtype))
+    # a real (non-uniform) column-sum variance is far above the resolution and kept
+    assert (A.attention_intra(attn, mask, "column_sum") > 1e-3).all()
+
+
 def test_attention_intra_column_mean_is_one_under_key_masking():
     gen = torch.Generator().manual_seed(5)
     attn, mask = _masked_softmax_attention(gen, 3, 2, 6, [6, 4, 2])

@@ -17,6 +17,7 @@ CASES.update({
     "egl[full]": {"name": "egl", "variant": "full"},
     "egl[word]": {"name": "egl", "variant": "word"},
     "kmeans[pretrained]": {"name": "kmeans", "encoder": "pretrained"},
+    "probcover[finetuned]": {"name": "probcover", "encoder": "finetuned"},
     "mc_dropout[head]": {"name": "mc_dropout", "mc_scope": "head", "mc_passes": 3},
     "mc_dropout": {"name": "mc_dropout", "mc_passes": 3},
     "bald": {"name": "bald", "mc_passes": 3},
@@ -69,4 +70,15 @@ def test_cold_start_ft_bert_km_falls_back_to_bert_km(env, tmp_path, caplog):
                           initial={"scenario": "none"})
     assert main(["fit", "--config", str(config)]) == 0
     assert "cold start" in caplog.text and "kmeans" in caplog.text
+    assert len(pd.read_csv(run_dir / "rounds" / "round_000" / "selected.csv")) == 6
+
+
+@pytest.mark.parametrize("name", ["probcover", "typiclust"])
+def test_cold_start_strategies_query_without_a_trained_model(name, env, tmp_path, caplog):
+    """ProbCover and TypiClust read the pretrained encoder: a cold start queries with them, no fallback."""
+    run_dir = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", model=env["bert"], data=env["single"], run_dir=run_dir,
+                          strategy={"name": name}, rounds=1, query_size=6, initial={"scenario": "none"})
+    assert main(["fit", "--config", str(config)]) == 0
+    assert "needs a fine-tuned model" not in caplog.text  # no cold-start fallback
     assert len(pd.read_csv(run_dir / "rounds" / "round_000" / "selected.csv")) == 6

@@ -7,10 +7,22 @@ import pytest
 
 from lit_al.errors import StrategyError
 from lit_al.strategies import get_strategy, registered_strategies
-from strategy_fixtures import make_outputs
+from strategy_fixtures import make_constant_outputs, make_outputs
 
 NAMES = sorted(registered_strategies())
 N = 60
+
+#: Strategies whose picks are random draws by design, so that identical examples do not come out
+#: as the lowest pool indices (they must still be valid and deterministic under the seed). Every
+#: other strategy, a new one included, must break the exact ties of identical examples by the lower
+#: pool index: scores (uncertainty, Bayesian, MII, EGL, CAL, density, auxiliary models) tie
+#: exactly; geometry (k-center, k-means, coverage, typicality) sees coincident points, whose
+#: distances are exactly equal, and takes the lowest positions.
+RANDOM_BY_DESIGN = {
+    "random": "a uniform draw",
+    "badge": "k-means++ seeding draws with P ∝ D²; all D² = 0 falls back to a uniform draw",
+    "dal": "each discriminator sees a random candidate subset of U",
+}
 
 
 def _build(name, multi_label):
@@ -21,11 +33,12 @@ def _build(name, multi_label):
         pytest.skip(f"{name} refuses multi_label={multi_label}: {exc}")
 
 
-def _problem(strategy, multi_label, n=N, n_labeled=12, seed=0):
+def _problem(strategy, multi_label, n=N, n_labeled=12, seed=0, constant=False):
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
     labeled, unlabeled = np.sort(perm[:n_labeled]), np.sort(perm[n_labeled:])
-    outputs = make_outputs(strategy.needs, n=n, multi_label=multi_label, labeled=labeled, seed=seed)
+    make = make_constant_outputs if constant else make_outputs
+    outputs = make(strategy.needs, n=n, multi_label=multi_label, labeled=labeled, seed=seed)
     if not strategy.predict_labeled:  # rows the strategy did not ask for are NaN
         for name, array in outputs.items():
             if name == "labels":
@@ -67,6 +80,17 @@ class TestStrategyContract:
         strategy = _build(name, multi_label)
         outputs, labeled, unlabeled = _problem(strategy, multi_label)
         assert strategy.select(outputs, np.arange(N), np.array([], dtype=int), 5).indices.size == 0
+
+    def test_identical_examples_tie_by_lower_pool_index(self, name, multi_label):
+        """Every example has the same outputs: an exact tie everywhere (DESIGN.md: ties by lower pool index)."""
+        strategy = _build(name, multi_label)
+        outputs, labeled, unlabeled = _problem(strategy, multi_label, constant=True)
+        picked = strategy.select(outputs, labeled, unlabeled, 10).indices
+        again = _build(name, multi_label).select(outputs, labeled, unlabeled, 10).indices
+        np.testing.assert_array_equal(picked, again)
+        assert np.unique(picked).size == 10 and np.isin(picked, unlabeled).all()
+        if name not in RANDOM_BY_DESIGN:
+            assert picked.tolist() == unlabeled[:10].tolist()
 
     def test_bad_budget_refused(self, name, multi_label):
         strategy = _build(name, multi_label)

@@ -5,6 +5,9 @@ tasks; micro and macro F1 for multi-label), ALC (STRATEGIES.md §2.6 b), labels 
 the all-data metric (§2.7), Wilcoxon signed-rank + Bonferroni vs Random and pairwise (§2.8),
 batch analysis (§2.1–§2.5) and runtime per round split into fit / pool inference / selection.
 Only finished cells are used; unfinished ones are listed.
+
+``lit_al report EXP_A EXP_B ... --pool`` (:func:`write_pooled_report`) writes the significance
+tests alone, over the pairs of every scenario of every experiment pooled (IBM's grouping).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write_json, atomic_write_text
+from ..errors import ConfigError
 from .figures import gd_gu_figure, learning_curve_figure, pretty, runtime_figure
 from .results import (
     REFERENCE_STRATEGY,
@@ -26,8 +30,10 @@ from .results import (
     learning_curves,
     load_experiment,
     reference_metric,
+    pooled_groups,
     runtime_by_round,
     runtime_table,
+    scenario_groups,
     significance_tables,
 )
 
@@ -81,8 +87,9 @@ def write_report(
     curves = learning_curves(experiment.runs, curve_metrics)
     alc = pd.concat([alc_table(experiment, m) for m in summary_metrics], ignore_index=True)
     reach = pd.concat([labels_to_reach_table(experiment, m) for m in summary_metrics], ignore_index=True)
-    versus, pairwise = significance_tables(experiment, headline)
-    components = component_differences(experiment, curve_metrics)
+    by_scenario = scenario_groups(experiment)
+    versus, pairwise = significance_tables(by_scenario, strategies, headline)
+    components = component_differences(by_scenario, strategies, curve_metrics)
     runtime = runtime_table(experiment)
     per_round = runtime_by_round(experiment)
 
@@ -139,34 +146,9 @@ def write_report(
                                              "labels (grid)": ".0f", "% of pool (interp.)": ".1f"}),
                       "", "A curve that never reaches the target counts as 100% of the pool (§2.7).", ""]
 
-        lines += [f"### Significance (§2.8): Wilcoxon signed-rank, two-sided, Bonferroni-corrected; {pretty(headline)}", ""]
-        part = versus[versus["scenario"] == scenario] if not versus.empty else versus
-        if part.empty:
-            lines += [f"Needs the `{REFERENCE_STRATEGY}` strategy and at least one seed finished for every strategy.", ""]
-        else:
-            comp = components[components["scenario"] == scenario] if not components.empty else components
-            table = pd.DataFrame({
-                "strategy": part["strategy"],
-                f"Δ {pretty(headline)} vs {REFERENCE_STRATEGY}": part["mean_difference"],
-            })
-            for m in curve_metrics:
-                if m == headline or comp.empty:
-                    continue
-                values = comp[comp["metric"] == m].set_index("strategy")["mean_difference"]
-                table[f"Δ {pretty(m)}"] = part["strategy"].map(values).to_numpy()
-            table["wins/losses"] = [f"{w}/{l}" for w, l in zip(part["wins"], part["losses"])]
-            table["pairs"] = part["pairs"].to_numpy()
-            table["p"] = [_p(v) for v in part["p_value"]]
-            table["p (Bonferroni)"] = [_p(v) for v in part["p_bonferroni"]]
-            table["significant"] = ["yes" if s else "no" for s in part["significant"]]
-            lines += [markdown_table(table, {c: "+.4f" for c in table.columns if c.startswith("Δ")}), "",
-                      f"Pairs: (seed, round ≥ 1) over {int(part['seeds'].iloc[0])} seed(s); round 0 is shared. "
-                      f"m = {int(part['comparisons'].iloc[0])} comparisons.", ""]
-        part = pairwise[pairwise["scenario"] == scenario] if not pairwise.empty else pairwise
-        if not part.empty:
-            lines += ["Pairwise, Bonferroni-corrected p-values (row vs column; mean difference row − column in brackets):", "",
-                      markdown_table(_pairwise_matrix(part, strategies)), ""]
-
+        lines += _significance_section(versus, pairwise, components, scenario, strategies, headline, curve_metrics,
+                                       f"scenario `{scenario}` alone (its seeds × rounds; "
+                                       "`lit_al report EXP_A EXP_B ... --pool` pools scenarios and experiments)")
         if batch_analysis:
             lines += _batch_section(experiment, scenario, strategies, figures, figure_paths, batch_results)
 
@@ -193,12 +175,92 @@ def write_report(
         "unfinished_cells": experiment.unfinished,
         "alc": alc.to_dict("records"),
         "labels_to_reach": reach.to_dict("records"),
+        "significance_grouping": "scenario: the (seed, round >= 1) pairs of each scenario alone",
         "wilcoxon_vs_random": versus.to_dict("records"),
         "wilcoxon_pairwise": pairwise.to_dict("records"),
         "differences_vs_random": components.to_dict("records"),
         "runtime_seconds_per_round": runtime.to_dict("records"),
         "batch_analysis": batch_results,
         "figures": figure_paths,
+    }))
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _significance_section(
+    versus: pd.DataFrame, pairwise: pd.DataFrame, components: pd.DataFrame, group: str, strategies: list[str],
+    headline: str, curve_metrics: list[str], grouping: str,
+) -> list[str]:
+    """The Wilcoxon tables of one group of runs; ``grouping`` says in words which runs were paired."""
+    lines = [f"### Significance (§2.8): Wilcoxon signed-rank, two-sided, Bonferroni-corrected; {pretty(headline)}", "",
+             f"Grouping: {grouping}.", ""]
+    part = versus[versus["scenario"] == group] if not versus.empty else versus
+    if part.empty:
+        lines += [f"Needs the `{REFERENCE_STRATEGY}` strategy and at least one seed finished for every strategy.", ""]
+    else:
+        comp = components[components["scenario"] == group] if not components.empty else components
+        table = pd.DataFrame({
+            "strategy": part["strategy"],
+            f"Δ {pretty(headline)} vs {REFERENCE_STRATEGY}": part["mean_difference"],
+        })
+        for m in curve_metrics:
+            if m == headline or comp.empty:
+                continue
+            values = comp[comp["metric"] == m].set_index("strategy")["mean_difference"]
+            table[f"Δ {pretty(m)}"] = part["strategy"].map(values).to_numpy()
+        table["wins/losses"] = [f"{w}/{l}" for w, l in zip(part["wins"], part["losses"])]
+        table["pairs"] = part["pairs"].to_numpy()
+        table["p"] = [_p(v) for v in part["p_value"]]
+        table["p (Bonferroni)"] = [_p(v) for v in part["p_bonferroni"]]
+        table["significant"] = ["yes" if s else "no" for s in part["significant"]]
+        lines += [markdown_table(table, {c: "+.4f" for c in table.columns if c.startswith("Δ")}), "",
+                  f"Pairs: (scenario, seed, round ≥ 1) over {int(part['seeds'].iloc[0])} (scenario, seed) run(s); "
+                  f"round 0 is shared. m = {int(part['comparisons'].iloc[0])} comparisons.", ""]
+    part = pairwise[pairwise["scenario"] == group] if not pairwise.empty else pairwise
+    if not part.empty:
+        lines += ["Pairwise, Bonferroni-corrected p-values (row vs column; mean difference row − column in brackets):", "",
+                  markdown_table(_pairwise_matrix(part, strategies)), ""]
+    return lines
+
+
+def write_pooled_report(experiment_dirs: list[str | Path], out_dir: str | Path, metric: str | None = None) -> Path:
+    """``lit_al report EXP_A EXP_B ... --pool``: the significance tests over every scenario of every experiment at once.
+
+    IBM (Ein-Dor et al. 2020; STRATEGIES.md §2.8) pools the (dataset, seed, iteration ≥ 1)
+    pairs of all the datasets of a scenario type before one Wilcoxon test per comparison,
+    Bonferroni-corrected; give the experiments (or the grid's scenarios) of one scenario
+    type. Writes ``report.md`` and ``summary.json`` (tests vs Random and pairwise, mean
+    differences of the curve metrics) under ``out_dir``.
+    """
+    experiments = [load_experiment(d) for d in experiment_dirs]
+    headlines = {e.headline_metric(metric) for e in experiments}
+    if len(headlines) > 1:
+        raise ConfigError(f"the experiments' headline metrics differ ({sorted(headlines)}); choose one with --metric")
+    headline = headlines.pop()
+    pool, scenarios, strategies = pooled_groups(experiments)
+    curve_metrics = [headline] + [m for m in _curve_metrics(experiments[0], headline)[0][1:]
+                                  if all(m in e.runs.columns for e in experiments)]
+    versus, pairwise = significance_tables(pool, strategies, headline)
+    components = component_differences(pool, strategies, curve_metrics)
+    left_out = sorted({s for e in experiments for s in e.strategies} - set(strategies))
+    grouping = "pooled over " + ", ".join(f"`{s}`" for s in scenarios) + ": their (scenario, seed, round ≥ 1) pairs in one test"
+    lines = [f"# Pooled significance: {', '.join(e.directory.name for e in experiments)}", "",
+             f"- Strategies in every experiment: {', '.join(strategies)}"
+             + (f"; left out (missing somewhere): {', '.join(left_out)}" if left_out else "") + ".",
+             f"- Headline metric: **{pretty(headline)}** (test set).", ""]
+    lines += _significance_section(versus, pairwise, components, "pooled", strategies, headline, curve_metrics, grouping)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "summary.json", _jsonable({
+        "experiments": [str(e.directory) for e in experiments],
+        "headline_metric": headline,
+        "strategies": strategies,
+        "significance_grouping": grouping,
+        "pooled_scenarios": scenarios,
+        "wilcoxon_vs_random": versus.to_dict("records"),
+        "wilcoxon_pairwise": pairwise.to_dict("records"),
+        "differences_vs_random": components.to_dict("records"),
     }))
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")

@@ -4,7 +4,9 @@
   ``metrics.csv`` as one long table.
 - :func:`learning_curves`: mean ± std over seeds per (scenario, strategy, labeled).
 - :func:`alc_table`, :func:`labels_to_reach_table`, :func:`significance_tables`,
-  :func:`runtime_table`: the report's numbers (STRATEGIES.md §2.6–§2.8).
+  :func:`runtime_table`: the report's numbers (STRATEGIES.md §2.6–§2.8). The tests run
+  per group of runs: one scenario (:func:`scenario_groups`) or every scenario of several
+  experiments pooled, as IBM pooled the datasets of a scenario type (:func:`pooled_groups`).
 """
 
 from __future__ import annotations
@@ -159,51 +161,88 @@ def labels_to_reach_table(experiment: Experiment, metric: str) -> pd.DataFrame:
 
 
 # -------------------------------------------------------------- §2.8
-def paired_scores(runs: pd.DataFrame, scenario: str, strategies: list[str], metric: str) -> tuple[dict[str, np.ndarray], int]:
-    """Each strategy's metric over the (seed, round ≥ 1) pairs every strategy has (IBM: iteration 0 is shared)."""
-    part = runs[(runs["scenario"] == scenario) & (runs["round"] >= 1) & runs["strategy"].isin(strategies)]
-    table = part.pivot_table(index=["seed", "round"], columns="strategy", values=metric, aggfunc="first").dropna()
-    seeds = table.index.get_level_values("seed").nunique() if not table.empty else 0
-    return {s: table[s].to_numpy(dtype=float) for s in strategies if s in table.columns}, seeds
+#: Runs grouped for the tests: a group name -> its rows (column ``scenario`` identifies the dataset).
+Groups = dict[str, pd.DataFrame]
 
 
-def significance_tables(experiment: Experiment, metric: str, reference: str = REFERENCE_STRATEGY) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Wilcoxon signed-rank + Bonferroni vs ``reference`` and pairwise (IBM; STRATEGIES.md §2.8), two-sided."""
+def scenario_groups(experiment: Experiment) -> Groups:
+    """One group per scenario: the pairs of one dataset and initial set (this library's default grouping)."""
+    return {s: experiment.runs[experiment.runs["scenario"] == s] for s in experiment.scenarios}
+
+
+def pooled_groups(experiments: list[Experiment]) -> tuple[Groups, list[str], list[str]]:
+    """One group pooling every scenario of every experiment (IBM: all datasets of a scenario type).
+
+    Each scenario is renamed ``EXPERIMENT/SCENARIO`` so that its (seed, round) pairs stay
+    distinct. Returns ``({"pooled": runs}, the pooled scenarios, the strategies every
+    experiment has)``; strategies missing from some experiment are left out of the pool.
+    """
+    names = [e.directory.name for e in experiments]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"experiments to pool must have distinct directory names, got {names}")
+    common = [s for s in experiments[0].strategies if all(s in e.strategies for e in experiments[1:])]
+    frames = [e.runs.assign(scenario=e.directory.name + "/" + e.runs["scenario"]) for e in experiments]
+    runs = pd.concat(frames, ignore_index=True)
+    return {"pooled": runs}, sorted(runs["scenario"].unique().tolist()), common
+
+
+def paired_scores(runs: pd.DataFrame, strategies: list[str], metric: str) -> tuple[dict[str, np.ndarray], int]:
+    """Each strategy's metric over the (scenario, seed, round ≥ 1) keys every strategy has.
+
+    IBM pairs strategies by (dataset, seed, iteration), iteration 0 excluded because it is
+    shared (STRATEGIES.md §2.8). ``runs`` is one group (one scenario, or a pool of them).
+    Returns the aligned arrays and the number of (scenario, seed) runs behind them.
+    """
+    part = runs[(runs["round"] >= 1) & runs["strategy"].isin(strategies)]
+    table = part.pivot_table(index=["scenario", "seed", "round"], columns="strategy", values=metric, aggfunc="first").dropna()
+    units = table.index.droplevel("round").nunique() if not table.empty else 0
+    return {s: table[s].to_numpy(dtype=float) for s in strategies if s in table.columns}, units
+
+
+def significance_tables(
+    groups: Groups, strategies: list[str], metric: str, reference: str = REFERENCE_STRATEGY
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wilcoxon signed-rank + Bonferroni vs ``reference`` and pairwise within each group (IBM; STRATEGIES.md §2.8), two-sided.
+
+    Column ``scenario`` names the group; ``seeds`` counts its (scenario, seed) runs.
+    """
     versus, pairwise = [], []
-    for scenario in experiment.scenarios:
-        scores, seeds = paired_scores(experiment.runs, scenario, experiment.strategies, metric)
+    for group, runs in groups.items():
+        scores, seeds = paired_scores(runs, strategies, metric)
         if len(scores) < 2 or min(len(v) for v in scores.values()) < 1:
             continue
         if reference in scores:
             for name, result in wilcoxon_vs_reference(scores, reference).items():
                 diff = scores[name] - scores[reference]
-                versus.append({"scenario": scenario, "strategy": name, "reference": reference, "metric": metric,
+                versus.append({"scenario": group, "strategy": name, "reference": reference, "metric": metric,
                                "mean_difference": float(diff.mean()), "wins": int((diff > 0).sum()),
                                "losses": int((diff < 0).sum()), "pairs": result.n_pairs, "seeds": seeds,
                                "p_value": result.p_value, "p_bonferroni": result.p_adjusted,
                                "comparisons": result.n_comparisons, "significant": result.significant,
                                "note": result.note or ""})
         for (a, b), result in wilcoxon_pairwise(scores).items():
-            pairwise.append({"scenario": scenario, "a": a, "b": b, "metric": metric,
+            pairwise.append({"scenario": group, "a": a, "b": b, "metric": metric,
                              "mean_difference": float((scores[a] - scores[b]).mean()), "pairs": result.n_pairs,
                              "p_value": result.p_value, "p_bonferroni": result.p_adjusted,
                              "comparisons": result.n_comparisons, "significant": result.significant})
     return pd.DataFrame(versus), pd.DataFrame(pairwise)
 
 
-def component_differences(experiment: Experiment, metrics: list[str], reference: str = REFERENCE_STRATEGY) -> pd.DataFrame:
-    """Mean difference to ``reference`` over the same (seed, round ≥ 1) pairs, for each metric (e.g. P and R)."""
+def component_differences(
+    groups: Groups, strategies: list[str], metrics: list[str], reference: str = REFERENCE_STRATEGY
+) -> pd.DataFrame:
+    """Mean difference to ``reference`` over the same (scenario, seed, round ≥ 1) pairs, for each metric (e.g. P and R)."""
     rows = []
-    for scenario in experiment.scenarios:
+    for group, runs in groups.items():
         for metric in metrics:
-            if metric not in experiment.runs.columns:
+            if metric not in runs.columns:
                 continue
-            scores, _ = paired_scores(experiment.runs, scenario, experiment.strategies, metric)
+            scores, _ = paired_scores(runs, strategies, metric)
             if reference not in scores:
                 continue
             for name, values in scores.items():
                 if name != reference:
-                    rows.append({"scenario": scenario, "strategy": name, "metric": metric,
+                    rows.append({"scenario": group, "strategy": name, "metric": metric,
                                  "mean_difference": float((values - scores[reference]).mean())})
     return pd.DataFrame(rows)
 

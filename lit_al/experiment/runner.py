@@ -1,10 +1,9 @@
-"""Runs the cells of a grid as ``lit_al fit`` processes, ``jobs`` at a time.
+"""Runs the cells of a grid as ``lit_al fit`` commands, through a launcher (``launchers``).
 
 A cell whose run directory says ``finished`` is skipped; an interrupted one resumes where it
-stopped (the ordinary ``fit`` resume). A cell runs only once the cells it depends on (its
-seed's round-0 run) have succeeded. Each process gets ``cpu_count // jobs`` intra-op threads
-unless ``OMP_NUM_THREADS`` is set, because oversubscribed torch threads slow every step
-down many times over on a small machine.
+stopped (the ordinary ``fit`` resume). A cell starts only once the cells it depends on (its
+seed's round-0 run) have succeeded, and at most ``launcher.slots`` cells are in flight: local
+processes (``jobs`` of them, or one per GPU) or cluster jobs alike.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import yaml
 
 from ..atomic import atomic_write_json, atomic_write_text
 from .grid import Cell, Grid
+from .launchers import Launcher, ProcessLauncher
 
 
 @dataclass
@@ -29,19 +28,6 @@ class CellResult:
     cell: Cell
     status: str  # done | skipped | failed | interrupted | blocked
     log_path: Path | None = None
-
-
-#: Exit codes of ``lit_al fit`` stopped by a signal (128 + SIGINT, 128 + SIGTERM).
-INTERRUPTED_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
-
-
-def cell_status(code: int, run_dir: Path) -> str:
-    """``done`` only when the process succeeded and its run says it is finished."""
-    if code == 0 and run_finished(run_dir):
-        return "done"
-    if code < 0 or code in INTERRUPTED_CODES or code == 0:  # killed, or stopped before its budget was spent
-        return "interrupted"
-    return "failed"
 
 
 def run_finished(run_dir: Path) -> bool:
@@ -73,45 +59,59 @@ def write_manifest(grid: Grid, cells: list[Cell]) -> Path:
     return path
 
 
-def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_seconds: float = 0.5) -> list[CellResult]:
-    """Run every unfinished cell, at most ``jobs`` at a time, dependencies first."""
-    jobs = max(1, int(jobs))
+#: Exit codes of ``lit_al fit`` stopped by a signal (128 + SIGINT, 128 + SIGTERM).
+INTERRUPTED_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+
+
+def cell_status(code: int, run_dir: Path) -> str:
+    """``done`` only when the cell succeeded and its run says it is finished."""
+    if code == 0 and run_finished(run_dir):
+        return "done"
+    if code < 0 or code in INTERRUPTED_CODES or code == 0:  # killed, or stopped before its budget was spent
+        return "interrupted"
+    return "failed"
+
+
+def run_cells(
+    cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_seconds: float = 0.5, launcher: Launcher | None = None
+) -> list[CellResult]:
+    """Run every unfinished cell, dependencies first, ``launcher.slots`` at a time (default: ``jobs`` local processes)."""
+    launcher = launcher or ProcessLauncher(jobs)
     config_dir = experiment_dir / "configs"
     log_dir = experiment_dir / "logs"
     results = {c.name: CellResult(c, "skipped") for c in cells if run_finished(c.run_dir)}
     pending = [c for c in cells if c.name not in results]
     if results:
         print(f"skipping {len(results)} finished cell(s)", flush=True)
-    running: dict[str, tuple[subprocess.Popen, Cell, float, Path]] = {}
+    running: dict[str, tuple[object, Cell, float]] = {}
     try:
-        _run_loop(cells, pending, running, results, jobs, config_dir, log_dir, poll_seconds)
+        _run_loop(cells, pending, running, results, launcher, config_dir, log_dir, poll_seconds)
     finally:  # interrupted: the cells still running stop too (they resume with the next run)
-        for process, *_ in running.values():
-            process.terminate()
-        for process, *_ in running.values():
-            process.wait()
+        for handle, *_ in running.values():
+            launcher.stop(handle)
     return [results[c.name] for c in cells]
 
 
-def _run_loop(cells: list[Cell], pending: list[Cell], running: dict, results: dict[str, CellResult], jobs: int,
-              config_dir: Path, log_dir: Path, poll_seconds: float) -> None:
-    """Start and collect cell processes until none is pending; fills ``running`` and ``results``."""
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
+def _run_loop(cells: list[Cell], pending: list[Cell], running: dict, results: dict[str, CellResult],
+              launcher: Launcher, config_dir: Path, log_dir: Path, poll_seconds: float) -> None:
+    """Start and collect cells until none is pending; fills ``running`` and ``results``."""
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
     total = len(pending)
     started = 0
     while pending or running:
-        for name, (process, cell, start, log_path) in list(running.items()):
-            code = process.poll()
+        for name, (handle, cell, start) in list(running.items()):
+            code = launcher.poll(handle)
             if code is None:
                 continue
             del running[name]
             seconds = time.perf_counter() - start
             status = cell_status(code, cell.run_dir)
+            log_path = launcher.log(handle)
             results[name] = CellResult(cell, status, log_path)
             tail = "" if code == 0 else f" (exit {code}; see {log_path})"
             print(f"[{len(results)}/{len(cells)}] {status} {name} in {seconds:.0f} s{tail}", flush=True)
         for cell in list(pending):
-            if len(running) >= jobs:
+            if len(running) >= launcher.slots:
                 break
             states = [results[d].status if d in results else None for d in cell.depends_on]
             if any(s in ("failed", "interrupted", "blocked") for s in states):
@@ -123,18 +123,14 @@ def _run_loop(cells: list[Cell], pending: list[Cell], running: dict, results: di
                 continue
             pending.remove(cell)
             started += 1
-            config_path = config_dir / f"{cell.name.replace('/', '__')}.yaml"
+            stem = cell.name.replace("/", "__")
+            config_path = config_dir / f"{stem}.yaml"
             atomic_write_text(config_path, yaml.safe_dump(cell.config, sort_keys=False))
-            log_path = log_dir / f"{cell.name.replace('/', '__')}.log"
+            log_path = log_dir / f"{stem}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, TOKENIZERS_PARALLELISM="false")
-            with open(log_path, "ab") as handle:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "lit_al.cli", "fit", "--config", str(config_path),
-                     "--trainer.enable_progress_bar", "false"],
-                    stdout=handle, stderr=subprocess.STDOUT, env=env,
-                )
-            running[cell.name] = (process, cell, time.perf_counter(), log_path)
+            command = [sys.executable, "-m", "lit_al.cli", "fit", "--config", str(config_path.resolve()),
+                       "--trainer.enable_progress_bar", "false"]
+            running[cell.name] = (launcher.start(cell.name, command, env, log_path), cell, time.perf_counter())
             print(f"start {cell.name} ({started}/{total})", flush=True)
         if running:
             time.sleep(poll_seconds)

@@ -39,8 +39,15 @@ def attention_intra(attn: torch.Tensor, mask: torch.Tensor, mode: str = "column_
       data rather than assumed, so attention that leaks mass onto pad keys is not
       silently misread. Pad query rows (which HF also normalises) are excluded.
     - ``mode="row_sum"``: ``s_j = Σ_{k∈T} a_jk``, the paper's literal wording ("summing
-      over the rows"). Softmax rows sum to 1, so this is identically 0 up to rounding
-      (it contradicts the paper's ablation); kept only for fidelity.
+      over the rows"). Softmax rows sum to 1, so this is identically 0 (it contradicts
+      the paper's ablation); kept only for fidelity.
+
+    Resolution: a sum of ℓ terms in ``attn``'s dtype is exact to about ``ℓ·ε``
+    (ε its machine epsilon), so a variance below ``(ℓ·ε)²`` (2.3e-10 for float32,
+    ℓ = 128) is rounding noise and is returned as exactly 0: ``row_sum`` gives 0
+    for every example, and so do uniform attentions under ``column_sum``. Equal
+    intra-correlations are then exact ties (broken by the lower pool index),
+    not an order drawn by float noise.
 
     Returns a (B,) tensor on ``attn``'s device, in ``attn``'s dtype promoted to at
     least float32. A row whose mask is all zero (no token) gives 0.
@@ -62,7 +69,9 @@ def attention_intra(attn: torch.Tensor, mask: torch.Tensor, mode: str = "column_
     n_t = m.sum(dim=1).clamp_min(1.0)[:, None]  # (B, 1); clamp keeps empty rows at 0 instead of NaN
     mean = (sums * m[:, None, :]).sum(dim=-1) / n_t
     var = (((sums - mean[..., None]) ** 2) * m[:, None, :]).sum(dim=-1) / n_t
-    return var.mean(dim=1)
+    intra = var.mean(dim=1)
+    resolution = (attn.shape[-1] * torch.finfo(attn.dtype).eps) ** 2
+    return torch.where(intra < resolution, torch.zeros_like(intra), intra)
 
 
 def class_centers(reps: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

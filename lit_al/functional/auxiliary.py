@@ -7,7 +7,7 @@ random draw (initialisation, dropout masks, shuffling) comes from a
 ``torch.Generator`` the caller seeds; nothing touches the global RNG.
 
 Keras conventions reproduced [C]: Dense kernels Glorot-uniform with zero bias;
-``class_weight`` multiplies each example's loss and the batch loss is
+a class weight multiplies each example's loss and the batch loss is
 ``Σ_i w_i ℓ_i / B``; Keras' Adam (``KerasAdam``: β = (0.9, 0.999), ε = 1e-7
 added to the uncorrected ``sqrt(v)``); ``Dropout(rate)`` zeroes each input
 feature with probability ``rate`` and scales the survivors by ``1 / (1 - rate)``,
@@ -97,10 +97,45 @@ def _glorot_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int, generator
     return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * limit
 
 
+#: ``class_weight`` values: ``"none"`` (every example weighs 1; what IBM's code ran) or
+#: ``"balanced"`` (``w_c = N / N_c``; what IBM's code appears to intend).
+CLASS_WEIGHTS = ("none", "balanced")
+
+
 def inverse_frequency_weights(counts: torch.Tensor, total: int) -> torch.Tensor:
-    """Class weights ``w_c = N / N_c`` (IBM, §1.7 and §1.10); 0 for a class with no examples."""
+    """Class weights ``w_c = N / N_c`` (``class_weight="balanced"``); 0 for a class with no examples."""
     counts = counts.to(torch.float32)
     return torch.where(counts > 0, float(total) / counts.clamp_min(1.0), torch.zeros_like(counts))
+
+
+def example_weights(targets: torch.Tensor, class_weight: str, *, multi_label: bool = False) -> torch.Tensor:
+    """Per-example loss weights of the auxiliary models.
+
+    ``targets`` (N, C) are 0/1 rows. ``class_weight="none"``: all ones, shape (N,)
+    (single-label) or (N, J) (multi-label). ``"balanced"``: single-label
+    ``w_i = N / N_{y_i}``, ``y_i = argmax`` of row i; multi-label [R] each label j
+    weighted like a binary task, ``N / N_{j,1}`` where ``y_ij = 1`` and
+    ``N / N_{j,0}`` where ``y_ij = 0``.
+
+    Why ``"none"`` is the default: IBM's Keras code (and Gissin's DAL code it
+    follows) passes ``class_weight={0: N / Y[Y==0].shape[0], 1: N / Y[Y==1].shape[0]}``
+    with a one-hot ``Y`` (``to_categorical``). ``Y[Y==0]`` and ``Y[Y==1]`` each select
+    N elements of the (N, 2) matrix, so both weights are N / N = 1.0: the authors
+    trained unweighted [C]. ``"balanced"`` is what the code appears to intend
+    (STRATEGIES.md §1.7, §1.10).
+    """
+    if class_weight not in CLASS_WEIGHTS:
+        raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}")
+    n, c = targets.shape
+    if multi_label:
+        if class_weight == "none":
+            return torch.ones_like(targets)
+        positives = targets.sum(dim=0)
+        return targets * inverse_frequency_weights(positives, n) + (1.0 - targets) * inverse_frequency_weights(n - positives, n)
+    if class_weight == "none":
+        return torch.ones(n)
+    classes = targets.argmax(dim=1)
+    return inverse_frequency_weights(torch.bincount(classes, minlength=c), n)[classes]
 
 
 def _as_float32(array: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -120,16 +155,16 @@ def train_perceptron_ensemble(
     lr: float = 1e-4,
     epochs: int = 10,
     batch_size: int = 50,
-    class_weight: bool = True,
+    class_weight: str = "none",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Train E independent perceptrons on labeled embeddings (IBM's PE, §1.7).
 
     Each member is ``Dropout(dropout)`` on the input (training only) followed by
     ``Dense(C, softmax)`` trained with weighted cross-entropy (single-label), or
     ``Dense(J, sigmoid)`` with per-label binary cross-entropy summed over labels
-    (multi-label [R]; label j's examples weighted ``N / N_{j,1}`` if positive,
-    ``N / N_{j,0}`` if negative). Adam(lr), ``epochs`` passes in shuffled batches
-    of ``batch_size``, class weights ``N / N_c`` if ``class_weight``. The members
+    (multi-label [R]). Adam(lr), ``epochs`` passes in shuffled batches of
+    ``batch_size``; ``class_weight`` "none" (default, what IBM's code ran) or
+    "balanced" (``N / N_c``), see :func:`example_weights`. The members
     differ only by initialisation, dropout masks and shuffling; they are trained
     side by side as one (E, d, C) weight tensor (Adam is elementwise, so this is
     E independent optimisations).
@@ -152,20 +187,8 @@ def train_perceptron_ensemble(
     if n == 0:
         raise ValueError("the perceptron ensemble needs at least one labeled example")
     c = y.shape[1]
-    if multi_label:
-        positives = y.sum(dim=0)
-        if class_weight:
-            w_pos = inverse_frequency_weights(positives, n)
-            w_neg = inverse_frequency_weights(n - positives, n)
-            example_weight = y * w_pos + (1.0 - y) * w_neg  # (N, J)
-        else:
-            example_weight = torch.ones_like(y)
-    else:
-        classes = y.argmax(dim=1)
-        if class_weight:
-            example_weight = inverse_frequency_weights(torch.bincount(classes, minlength=c), n)[classes]
-        else:
-            example_weight = torch.ones(n)
+    classes = y.argmax(dim=1)
+    example_weight = example_weights(y, class_weight, multi_label=multi_label)  # (N,) or (N, J)
 
     weight = _glorot_uniform((members, d, c), d, c, generator).requires_grad_()
     bias = torch.zeros((members, c), requires_grad=True)
@@ -239,13 +262,14 @@ def train_discriminator(
     batch_size: int = 100,
     max_epochs: int = 10,
     stop_accuracy: float = 0.98,
-    class_weight: bool = True,
+    class_weight: str = "none",
 ) -> tuple[list[torch.Tensor], int]:
     """Train DAL's labeled-vs-unlabeled discriminator (IBM ``DiscriminativeRepresentationSampling``, §1.10).
 
     MLP ``Dense(w, ReLU) × 3 → Dense(2, softmax)``, width ``w = hidden_size`` or
     the input dimension when None (IBM); no regularisation; cross-entropy on
-    labels 0 (labeled) / 1 (unlabeled) with class weights ``N / N_c``; Adam(lr),
+    labels 0 (labeled) / 1 (unlabeled), unweighted by default as IBM's code ran
+    (``class_weight="balanced"``: ``N / N_c``, see :func:`example_weights`); Adam(lr),
     shuffled batches of ``batch_size``, at most ``max_epochs`` epochs, stopping at
     the end of the first epoch whose training accuracy exceeds ``stop_accuracy``.
     Training accuracy is Keras' epoch ``acc``: the fraction of examples the
@@ -264,10 +288,7 @@ def train_discriminator(
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         params.append(_glorot_uniform((fan_in, fan_out), fan_in, fan_out, generator).requires_grad_())
         params.append(torch.zeros(fan_out, requires_grad=True))
-    if class_weight:
-        example_weight = inverse_frequency_weights(torch.bincount(y, minlength=2), n)[y]
-    else:
-        example_weight = torch.ones(n)
+    example_weight = example_weights(F.one_hot(y, 2).float(), class_weight)
     optimizer = KerasAdam(params, lr=lr)
     epochs_run = 0
     for _ in range(int(max_epochs)):
@@ -311,7 +332,7 @@ def dal_select(
     batch_size: int = 100,
     max_epochs: int = 10,
     stop_accuracy: float = 0.98,
-    class_weight: bool = True,
+    class_weight: str = "none",
 ) -> np.ndarray:
     """Discriminative Active Learning (Gissin & Shalev-Shwartz 2019; IBM's protocol, §1.10).
 

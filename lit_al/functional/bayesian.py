@@ -114,8 +114,42 @@ def bald(mc_probs: np.ndarray, multi_label: bool = False) -> np.ndarray:
     Multi-label (labels as independent Bernoullis, BEAL's setting [R]):
     ``MI(x) = sum_j [H_b(p̄_j) - (1/T) sum_t H_b(p_j^t)]``.
     Probabilities are clipped to ``[1e-12, 1 - 1e-12]`` inside the logarithms. Higher = more informative.
+
+    Computed in the equivalent form that cancels, the mean KL divergence of each pass
+    from the mean (``Σ_t p^t_c = T p̄_c``)::
+
+        MI(x) = (1/T) sum_t sum_c p^t_c (ln p^t_c - ln p̄_c)
+
+    in float64, with ``p̄ = p^0 + (1/T) sum_t (p^t - p^0)``: passes that agree give
+    ``p̄ = p^t`` bit for bit and every log ratio is exactly 0, so an example without
+    disagreement scores exactly 0 (the entropy difference leaves float32 noise up to
+    about 1e-7 there, which would order exact ties). Rounding below 0 is clipped (MI >= 0).
     """
-    return mc_entropy(mc_probs, multi_label) - expected_entropy(mc_probs, multi_label)
+    array = _as_mc(mc_probs)
+    first = array[0].astype(np.float64)
+    shift = np.zeros_like(first)
+    for t in range(1, array.shape[0]):
+        shift += array[t]
+        shift -= first
+    p_bar = first + shift / array.shape[0]
+    mi = _mean_kl_to_mean(array, p_bar, complement=False)
+    if multi_label:
+        mi += _mean_kl_to_mean(array, p_bar, complement=True)
+    return np.maximum(mi, 0.0)
+
+
+def _mean_kl_to_mean(array: np.ndarray, p_bar: np.ndarray, *, complement: bool) -> np.ndarray:
+    """``(1/T) sum_t sum_c q^t_c (ln q^t_c - ln q̄_c)``, float64, with ``q = p`` (or ``1 - p``) clipped at 1e-12."""
+    q_bar = np.maximum(1.0 - p_bar if complement else p_bar, EPS)
+    log_bar = np.log(q_bar)
+    total = np.zeros(array.shape[1], dtype=np.float64)
+    for t in range(array.shape[0]):
+        q = array[t].astype(np.float64)
+        if complement:
+            q = 1.0 - q
+        np.maximum(q, EPS, out=q)
+        total += np.einsum("ic,ic->i", q, np.log(q) - log_bar)
+    return total / array.shape[0]
 
 
 # ----------------------------------------------------------------------------- BEAL
@@ -503,7 +537,10 @@ def batch_bald(
       - ``"greedy"``: no saturation rule; keep maximising gains below the resolution (the
         reference; at n = 10^5 every saturated step evaluates every candidate in full).
 
-      A sub-batch with no pick yet is never saturated (its greedy pick is the BALD argmax).
+      A sub-batch with no pick yet is never saturated (its greedy pick is the BALD argmax,
+      from :func:`bald`, exact 0 where the passes agree). If even that gain is below
+      ``saturation_gain`` (rules other than ``"greedy"``), no candidate holds information at
+      the resolution: the highest exact BALD is taken, and equal ones go to the lower ``index``.
 
     Returns a ``BatchBALDResult`` (positions along axis 1 of ``mc_probs``, best first).
     Multi-label (sigmoid) outputs are not supported (no single categorical y per example).
@@ -543,7 +580,7 @@ def batch_bald(
     del tiny
     conditional = expected_entropy(source)  # E_w H(y_x | w), (m,)
     p_bar = mean_probs(source)
-    bald_scores = _row_entropy(p_bar, False) - conditional
+    bald_scores = bald(source)  # exact 0 where the passes agree; the "bald" rule and the bounds use it
     bounds = _Bounds(probs, p_bar, bald_scores, chunk_size, bound_cache_bytes) if prune else None
     del p_bar
     # H(p_x^t) of every candidate and pass, with the float32 arithmetic of _weighted_entropy:
@@ -648,12 +685,14 @@ def batch_bald(
             stale = bound
 
         saturated = check and best.gain < saturation_gain
+        # a sub-batch's first gain is BALD: all below the resolution is an exact tie, not float noise to rank
+        flat = saturation != "greedy" and not chosen_probs and best.gain < saturation_gain
         if saturated and saturation == "restart":
             open_new = True
             continue  # the same step again, as the first pick of a new sub-batch
-        if saturated:  # "bald": the highest BALD left, its gain evaluated alone
+        if saturated or flat:  # "bald" (or a flat start): the highest BALD left, its gain evaluated alone
             position = int(top_k(np.where(available, bald_scores, -np.inf), 1, index=tie)[0])
-            gain = float(evaluate(np.array([position]))[0])
+            gain = float(bald_scores[position]) if flat else float(evaluate(np.array([position]))[0])
         else:
             position, gain = best.position, best.gain
         picks.append(position)
@@ -665,7 +704,7 @@ def batch_bald(
         scores.append(joint - batch_conditional)
         exact_flags.append(configs.exact)
         evaluated.append(best.evaluated)
-        saturated_flags.append(saturated or (sub_batch > 0 and not chosen_probs))  # a restart's first pick
+        saturated_flags.append(saturated or flat or (sub_batch > 0 and not chosen_probs))  # a restart's first pick
         sub_batches.append(sub_batch)
 
         if len(picks) == k:

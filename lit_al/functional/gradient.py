@@ -128,6 +128,11 @@ def kmeanspp_seed_factored(
     ``g_i / ||g_i||`` (a zero vector stays zero), i.e. inner products divided by
     ``||g_i|| ||g_b||``, and the first center drawn uniformly with ``rng.integers``.
 
+    Resolution: ``D²`` is computed by the expansion above, whose cancellation leaves
+    noise of about ``ε (||g_i||² + ||g_b||²)`` (ε of ``precision``); a ``D²`` below
+    ``16 ε (||g_i||² + ||g_b||²)`` is taken as 0, so coincident points are never
+    drawn for their rounding noise.
+
     Fallback (badge's code stops in ``pdb`` here): when ``Σ D² = 0`` — every
     unchosen point coincides with a center, e.g. all gradient norms are 0 because
     every prediction is confident — the remaining centers are drawn uniformly
@@ -166,13 +171,15 @@ def kmeanspp_seed_factored(
         scale = None
         first = int(np.argmax(sq_norm))
 
+    resolution = 16.0 * np.finfo(np.dtype(precision)).eps
+
     def squared_distances(b: int) -> np.ndarray:
         inner = (r @ r[b]) * (h @ h[b]).astype(np.float64, copy=False)
         if scale is not None:
             inner *= scale * scale[b]
         d2 = sq_norm + sq_norm[b] - 2.0 * inner
-        # Cancellation can leave tiny negatives for (near-)coincident points.
-        np.maximum(d2, 0.0, out=d2)
+        # Cancellation leaves noise of either sign for coincident points: below the resolution it is 0.
+        d2[d2 <= resolution * (sq_norm + sq_norm[b])] = 0.0
         return d2
 
     chosen = np.empty(k, dtype=np.int64)

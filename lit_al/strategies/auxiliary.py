@@ -9,7 +9,7 @@ from ..functional import auxiliary as A
 from ..functional.ranking import top_k
 from ..outputs.catalog import EMBEDDINGS, LABELS
 from .base import Selection, Strategy
-from .options import check_float, check_int, check_optional_int
+from .options import check_choice, check_float, check_int, check_optional_int
 from .registry import register_strategy
 
 
@@ -28,8 +28,12 @@ class PerceptronEnsemble(Strategy):
     this implementation does not reproduce that bug.
 
     Options (IBM's values as defaults): ``members=10``, ``dropout=0.9``,
-    ``lr=1e-4`` (Adam), ``epochs=10``, ``batch_size=50``, ``class_weight=True``
-    (``w_c = N/N_c``). Labeled rows whose ``labels`` row is NaN are left out of
+    ``lr=1e-4`` (Adam), ``epochs=10``, ``batch_size=50``, ``class_weight="none"``.
+    ``class_weight``: ``"none"`` (default) trains unweighted, as IBM's code did:
+    it passes Keras ``class_weight={c: N / Y[Y==c].shape[0]}`` with a one-hot ``Y``,
+    where both counts are N, so both weights are 1.0; ``"balanced"`` weights each
+    example by ``N / N_c`` (what the code appears to intend; multi-label: per
+    label, positives and negatives). Labeled rows whose ``labels`` row is NaN are left out of
     training. Deterministic under the seed (torch.Generator from the strategy's rng).
     """
 
@@ -47,7 +51,7 @@ class PerceptronEnsemble(Strategy):
         lr: float = 1e-4,
         epochs: int = 10,
         batch_size: int = 50,
-        class_weight: bool = True,
+        class_weight: str = "none",
     ) -> None:
         super().__init__(multi_label=multi_label)
         name = "perceptron_ensemble"
@@ -56,7 +60,7 @@ class PerceptronEnsemble(Strategy):
         self.lr = check_float(name, "lr", lr, minimum=0.0, min_inclusive=False)
         self.epochs = check_int(name, "epochs", epochs)
         self.batch_size = check_int(name, "batch_size", batch_size)
-        self.class_weight = bool(class_weight)
+        self.class_weight = check_choice(name, "class_weight", class_weight, A.CLASS_WEIGHTS)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         labels = np.asarray(outputs[LABELS][labeled], dtype=np.float64)
@@ -99,7 +103,11 @@ class DiscriminativeActiveLearning(Strategy):
     ``hidden_size=None`` (= the embedding dimension), ``lr=1e-4`` (Adam),
     ``batch_size=100``, ``max_epochs=10``, ``stop_accuracy=0.98`` (early stop at
     the end of the first epoch whose training accuracy exceeds it),
-    ``class_weight=True`` (``w_c = N/N_c``). Needs at least one labeled example.
+    ``class_weight="none"``: unweighted, as IBM's (and Gissin's) code trained: its
+    Keras ``class_weight={c: N / Y[Y==c].shape[0]}`` counts a one-hot ``Y``, so both
+    counts are N and both weights 1.0; ``"balanced"`` weights labeled and unlabeled
+    examples by ``N / N_c`` (what the code appears to intend). Needs at least one
+    labeled example.
     """
 
     needs = frozenset({EMBEDDINGS})
@@ -117,7 +125,7 @@ class DiscriminativeActiveLearning(Strategy):
         batch_size: int = 100,
         max_epochs: int = 10,
         stop_accuracy: float = 0.98,
-        class_weight: bool = True,
+        class_weight: str = "none",
     ) -> None:
         super().__init__(multi_label=multi_label)
         name = "dal"
@@ -128,7 +136,7 @@ class DiscriminativeActiveLearning(Strategy):
         self.batch_size = check_int(name, "batch_size", batch_size)
         self.max_epochs = check_int(name, "max_epochs", max_epochs)
         self.stop_accuracy = check_float(name, "stop_accuracy", stop_accuracy, minimum=0.0, maximum=1.0)
-        self.class_weight = bool(class_weight)
+        self.class_weight = check_choice(name, "class_weight", class_weight, A.CLASS_WEIGHTS)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         if labeled.size == 0:

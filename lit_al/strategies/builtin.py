@@ -7,3 +7,4 @@ from . import auxiliary  # noqa: F401
 from . import alden  # noqa: F401
 from . import geometry  # noqa: F401
 from . import bayesian  # noqa: F401
+from . import cold_start  # noqa: F401

@@ -63,7 +63,9 @@ class MII(Strategy):
       head-averaged variance of per-token attention sums of the fine-tuned model's
       last layer. ``intra="column_sum"`` (default, [R]) sums the attention each token
       receives; ``intra="row_sum"`` is the paper's literal row sum, identically 0 for
-      softmax attention (kept for fidelity only; MII then reduces to ``inter_sign · R_inter``).
+      softmax attention (exactly 0 below the rounding resolution, see
+      ``functional.attention.attention_intra``; kept for fidelity only; MII then reduces
+      to ``inter_sign · R_inter``).
     - ``R_inter = max_c cos(X_LL(x), X_LL^c)``, ``X_LL`` = ``cls_hidden`` (last-layer [CLS]
       state, [R]); centers = the mean ``cls_hidden`` of the labeled examples of each class
       (multi-label: of each label's positives), classes without labeled examples skipped,
@@ -103,8 +105,11 @@ class MIIIntra(Strategy):
     """MII ablation "Intra" (Table 3): the k smallest ``R_intra`` (STRATEGIES.md §1.14 [R]).
 
     ``R_intra`` is the ``attention_intra`` output (``ATTENTION_INTRA_SPEC``);
-    ``intra`` as in ``mii`` (default ``"column_sum"`` [R]; ``"row_sum"`` is ≡ 0, so the
-    selection then degenerates to the lowest pool indices). Ties break by the lower pool index.
+    ``intra`` as in ``mii`` (default ``"column_sum"`` [R]). ``"row_sum"`` (the paper's
+    literal wording) is 0 for every example: softmax rows sum to 1, and
+    ``functional.attention.attention_intra`` returns exactly 0 below the rounding
+    resolution ``(ℓ·ε)²`` of those sums, so every score ties and the selection is the
+    ``budget`` lowest unlabeled pool indices. Ties break by the lower pool index.
     """
 
     needs = frozenset({ATTENTION_INTRA})
