@@ -239,7 +239,15 @@ class ActiveLoop:
         """Build the model once and a Trainer once: a model that does not load, or a Trainer config
         that cannot work, fails here rather than after the run directory is written."""
         self.model_class(**self.model_kwargs, **self.data.task_info())
-        self.trainer_factory(self.run_dir / "rounds" / "round_000", [], {"logger": False})
+        trainer = self.trainer_factory(self.run_dir / "rounds" / "round_000", [], {"logger": False})
+        start_method = getattr(trainer.strategy, "_start_method", "popen")
+        if trainer.world_size > 1 and start_method != "popen":
+            # spawned processes run only trainer.fit; lit_al's other processes must run the whole loop
+            raise ConfigError(
+                f"trainer.strategy: {type(trainer.strategy).__name__} starts its processes with {start_method!r}, which "
+                "runs only the Trainer in them; every lit_al process must run the whole loop: use strategy ddp "
+                "(Lightning starts one lit_al per device) or torchrun"
+            )
 
     def _warn_budget(self, state: LabelState) -> None:
         """Say so when a run will do less than its config asks."""

@@ -68,8 +68,8 @@ def _state_without_config(tmp_path, bert):
     return []
 
 
-def _two_processes(tmp_path, bert):
-    return ["--trainer.devices", "2"]
+def _spawned_processes(tmp_path, bert):
+    return ["--trainer.strategy", "ddp_spawn", "--trainer.devices", "2"]
 
 
 def _csv_logger_without_save_dir(tmp_path, bert):
@@ -105,7 +105,7 @@ BAD_INPUTS = [
     (_run_dir_is_a_file, "is a file, not a folder"),
     (_no_write_permission, "run: permission denied (cannot write in"),
     (_state_without_config, "holds a state.json without its config.yaml"),
-    (_two_processes, "trainer: 2 processes (devices x num_nodes) are not supported"),
+    (_spawned_processes, "trainer.strategy: DDPStrategy starts its processes with 'spawn'"),
     (_csv_logger_without_save_dir, "the following arguments are required: save_dir"),
     (_tensorboard_missing, 'trainer.logger TensorBoardLogger: a package it needs is missing'),
 ]
