@@ -212,7 +212,8 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
 
 #: Options that do not change the round-0 model (what is queried, and where it is written).
 ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed"}
-ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir"}
+ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir",
+                          "stop_set_size", "stop_when"}
 #: Trainer options that only change what is printed.
 ROUND0_IRRELEVANT_TRAINER = {"enable_progress_bar", "enable_model_summary"}
 

@@ -18,7 +18,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,10 +35,11 @@ from .errors import ConfigError
 from .io import atomic_write_text
 from .model import RUN_MODEL_DIR, TextClassifier, load_tokenizer, save_run_model
 from .oracle import Oracle, SimulatedOracle
-from .outputs.catalog import LABELS
+from .outputs.catalog import LABELS, PROBS, PredictionRequest
 from .round0 import SharedRound0
 from .scoring import PoolScorer, ScoredPool
 from .seeding import derive_seed
+from .stopping import STOPPING_DIR, StopSetHistory, StopWhen, draw_stop_set, label_balance, stop_set_signals
 from .strategies import Selection, Strategy, get_strategy
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class LoopConfig:
             study): loaded from there when it was trained from the same initial set under the
             same configuration, otherwise trained as usual and saved there. A model trained
             under a different configuration is refused.
+        stop_set_size: examples of the stop set (drawn once from the pool, seeded) whose
+            predictions give the stopping signals every round; the whole pool if smaller; 0: none.
+        stop_when: criteria that end the run (``StopWhen``); the signals are logged either way.
     """
 
     query_size: int = 50
@@ -79,8 +83,14 @@ class LoopConfig:
     cold_start_fallback: str = "random"
     keep_outputs: bool = False
     round0_model_dir: str | None = None
+    stop_set_size: int = 2000
+    stop_when: StopWhen = field(default_factory=StopWhen)
 
     def __post_init__(self) -> None:
+        if isinstance(self.stop_when, dict):
+            self.stop_when = StopWhen(**self.stop_when)
+        if self.stop_set_size < 0:
+            raise ConfigError(f"loop.stop_set_size must be >= 0, got {self.stop_set_size}")
         if self.query_size <= 0:
             raise ConfigError(f"loop.query_size must be positive, got {self.query_size}")
         if self.rounds is not None and self.rounds < 0:
@@ -199,7 +209,7 @@ class ActiveLoop:
         pending = state.pending if state.pending is not None and state.pending.round == round_index else None
         if pending is None:
             row, model, trained = self._train(state, round_index)
-            budget = self._budget(round_index, int(row["labeled"]), state.unlabeled_indices().size)
+            budget = 0 if row.get("stop_reason") else self._budget(round_index, int(row["labeled"]), state.unlabeled_indices().size)
             if budget == 0:
                 return self._finish(state, round_index, row, trained)
             selection, used, timings = self._score_and_select(model, state, round_index, budget, trained)
@@ -235,7 +245,33 @@ class ActiveLoop:
                 shared.save(model, row)
         if self.writes:
             save_run_model(self.run_dir / RUN_MODEL_DIR, model, self.model_kwargs, round_index)
+        row.update(self._stopping_signals(model, state, round_index))
         return row, model, True
+
+    def _stopping_signals(self, model: TextClassifier, state: LabelState, round_index: int) -> dict[str, Any]:
+        """The round's stopping signals (``lit_al.stopping``) and ``stop_reason``: the ``loop.stop_when`` criteria that fired.
+
+        Scores only the stop-set rows, with ``probs``; the same on every rank (rank 0's, broadcast).
+        """
+        data = self.data
+        assert data.pool is not None and data.schema is not None
+        row: dict[str, Any] = label_balance(data.labeled_targets()[1], data.schema.names)
+        rows = draw_stop_set(len(data.pool.ids), self.config.stop_set_size, self.seed)
+        if rows.size:
+            directory = self._round_dir(round_index) / "stop_set"
+            scored = self.scorer.score(model, data, PredictionRequest(frozenset({PROBS})), rows, directory)
+            signals = None
+            if self.writes:
+                signals = stop_set_signals(
+                    np.asarray(scored.outputs[PROBS][rows]), ~state.is_labeled()[rows],
+                    StopSetHistory(self.run_dir / STOPPING_DIR), round_index,
+                    multi_label=data.schema.multi_label, threshold=model.threshold, window=self.config.stop_when.window,
+                )
+                del scored
+                shutil.rmtree(directory, ignore_errors=True)
+            row.update(distributed.broadcast(signals))
+        row["stop_reason"] = "+".join(self.config.stop_when.fired(row))
+        return row
 
     def _score_and_select(self, model, state: LabelState, round_index: int, budget: int, trained: bool):
         """Score the pool with the outputs the strategy needs, then select; the picks are rank 0's on every rank."""
@@ -418,4 +454,6 @@ def format_round(row: dict[str, Any], metric_names: list[str]) -> str:
         value = row.get(name)
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             parts.append(f"{name[len('test_'):]} {value:.4f}")
+    if isinstance(row.get("stop_reason"), str) and row["stop_reason"]:
+        parts.append(f"stop: {row['stop_reason']}")
     return " | ".join(parts)
