@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
+from .cli_product import PRODUCT_VERBS, add_product_subcommands, run_product
 from .errors import ConfigError, LitAlError
 
 log = logging.getLogger("lit_al")
@@ -85,6 +86,7 @@ def build_parser() -> ArgumentParser:
     subcommands.add_subcommand("fit", _fit_parser(), help="run an active-learning simulation")
     subcommands.add_subcommand("experiment", _experiment_parser(), help="run a grid of simulations")
     subcommands.add_subcommand("report", _report_parser(), help="tables and figures of an experiment")
+    add_product_subcommands(subcommands)
     return parser
 
 
@@ -274,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_experiment(cfg.experiment)
         if cfg.subcommand == "report":
             return run_report(cfg.report)
+        if cfg.subcommand in PRODUCT_VERBS:
+            return run_product(cfg.subcommand, cfg[cfg.subcommand])
     except LitAlError as exc:
         print(f"lit_al: error: {exc}", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ FLOORS = {
     "scoring": 3, "round0": 3, "stopping": 3,
     "loop": 4,
     "config": 5, "product": 5, "experiment": 6, "annotate": 6,
-    "cli": 7,
+    "cli": 7, "cli_product": 7,
 }
 #: Floors that import nothing of the project at all.
 SELF_CONTAINED = {"functional", "index"}
