@@ -10,6 +10,8 @@ from transformers import PretrainedConfig
 
 
 class LitAlClassifierConfig(PretrainedConfig):
+    """The encoder's configuration (a dict with its ``model_type``) and the head's shape."""
+
     model_type = "lit_al_text_classifier"
 
     def __init__(self, encoder=None, pooling="cls", head_hidden_size=None, head_activation="relu", head_dropout=0.1,

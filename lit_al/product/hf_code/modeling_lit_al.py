@@ -17,6 +17,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
 class LitAlClassificationHead(nn.Module):
+    """Dropout + linear over the sentence representation, with an optional hidden layer before it."""
+
     def __init__(self, in_dim, num_labels, dropout, hidden_size=None, activation="relu"):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
@@ -29,6 +31,8 @@ class LitAlClassificationHead(nn.Module):
 
 
 class LitAlForSequenceClassification(PreTrainedModel):
+    """An encoder (built from ``config.encoder``), a pooling and the head; returns ``SequenceClassifierOutput``."""
+
     config_class = LitAlClassifierConfig
     base_model_prefix = "encoder"
 
