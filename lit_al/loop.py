@@ -209,7 +209,8 @@ class ActiveLoop:
         pending = state.pending if state.pending is not None and state.pending.round == round_index else None
         if pending is None:
             row, model, trained = self._train(state, round_index)
-            budget = 0 if row.get("stop_reason") else self._budget(round_index, int(row["labeled"]), state.unlabeled_indices().size)
+            stopped = bool(row.get("stop_reason"))  # a loop.stop_when criterion fired: nothing more to query
+            budget = 0 if stopped else self._budget(round_index, int(row["labeled"]), state.unlabeled_indices().size)
             if budget == 0:
                 return self._finish(state, round_index, row, trained)
             selection, used, timings = self._score_and_select(model, state, round_index, budget, trained)

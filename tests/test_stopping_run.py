@@ -39,6 +39,9 @@ def test_stop_when_ends_the_run_with_its_reason(tmp_path, tiny_bert, tiny_data, 
     saved = [np.load(run_dir / "stopping" / f"round_{k:03d}.npy") for k in (0, 1)]
     assert all(p.shape == (50,) for p in saved)
     assert not (run_dir / "rounds" / "round_000" / "stop_set").exists()
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "FIRES (>= -1)" in out and "stopped by: stabilizing_predictions" in out
 
 
 def test_signals_of_a_resumed_run_equal_an_uninterrupted_one(tmp_path, tiny_bert, tiny_data, monkeypatch):

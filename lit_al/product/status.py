@@ -93,12 +93,18 @@ def _read_signals(status: RunStatus, stop_when: StopWhen) -> None:
     for column, option, _ in SIGNALS:
         if column not in row:
             continue
-        threshold = (stop_when.kappa if stop_when.stabilizing_predictions else None) if option == "stabilizing_predictions" \
-            else getattr(stop_when, option)
+        threshold = _threshold(stop_when, option)
         fires = option in stop_when.fired({column: row[column]}) if threshold is not None else False
         status.signals[column] = (float(row[column]), threshold, fires)
     reason = row.get("stop_reason")
     status.stop_reason = reason if isinstance(reason, str) else ""
+
+
+def _threshold(stop_when: StopWhen, option: str) -> float | None:
+    """The threshold of a selected criterion, None when the criterion is not selected."""
+    if option == "stabilizing_predictions":
+        return stop_when.kappa if stop_when.stabilizing_predictions else None
+    return getattr(stop_when, option)
 
 
 def _missing(value: Any) -> bool:
