@@ -184,6 +184,61 @@ def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     return 0
 
 
+def _export_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Write a run's last model as a Hugging Face folder.", exit_on_error=False)
+    parser.add_argument("run_dir", type=str, help="a run directory written by lit_al fit")
+    parser.add_argument("out_dir", type=str, help="the folder to write (new, or empty)")
+    parser.add_argument("--overwrite", type=bool, default=False, help="replace out_dir if it is not empty")
+    return parser
+
+
+def _predict_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Label new texts with a run's last model.", exit_on_error=False)
+    parser.add_argument("run_dir", type=str, help="a run directory written by lit_al fit")
+    parser.add_argument("--input", type=str, required=True, help="texts to label (CSV, TSV, JSONL or Parquet)")
+    parser.add_argument("--output", type=str, required=True, help="the predictions CSV to write")
+    parser.add_argument("--text_column", type=str, default="text", help="column holding the text")
+    parser.add_argument("--id_column", type=str | None, default=None,
+                        help="column holding an id (default: 'id' if present, else row numbers)")
+    parser.add_argument("--batch_size", type=int, default=64, help="texts per batch")
+    parser.add_argument("--progress", type=bool, default=True, help="show a progress bar")
+    return parser
+
+
+def _status_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Print where a run stands.", exit_on_error=False)
+    parser.add_argument("run_dir", type=str, help="a run directory written by lit_al fit")
+    return parser
+
+
+def run_export(parser: ArgumentParser, cfg: Namespace) -> int:
+    from .product.export import export_run
+
+    exported = export_run(cfg.run_dir, cfg.out_dir, overwrite=cfg.overwrite)
+    how = "trust_remote_code=True" if exported.trust_remote_code else "no remote code"
+    print(f"exported the round-{exported.round} model of {cfg.run_dir} to {exported.directory} "
+          f"({exported.architecture}; loads with {how})")
+    print(f'  from transformers import pipeline; pipeline("text-classification", model="{exported.directory}"'
+          + (", trust_remote_code=True" if exported.trust_remote_code else "") + ")")
+    return 0
+
+
+def run_predict(parser: ArgumentParser, cfg: Namespace) -> int:
+    from .product.predict import predict_file
+
+    table = predict_file(cfg.run_dir, cfg.input, cfg.output, text_column=cfg.text_column, id_column=cfg.id_column,
+                         batch_size=cfg.batch_size, progress=cfg.progress)
+    print(f"predictions for {len(table)} text(s): {cfg.output}")
+    return 0
+
+
+def run_status_verb(parser: ArgumentParser, cfg: Namespace) -> int:
+    from .product.status import format_status, run_status
+
+    print(format_status(run_status(cfg.run_dir)))
+    return 0
+
+
 def _headline_metrics(row: dict[str, Any]) -> list[str]:
     preferred = ["test_accuracy", "test_macro_f1", "test_micro_f1", "test_subset_accuracy",
                  "test_target_precision", "test_target_recall", "test_target_f1"]
@@ -201,6 +256,9 @@ VERBS: dict[str, Verb] = {
     "fit": Verb("run an active-learning simulation (or continue one)", _fit_parser, run_fit),
     "query": Verb("train on what a person labeled and propose the next batch to label", _fit_parser, run_query),
     "label": Verb("import a person's answers to the pending batch", _label_parser, run_label),
+    "status": Verb("print where a run stands", _status_parser, run_status_verb),
+    "export": Verb("write a run's last model as a Hugging Face folder", _export_parser, run_export),
+    "predict": Verb("label new texts with a run's last model", _predict_parser, run_predict),
     "experiment": Verb("run a grid of simulations", _experiment_parser, run_experiment),
     "report": Verb("tables and figures of an experiment", _report_parser, run_report),
 }

@@ -18,7 +18,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,11 +37,12 @@ from .data.readers import resolve_path
 from .labeling import apply_answers, read_answers, write_batch_files
 from .model import RUN_MODEL_DIR, TextClassifier, load_tokenizer, save_run_model
 from .oracle import Oracle, PersonOracle, SimulatedOracle
-from .outputs.catalog import LABELS, PROBS
+from .outputs.catalog import LABELS, PROBS, PredictionRequest
 from .round0 import SharedRound0
 from .rundir import CONFIG_FILE, STATE_FILE, check_writable, remove_run
 from .scoring import PoolScorer, ScoredPool
 from .seeding import derive_seed
+from .stopping import STOPPING_DIR, StopSetHistory, StopWhen, draw_stop_set, label_balance, stop_set_signals
 from .strategies import Selection, Strategy, get_strategy
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class LoopConfig:
             (the batch is written for a person and the run stops until ``lit_al label`` brings
             the answers), or ``auto`` (simulated when the pool carries gold labels, else person).
         repropose_skipped: whether items a person skipped may be proposed again.
+        stop_set_size: examples of the stop set (drawn once from the pool, seeded) whose
+            predictions give the stopping signals every round; the whole pool if smaller; 0: none.
+        stop_when: criteria that end the run (``StopWhen``); the signals are logged either way.
     """
 
     query_size: int = 50
@@ -88,10 +92,16 @@ class LoopConfig:
     round0_model_dir: str | None = None
     oracle: str = "auto"
     repropose_skipped: bool = False
+    stop_set_size: int = 2000
+    stop_when: StopWhen = field(default_factory=StopWhen)
 
     def __post_init__(self) -> None:
         if self.oracle not in ("auto", "simulated", "person"):
             raise ConfigError(f"loop.oracle must be auto, simulated or person, got {self.oracle!r}")
+        if isinstance(self.stop_when, dict):
+            self.stop_when = StopWhen(**self.stop_when)
+        if self.stop_set_size < 0:
+            raise ConfigError(f"loop.stop_set_size must be >= 0, got {self.stop_set_size}")
         if self.query_size <= 0:
             raise ConfigError(f"loop.query_size must be positive, got {self.query_size}")
         if self.rounds is not None and self.rounds < 0:
@@ -310,7 +320,8 @@ class ActiveLoop:
         pending = state.pending if state.pending is not None and state.pending.round == round_index else None
         if pending is None:
             row, model, trained = self._train(state, round_index)
-            budget = self._budget(round_index, int(row["labeled"]), self._candidates(state).size)
+            stopped = bool(row.get("stop_reason"))  # a loop.stop_when criterion fired: nothing more to query
+            budget = 0 if stopped else self._budget(round_index, int(row["labeled"]), self._candidates(state).size)
             if budget == 0:
                 return self._finish(state, round_index, row, trained)
             scored = self._score_and_select(model, state, round_index, budget, trained)
@@ -345,7 +356,33 @@ class ActiveLoop:
                 shared.save(model, row)
         if self.writes:
             save_run_model(self.run_dir / RUN_MODEL_DIR, model, self.model_kwargs, round_index)
+        row.update(self._stopping_signals(model, state, round_index))
         return row, model, True
+
+    def _stopping_signals(self, model: TextClassifier, state: LabelState, round_index: int) -> dict[str, Any]:
+        """The round's stopping signals (``lit_al.stopping``) and ``stop_reason``: the ``loop.stop_when`` criteria that fired.
+
+        Scores only the stop-set rows, with ``probs``; the same on every rank (rank 0's, broadcast).
+        """
+        data = self.data
+        assert data.pool is not None and data.schema is not None
+        row: dict[str, Any] = label_balance(data.labeled_targets()[1], data.schema.names)
+        rows = draw_stop_set(len(data.pool.ids), self.config.stop_set_size, self.seed)
+        if rows.size:
+            directory = self._round_dir(round_index) / "stop_set"
+            scored = self.scorer.score(model, data, PredictionRequest(frozenset({PROBS})), rows, directory)
+            signals = None
+            if self.writes:
+                signals = stop_set_signals(
+                    np.asarray(scored.outputs[PROBS][rows]), ~state.is_labeled()[rows],
+                    StopSetHistory(self.run_dir / STOPPING_DIR), round_index,
+                    multi_label=data.schema.multi_label, threshold=model.threshold, window=self.config.stop_when.window,
+                )
+                del scored
+                shutil.rmtree(directory, ignore_errors=True)
+            row.update(distributed.broadcast(signals))
+        row["stop_reason"] = "+".join(self.config.stop_when.fired(row))
+        return row
 
     def _candidates(self, state: LabelState) -> np.ndarray:
         """The unlabeled pool indices a strategy may pick (without a person's skips, unless asked)."""
@@ -584,4 +621,6 @@ def format_round(row: dict[str, Any], metric_names: list[str]) -> str:
         value = row.get(name)
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             parts.append(f"{name[len('test_'):]} {value:.4f}")
+    if isinstance(row.get("stop_reason"), str) and row["stop_reason"]:
+        parts.append(f"stop: {row['stop_reason']}")
     return " | ".join(parts)
