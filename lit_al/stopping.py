@@ -38,7 +38,7 @@ from .analysis.stopping import (
     stabilized,
 )
 from .errors import ConfigError
-from .io import atomic_write_bytes
+from .atomic import atomic_write_bytes
 from .seeding import derive_seed
 
 STOPPING_DIR = "stopping"

@@ -20,7 +20,7 @@ import torch
 from ..data.readers import read_table
 from ..data.tokens import LengthSortedBatches, PadCollator, TokenDataset, tokenize_texts
 from ..errors import ConfigError, DataError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 from ..model import RUN_MODEL_DIR, TextClassifier, load_run_model, load_tokenizer
 from .run_files import check_run_dir, run_max_length
 
