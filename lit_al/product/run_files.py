@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-
-CONFIG_FILE = "config.yaml"
-STATE_FILE = "state.json"
+from ..rundir import CONFIG_FILE, STATE_FILE
 
 
 def check_run_dir(run_dir: str | Path) -> Path:
@@ -38,4 +36,5 @@ def run_config(run_dir: Path) -> dict[str, Any]:
 def run_max_length(run_dir: Path, default: int = 128) -> int:
     """The ``data.max_length`` the run trained with (texts longer are truncated to it)."""
     data = run_config(run_dir).get("data") or {}
+    data = data.get("init_args", data) if isinstance(data, dict) else {}  # a data subclass: class_path + init_args
     return int(data.get("max_length") or default)
