@@ -76,7 +76,7 @@ def test_a_signal_exits_non_zero_and_the_run_resumes(tmp_path, tiny_bert, tiny_d
 
 
 def test_the_experiment_runner_counts_an_interrupted_cell_as_unfinished(tmp_path, monkeypatch):
-    from lit_al.experiment import runner
+    from lit_al.experiment import launchers, runner
     from lit_al.experiment.grid import Cell
 
     codes = iter([0, 128 + signal.SIGTERM, 1])
@@ -85,7 +85,7 @@ def test_the_experiment_runner_counts_an_interrupted_cell_as_unfinished(tmp_path
     def fake_fit(command, **kwargs):  # the cell's fit exits with the next code, its run unfinished
         return real_popen([sys.executable, "-c", f"import sys; sys.exit({next(codes)})"], **kwargs)
 
-    monkeypatch.setattr(runner.subprocess, "Popen", fake_fit)
+    monkeypatch.setattr(launchers.subprocess, "Popen", fake_fit)
     cells = [Cell("s", name, 0, "strategy", tmp_path / name, {"seed": 0}) for name in ("a", "b", "c")]
     results = runner.run_cells(cells, tmp_path, poll_seconds=0.01)
     assert [r.status for r in results] == ["interrupted", "interrupted", "failed"]
