@@ -105,3 +105,24 @@ def test_selection_fills_missing_scores_and_checks_their_length():
     assert selection.indices.dtype == np.int64 and np.isnan(selection.scores).all() and len(selection) == 2
     with pytest.raises(ValueError, match="one score per pick"):
         Selection(np.array([3, 1]), np.array([0.5]))
+
+
+def test_a_full_disk_is_an_oserror_not_a_sigbus(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from lit_al.outputs import store as store_module
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module.os, "posix_fallocate", full)
+    store = PoolOutputStore(10, tmp_path / "outputs")
+    with pytest.raises(OSError) as raised:
+        store.write("probs", np.arange(3), np.ones((3, 2), dtype=np.float32))
+    assert raised.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    reserved = PoolOutputStore(1000, tmp_path / "reserved")
+    reserved.write("probs", np.arange(2), np.ones((2, 64), dtype=np.float32))
+    stat = os.stat(tmp_path / "reserved" / "probs.npy")
+    assert stat.st_blocks * 512 >= stat.st_size  # every block is allocated up front

@@ -86,6 +86,20 @@ def test_walkthrough_query_label_query(tmp_path, tiny_bert, unlabeled, capsys):
     assert metrics["round"].tolist() == [1, 2] and metrics["labeled"].tolist() == [8, 14]
     assert len(_state(run_dir)["records"]) == 20
     assert (run_dir / "model" / "model.safetensors").is_file()
+    # the product: a standard Hugging Face folder, and new texts labeled with the last model
+    exported = tmp_path / "classifier"
+    assert main(["export", str(run_dir), str(exported)]) == 0
+    assert (exported / "config.json").is_file() and list(exported.glob("*.safetensors"))
+    config = json.loads((exported / "config.json").read_text())
+    assert sorted(config["label2id"]) == LABELS
+    new = tmp_path / "new.csv"
+    write_csv(new, [{"id": f"n{i}", "text": r["text"]} for i, r in enumerate(make_rows(5, seed=9, prefix="n"))])
+    assert main(["predict", str(run_dir), "--input", str(new), "--output", str(tmp_path / "pred.csv"),
+                 "--progress", "false"]) == 0
+    predictions = pd.read_csv(tmp_path / "pred.csv", dtype=str, keep_default_na=False)
+    assert len(predictions) == 5 and set(predictions["predicted"]) <= set(LABELS)
+    assert main(["status", str(run_dir)]) == 0
+    assert "pending" in capsys.readouterr().out
 
 
 def test_partial_answers_skips_and_repeated_imports(tmp_path, tiny_bert, unlabeled, capsys):

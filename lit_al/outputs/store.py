@@ -20,6 +20,7 @@ store, chunk by chunk, so no process ever holds an n x d array in memory.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +31,17 @@ from .catalog import flagged
 #: Pool rows copied per step when shards are gathered.
 GATHER_CHUNK_ROWS = 65536
 ROWS_FILE = "rows.npy"
+
+
+def reserve_disk(path: Path) -> None:
+    """Allocate the blocks of a freshly created (sparse) memory-mapped file now.
+
+    Writing into a sparse mapping when the disk is full kills the process with SIGBUS and
+    no message; reserving the blocks first turns a full disk into an ``OSError`` (ENOSPC)
+    that the command line reports as one line.
+    """
+    with open(path, "r+b") as handle:
+        os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
 
 
 class PoolOutputStore:
@@ -64,7 +76,9 @@ class PoolOutputStore:
         if self.directory is None:
             array = np.full(shape, np.nan, dtype=self.dtype)
         else:
-            array = np.lib.format.open_memmap(self.directory / f"{name}.npy", mode="w+", dtype=self.dtype, shape=shape)
+            path = self.directory / f"{name}.npy"
+            array = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
+            reserve_disk(path)
             array[...] = np.nan
         self._arrays[name] = array
         return array
