@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -103,19 +103,25 @@ def _as_text(columns: dict[str, list], index: list[int] | None = None) -> pd.Dat
     return frame
 
 
+def jsonl_records(lines: Iterable[str], path: str | Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line; one ``DataError`` naming the line otherwise."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"line {number} of {path}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"line {number} of {path}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
+
+
 def _read_jsonl(resolved: Path, path: str | Path) -> pd.DataFrame:
     records: list[dict] = []
     lines: list[int] = []
     with open(resolved, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"line {number} of {path}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"line {number} of {path}: expected a JSON object, got {type(record).__name__}")
+        for number, record in jsonl_records(handle, path):
             records.append(record)
             lines.append(number)
     names = list(dict.fromkeys(key for record in records for key in record))

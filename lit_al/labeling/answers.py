@@ -101,7 +101,8 @@ def apply_answers(
             if earlier is not None:
                 raise DataError(f"{answer.where}: id {answer.id!r} is already labeled {list(earlier.labels)}; "
                                 "a skip mark cannot replace a label")
-            plan[index] = ("skip", answer, None)
+            already = state.skipped.get(index)
+            plan[index] = ("same" if already is not None and already.reason == answer.skip else "skip", answer, None)
             continue
         names = _parse_labels(answer, schema)
         if earlier is None:

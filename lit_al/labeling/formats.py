@@ -30,6 +30,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from ..data.readers import jsonl_records
 from ..data.schema import LabelSchema
 from ..errors import DataError
 from ..atomic import atomic_write_text
@@ -223,16 +224,8 @@ def _annotator(value: Any) -> str | None:
 
 
 def _jsonl_answers(path: Path, text: str, schema: LabelSchema) -> Iterator[Answer]:
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
+    for line, record in jsonl_records(text.splitlines(), path):
         where = f"{path}: line {line}"
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{where}: not a JSON object")
         meta = record.get("meta") or record.get("metadata") or {}
         example_id = record.get("id", meta.get("id") if isinstance(meta, dict) else None)
         if example_id is None or str(example_id).strip() == "":
