@@ -19,6 +19,7 @@ from .readers import file_fingerprint, read_table, resolve_path
 from .scenarios import InitialSet
 from .schema import LabelSchema, read_label_file
 from .state import LabelState
+from .subsample import round_subsample_seed, subsample_pool
 from .tokens import PadCollator, TokenDataset, TokenizedTexts, cached_tokenize, LengthSortedBatches, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,11 @@ class ActiveDataModule(pl.LightningDataModule):
         max_rows: at most this many rows per split, a random sample seeded by ``split_seed``
             (e.g. ``{train: 10000, dev: 1000}``; IBM capped large sets at 15k/3k/3k, BEAL
             used 10k-text pools); rows keep their file row numbers in error messages.
+        pool_subsample: score only this many unlabeled pool rows per round, a uniform sample
+            drawn afresh each round (``rows_to_score``); ``null`` scores the whole unlabeled pool.
+            Bounds a round's inference time and output memory on large pools (IBM capped
+            their pools); the budget is picked from the sample, so it must be at least the
+            query size.
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class ActiveDataModule(pl.LightningDataModule):
         initial: InitialSet = InitialSet(),
         cache_dir: str | None = None,
         max_rows: dict[str, int] | None = None,
+        pool_subsample: int | None = None,
     ) -> None:
         super().__init__()
         if max_length < 2:
@@ -121,6 +128,10 @@ class ActiveDataModule(pl.LightningDataModule):
         self.max_rows = dict(max_rows or {})
         if set(self.max_rows) - {"train", "dev", "test"} or any(int(n) < 1 for n in self.max_rows.values()):
             raise ConfigError(f"data.max_rows must map train/dev/test to positive row counts, got {max_rows}")
+        if pool_subsample is not None and (isinstance(pool_subsample, bool) or not isinstance(pool_subsample, int)
+                                           or pool_subsample < 1):
+            raise ConfigError(f"data.pool_subsample must be a positive number of rows or null, got {pool_subsample!r}")
+        self.pool_subsample = pool_subsample
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -211,14 +222,22 @@ class ActiveDataModule(pl.LightningDataModule):
         assert self.schema is not None
         texts: list[str] = []
         gold: list[tuple[str, ...]] = []
+        # one tuple per distinct label string, shared by its rows: a 10^6-row pool holds a few
+        # label tuples instead of 10^6 (56 MiB) and parses each distinct value once
+        parsed: dict[str, tuple[str, ...]] = {}
         positions = frame.index.to_numpy()  # row numbers of the source file, also for carved splits
         for row_number, (raw_text, raw_label) in zip(positions, zip(frame[self.text_column], frame[self.label_column])):
-            where = f"{source}: row {int(row_number) + 1}"
             text = "" if raw_text is None or (isinstance(raw_text, float) and np.isnan(raw_text)) else str(raw_text)
             if not text.strip():
-                raise DataError(f"{where}: empty text")
+                raise DataError(f"{source}: row {int(row_number) + 1}: empty text")
             texts.append(text)
-            gold.append(self.schema.model_names(self.schema.parse(raw_label, self.label_separator, where)))
+            names = parsed.get(raw_label) if isinstance(raw_label, str) else None
+            if names is None:
+                where = f"{source}: row {int(row_number) + 1}"
+                names = self.schema.model_names(self.schema.parse(raw_label, self.label_separator, where))
+                if isinstance(raw_label, str):
+                    parsed[raw_label] = names
+            gold.append(names)
         if self.id_column:
             ids = [str(x) for x in frame[self.id_column]]
         else:
@@ -281,6 +300,10 @@ class ActiveDataModule(pl.LightningDataModule):
         assert self.state is not None
         index = self.state.labeled_indices()
         return index, self.encode_labels([self.state.records[int(i)].labels for i in index])
+
+    def rows_to_score(self, unlabeled: np.ndarray, run_seed: int, round_index: int) -> np.ndarray:
+        """The unlabeled pool indices a round scores: all, or a ``pool_subsample`` sample seeded by (run seed, round)."""
+        return subsample_pool(unlabeled, self.pool_subsample, round_subsample_seed(run_seed, round_index))
 
     # --------------------------------------------------------------- loaders
     def _split_dataset(self, split: Split) -> TokenDataset:
