@@ -48,6 +48,8 @@ def _fit_parser() -> ArgumentParser:
     parser.add_argument("--run_dir", type=str, default="runs/lit_al", help="where the run is written (re-running continues it)")
     parser.add_argument("--overwrite", type=bool, default=False, help="delete an existing run in run_dir first")
     parser.add_argument("--resume", type=str | None, default=None, help="continue the run in this directory, with its saved config")
+    parser.add_argument("--threads", type=int | None, default=None,
+                        help="torch intra-op threads; null: OMP_NUM_THREADS, else the CPUs this process may use (lit_al.threads)")
     parser.add_class_arguments(TextClassifier, "model", skip=MODEL_SKIP, instantiate=False)
     parser.add_class_arguments(ActiveDataModule, "data", instantiate=False)
     parser.add_class_arguments(pl.Trainer, "trainer", instantiate=False, skip={"default_root_dir"})
@@ -157,7 +159,10 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
     from .data.module import ActiveDataModule
     from .io import atomic_write_text
     from .loop import ActiveLoop, LoopConfig, format_round
+    from .threads import set_threads
 
+    set_threads(cfg.threads)
+    cfg.threads = None  # a choice of this process, not of the run: a resume may choose another
     if cfg.resume:
         cfg.run_dir = str(cfg.resume)
     run_dir = Path(cfg.run_dir)
@@ -208,7 +213,7 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
 
 
 #: Options that do not change the round-0 model (what is queried, and where it is written).
-ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed"}
+ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed", "threads"}
 ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir"}
 #: Trainer options that only change what is printed.
 ROUND0_IRRELEVANT_TRAINER = {"enable_progress_bar", "enable_model_summary"}

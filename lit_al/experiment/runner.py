@@ -2,9 +2,9 @@
 
 A cell whose run directory says ``finished`` is skipped; an interrupted one resumes where it
 stopped (the ordinary ``fit`` resume). A cell runs only once the cells it depends on (its
-seed's round-0 run) have succeeded. Each process gets ``cpu_count // jobs`` intra-op threads
-unless ``OMP_NUM_THREADS`` is set, because oversubscribed torch threads slow every step
-down many times over on a small machine.
+seed's round-0 run) have succeeded. Each process gets ``threads.default_threads(jobs)``
+intra-op threads (the CPUs available divided by ``jobs``, unless ``OMP_NUM_THREADS`` is set),
+because oversubscribed torch threads slow every step down many times over on a small machine.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from ..io import atomic_write_json, atomic_write_text
+from ..threads import default_threads
 from .grid import Cell, Grid
 
 
@@ -69,7 +70,7 @@ def run_cells(cells: list[Cell], experiment_dir: Path, jobs: int = 1, poll_secon
     if results:
         print(f"skipping {len(results)} finished cell(s)", flush=True)
     running: dict[str, tuple[subprocess.Popen, Cell, float, Path]] = {}
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
+    threads = str(default_threads(jobs))
     total = len(pending)
     started = 0
     while pending or running:
