@@ -164,6 +164,53 @@ def _recall(embeddings, unlabeled: np.ndarray, sample: int, method: str, knn_sea
             "exact_seconds_for_sample": exact_seconds}
 
 
+# ---------------------------------------------------------------- part 3: where a pool's memory goes
+def breakdown(pool_csv: Path, labels: list[str], tokenizer_path: Path) -> dict:
+    """RSS added (and peak above the start) by each stage of loading a pool, measured in this process.
+
+    Stages: ``read_table`` (the pandas frame alone, then dropped), ``ActiveDataModule.load`` (the
+    ``Split`` lists of ids, texts and label tuples), ``tokenize`` (the flat token-id arrays),
+    and a ``LabelState`` with every 10th row labeled plus its JSON form.
+    """
+    import gc
+
+    from transformers import AutoTokenizer
+
+    from lit_al.data import ActiveDataModule, LabelState
+    from lit_al.data.readers import read_table
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path), use_fast=True)
+    stages: dict[str, dict] = {}
+
+    def stage(name, fn):
+        gc.collect()
+        start_rss = _rss_mib()
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        start = time.perf_counter()
+        kept = fn()
+        seconds = time.perf_counter() - start
+        gc.collect()
+        stages[name] = {"seconds": seconds, "rss_added_mib": _rss_mib() - start_rss, "peak_above_start_mib": _hwm_mib() - start_rss}
+        return kept
+
+    frame = stage("read_table (pandas frame)", lambda: read_table(pool_csv))
+    del frame
+    data = ActiveDataModule(train=str(pool_csv), labels=labels)
+    stage("load (Split: ids, texts, label tuples)", data.load)
+    stage("tokenize (flat int32 ids + offsets)", lambda: data.tokenize(tokenizer, cache_dir=None))
+
+    def state():
+        labeled = LabelState(data.pool.ids)
+        rows = np.arange(0, len(data.pool), 10)
+        labeled.add(rows, [data.pool.gold[i] for i in rows], 0, "oracle")
+        return labeled, labeled.to_json()
+
+    kept_state = stage(f"LabelState with {len(range(0, len(data.pool), 10)):,} labels + its JSON", state)
+    return {"rows": len(data.pool), "stages": stages, "token_mib": (data.pool.tokens.ids.nbytes + data.pool.tokens.offsets.nbytes) / MIB,
+            "total_rss_mib": _rss_mib(), "kept": len(kept_state)}
+
+
 # ---------------------------------------------------------------- part 2: a fit round
 def _tiny():
     spec = importlib.util.spec_from_file_location("tiny", REPO / "tests" / "tiny.py")
@@ -198,6 +245,7 @@ def fit_round(work: Path, n: int, threads: int) -> dict:
 
     data = write_text_pool(work / "text", n)
     model = _tiny().write_tiny_bert(work / "tiny-bert")
+    memory = _breakdown_child(data, model, threads)
     run_dir = work / "run"
     config = {
         "seed": 0, "run_dir": str(run_dir), "overwrite": True,
@@ -225,9 +273,20 @@ def fit_round(work: Path, n: int, threads: int) -> dict:
     round0 = metrics.iloc[0].to_dict()
     columns = {c: float(round0[c]) for c in ("fit_seconds", "test_seconds", "predict_seconds", "select_seconds") if c in round0}
     state = json.loads((run_dir / "state.json").read_text())
-    return {"status": "ok", "n": n, "wall_seconds": wall, "peak_rss_mib": peak, **columns,
+    return {"status": "ok", "n": n, "wall_seconds": wall, "peak_rss_mib": peak, **columns, "memory": memory,
             "read_tokenize_state_seconds": wall - sum(columns.values()),
             "labeled_after": len(state["records"]), "token_bytes": sum(p.stat().st_size for p in (run_dir / "cache").glob("*"))}
+
+
+def _breakdown_child(data: Path, model: Path, threads: int) -> dict:
+    """``breakdown`` in a fresh process (its RSS is the pool's alone), after the fit child is measured."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if threads > 0:
+        env["OMP_NUM_THREADS"] = str(threads)
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--breakdown", str(data), "--workdir", str(model)],
+                          cwd=str(REPO), env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[-1][7:]) if lines else {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
 
 
 # ---------------------------------------------------------------- parent
@@ -320,6 +379,15 @@ def to_markdown(report: dict, command: str) -> str:
             lines += [f"| **total (wall)** | {fit['wall_seconds']:.1f} | |", "",
                       f"Peak RSS of the `lit_al fit` process: {fit['peak_rss_mib']:,.0f} MiB; token-id cache "
                       f"{fit['token_bytes'] / MIB:,.0f} MiB; {fit['labeled_after']} labels in the state after the round."]
+            memory = fit.get("memory") or {}
+            if "stages" in memory:
+                lines += ["", f"Where a {memory['rows']:,}-row pool's memory goes (a fresh process, stage by stage; "
+                          f"its RSS once everything is loaded: {memory['total_rss_mib']:,.0f} MiB, about 500 of them "
+                          "the torch and transformers imports):", "",
+                          "| stage | seconds | RSS kept MiB | peak above its start MiB |", "|---|---:|---:|---:|"]
+                lines += [f"| {name} | {v['seconds']:.1f} | {v['rss_added_mib']:,.0f} | {v['peak_above_start_mib']:,.0f} |"
+                          for name, v in memory["stages"].items()]
+                lines += ["", f"The token ids themselves are {memory['token_mib']:,.0f} MiB."]
         lines.append("")
     return "\n".join(lines)
 
@@ -338,7 +406,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--breakdown", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.breakdown:
+        folder = Path(args.breakdown)
+        labels = (folder / "labels.txt").read_text().split()
+        print("RESULT " + json.dumps(breakdown(folder / "train.csv", labels, Path(args.workdir))), flush=True)
+        return 0
     if args.child:
         print("RESULT " + json.dumps(child(args.child, Path(args.workdir), args.recall_sample)), flush=True)
         return 0
