@@ -62,6 +62,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import command_line, emit
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".bench-venv"
@@ -556,15 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_main(args.worker, args.threads)
         return 0
     report = run(args)
-    command = "python scripts/bench_peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = to_markdown(report, command.strip(), args)
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    emit(to_markdown(report, command_line("bench_peers.py", argv), args), report, args.output, args.json)
     return 0
 
 

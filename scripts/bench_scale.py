@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import command_line, emit
 
 REPO = Path(__file__).resolve().parents[1]
 D, C, N_LABELED, SEED = 384, 10, 100, 0
@@ -420,15 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"--cases: unknown {unknown}; known: {sorted(CASES)}")
     report = run(args)
-    command = "python scripts/bench_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = to_markdown(report, command.strip())
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    emit(to_markdown(report, command_line("bench_scale.py", argv)), report, args.output, args.json)
     return 0
 
 
