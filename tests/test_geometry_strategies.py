@@ -266,3 +266,12 @@ def test_representativeness_index_option():
     assert approx <= exact * (1 + 1e-6) and approx >= 0.9 * exact
     with pytest.raises(ValueError, match="index must be one of"):
         representativeness(x, batch, index="annoy")
+
+
+def test_l2_normalize_rows_in_place_matches_the_copy():
+    x = np.random.default_rng(4).normal(size=(20, 5)).astype(np.float32)
+    x[3] = 0.0
+    expected = G.l2_normalize_rows(x)
+    y = x.copy()
+    assert G.l2_normalize_rows(y, out=y) is y
+    np.testing.assert_array_equal(y, expected)

@@ -136,7 +136,8 @@ class _KMeansNearest(Strategy):
         }
 
     def _cluster(self, vectors: np.ndarray, unlabeled: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
-        positions = kmeans_nearest(G.l2_normalize_rows(vectors), budget, rng, **self.kmeans_options())
+        """k-means over ``vectors``, this call's own float32 copy (``_rows``), normalised in place."""
+        positions = kmeans_nearest(G.l2_normalize_rows(vectors, out=vectors), budget, rng, **self.kmeans_options())
         return unlabeled[positions]
 
 
