@@ -52,14 +52,15 @@ D, C, N_LABELED, SEED = 384, 10, 100, 0
 CHUNK = 100_000
 MIB = 1024.0 * 1024.0
 
-#: case -> (what it runs, k)
-CASES: dict[str, tuple[str, int]] = {
-    "entropy": ("entropy", 100),
-    "coreset": ("coreset", 1000),
-    "kmeans": ("kmeans", 100),
-    "badge": ("badge", 100),
-    "density_weighted": ("density_weighted (K = 10, index auto)", 100),
-    "representativeness": ("Rep(B) of a 100-row batch (K = 10, index auto)", 100),
+#: case -> (what it runs, k, registered strategy (None: Rep(B)), its options)
+CASES: dict[str, tuple[str, int, str | None, dict]] = {
+    "entropy": ("entropy", 100, "entropy", {}),
+    "coreset": ("coreset", 1000, "coreset", {}),
+    "kmeans": ("kmeans", 100, "kmeans", {}),
+    "badge": ("badge", 100, "badge", {}),
+    "badge_float32": ("badge (precision float32)", 100, "badge", {"precision": "float32"}),
+    "density_weighted": ("density_weighted (K = 10, index auto)", 100, "density_weighted", {}),
+    "representativeness": ("Rep(B) of a 100-row batch (K = 10, index auto)", 100, None, {}),
 }
 
 
@@ -126,15 +127,15 @@ def child(case: str, directory: Path, recall_sample: int) -> dict:
     n = embeddings.shape[0]
     unlabeled = np.setdiff1d(np.arange(n), labeled)
     outputs = {"embeddings": embeddings, "probs": probs}
-    k = CASES[case][1]
+    _, k, name, options = CASES[case]
     start = time.perf_counter()
     extra: dict = {}
-    if case == "representativeness":
+    if name is None:
         batch = np.sort(np.random.default_rng(SEED).choice(n, k, replace=False))
         extra["value"] = representativeness(embeddings, batch, k=10)
         extra["index"] = resolve_knn_index("auto", k, n)
     else:
-        strategy = get_strategy(case, seed=SEED, multi_label=False)
+        strategy = get_strategy(name, seed=SEED, multi_label=False, **options)
         picked = strategy.select(outputs, labeled, unlabeled, k)
         extra["picked"] = int(np.unique(picked).size)
         if case == "density_weighted":
@@ -349,7 +350,7 @@ def to_markdown(report: dict, command: str) -> str:
             "|---|---:|---:|---:|---:|---:|---:|:---:|---|",
         ]
         for case, result in report["selection"].items():
-            what, k = CASES[case]
+            what, k = CASES[case][:2]
             if "error" in result:
                 lines.append(f"| {what} | {k} | error: {result['error']} | | | | | | |")
                 continue
