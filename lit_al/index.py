@@ -45,7 +45,6 @@ KMEANS_INIT_METHODS: dict[str, int] = {
 DuplicateFill = Literal["next_nearest", "random"]
 
 #: Ways to search nearest neighbours (see :func:`knn_search`).
-KnnIndex = Literal["auto", "exact", "hnsw", "ivf"]
 KNN_INDEXES: tuple[str, ...] = ("auto", "exact", "hnsw", "ivf")
 
 #: Below this many multiply-adds per pass (rows × rows × d), FAISS calls run on one
