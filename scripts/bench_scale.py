@@ -19,7 +19,7 @@ Part 2, one round of ``lit_al fit`` (``--fit-n`` rows, default ``--n``) on a syn
 pool (3 classes, 5–12 words per text from the tiny test vocabulary) with the tiny random BERT
 of ``tests/tiny.py`` (2 layers, hidden 32): read → tokenize → fit on 100 labels → score the
 whole pool → select 100 by entropy → write the state. Reports the child's peak RSS
-(``getrusage(RUSAGE_CHILDREN)``) and the ``metrics.csv`` timing columns; "read, tokenize,
+(``os.wait4``'s rusage of that process) and the ``metrics.csv`` timing columns; "read, tokenize,
 state" is the wall time minus the columns.
 
 Usage::
@@ -37,7 +37,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -265,12 +264,15 @@ def fit_round(work: Path, n: int, threads: int) -> dict:
     command = [sys.executable, "-m", "lit_al.cli", "fit", "--config", str(path)]
     if threads > 0:
         command += ["--threads", str(threads)]
+    log = work / "fit.log"
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=str(REPO), env=env, capture_output=True, text=True)
+    with open(log, "w", encoding="utf-8") as handle:
+        proc = subprocess.Popen(command, cwd=str(REPO), env=env, stdout=handle, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS alone
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    if proc.returncode != 0:
-        return {"status": "error", "error": (proc.stderr.strip().splitlines() or ["?"])[-1], "wall_seconds": wall}
+    peak = usage.ru_maxrss / 1024.0
+    if os.waitstatus_to_exitcode(status) != 0:
+        return {"status": "error", "error": (log.read_text().strip().splitlines() or ["?"])[-1], "wall_seconds": wall}
     metrics = pd.read_csv(run_dir / "metrics.csv")
     round0 = metrics.iloc[0].to_dict()
     columns = {c: float(round0[c]) for c in ("fit_seconds", "test_seconds", "predict_seconds", "select_seconds") if c in round0}
@@ -281,7 +283,7 @@ def fit_round(work: Path, n: int, threads: int) -> dict:
 
 
 def _breakdown_child(data: Path, model: Path, threads: int) -> dict:
-    """``breakdown`` in a fresh process (its RSS is the pool's alone), after the fit child is measured."""
+    """``breakdown`` in a fresh process (its RSS is the pool's alone)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     if threads > 0:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -300,7 +302,7 @@ def run(args) -> dict:
             env[name] = str(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_scale_", dir=args.workdir) as tmp:
         work = Path(tmp)
-        if not args.skip_fit:  # first: the peak RSS of children (getrusage) is then the fit's alone
+        if not args.skip_fit:
             report["fit"] = fit_round(work, args.fit_n or args.n, args.threads)
             report["load_1min"].append(os.getloadavg()[0])
             print("fit", report["fit"], flush=True)
