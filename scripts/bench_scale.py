@@ -328,7 +328,7 @@ def to_markdown(report: dict, command: str) -> str:
     matrix_mib = n * D * 4 / MIB
     load = report["load_1min"]
     lines = [
-        "# lit_al at scale: 10^6-row pools",
+        f"# lit_al at scale: {n:,}-row pools",
         "",
         generated_by(command, "numpy", "faiss", "torch") + ". "
         f"Load average (1 min): {load[0]:.2f} at start, {max(load):.2f} at most, {load[-1]:.2f} at the end (a shared machine).",
