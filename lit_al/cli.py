@@ -131,6 +131,10 @@ def run_report(parser: ArgumentParser, cfg: Namespace) -> int:
 def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
     from .config import build_run
     from .loop import format_round
+    from .threads import set_threads
+
+    set_threads(cfg.threads)
+    cfg.threads = None  # a choice of this process, not of the run: a resume may choose another
 
     metric_names: list[str] = []
 

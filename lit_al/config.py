@@ -35,13 +35,15 @@ DEFAULT_MODEL_CLASS = "lit_al.model.TextClassifier"
 DEFAULT_DATA_CLASS = "lit_al.data.module.ActiveDataModule"
 
 #: Options that do not change the round-0 model (what is queried, and where it is written).
-ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed"}
+ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed", "threads"}
 ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir",
                           "oracle", "repropose_skipped", "stop_set_size", "stop_when"}
+#: Data options that do not change the round-0 model (which pool rows later rounds score; where tokens are cached).
+ROUND0_IRRELEVANT_DATA = {"pool_subsample", "cache_dir", "num_workers"}
 #: Trainer options that only change what is shown or logged.
 DISPLAY_ONLY_TRAINER = {"enable_progress_bar", "enable_model_summary", "logger"}
 #: Options a resumed run may change: where and how it is shown, and how far it goes.
-RESUME_FREE = {"config", "run_dir", "overwrite", "resume"}
+RESUME_FREE = {"config", "run_dir", "overwrite", "resume", "threads"}
 RESUME_FREE_LOOP = {"rounds", "max_labels", "keep_outputs", "round0_model_dir"}
 RESUME_FREE_DATA = {"cache_dir", "num_workers"}
 
@@ -60,6 +62,8 @@ def fit_parser() -> ArgumentParser:
     parser.add_argument("--run_dir", type=str, default="runs/lit_al", help="where the run is written (re-running continues it)")
     parser.add_argument("--overwrite", type=bool, default=False, help="delete the run in run_dir first (only a lit_al run)")
     parser.add_argument("--resume", type=str | None, default=None, help="continue the run in this directory, with its saved config")
+    parser.add_argument("--threads", type=int | None, default=None,
+                        help="torch intra-op threads; null: OMP_NUM_THREADS, else the CPUs this process may use (lit_al.threads)")
     parser.add_subclass_arguments(TextClassifier, "model", skip=MODEL_SKIP, instantiate=False, required=False,
                                   default=Namespace(class_path=DEFAULT_MODEL_CLASS))
     parser.add_subclass_arguments(ActiveDataModule, "data", instantiate=False, required=True,
@@ -158,6 +162,12 @@ def round0_fingerprint(cfg: Namespace) -> str:
     config = {k: v for k, v in _normalised(cfg).items() if k not in ROUND0_IRRELEVANT}
     config["loop"] = {k: v for k, v in dict(config.get("loop") or {}).items() if k not in ROUND0_IRRELEVANT_LOOP}
     config["trainer"] = {k: v for k, v in dict(config.get("trainer") or {}).items() if k not in DISPLAY_ONLY_TRAINER}
+    data = dict(config.get("data") or {})
+    if "class_path" in data:
+        data["init_args"] = {k: v for k, v in dict(data.get("init_args") or {}).items() if k not in ROUND0_IRRELEVANT_DATA}
+    else:
+        data = {k: v for k, v in data.items() if k not in ROUND0_IRRELEVANT_DATA}
+    config["data"] = data
     return json.dumps(config, sort_keys=True, default=str)
 
 

@@ -18,6 +18,9 @@ Primitives (STRATEGIES.md §0 "Shared primitives", §1.9, §1.12, §1.13, §2.2)
 - :func:`knn_distances`, :func:`knn_density`: K-nearest-neighbour distances and
   the mean K-NN distance ``KNN(x)`` of §2.2.
 - :func:`nearest_neighbors`: a thin exact k-NN search.
+- :func:`knn_search`, :func:`resolve_knn_index`: k-NN through an index chosen by
+  ``method`` (``exact | hnsw | ivf | auto``): exact below a size threshold,
+  approximate (FAISS HNSW or IVF) where the exact search is quadratic.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ KMEANS_INIT_METHODS: dict[str, int] = {
 
 DuplicateFill = Literal["next_nearest", "random"]
 
+#: Ways to search nearest neighbours (see :func:`knn_search`).
+KNN_INDEXES: tuple[str, ...] = ("auto", "exact", "hnsw", "ivf")
+
 #: Below this many multiply-adds per pass (rows × rows × d), FAISS calls run on one
 #: OpenMP thread. Thread start-up and barriers dominate such small problems, and on a
 #: busy machine a spinning OpenMP barrier can make them orders of magnitude slower
@@ -56,6 +62,13 @@ def _threads_for(work: float) -> Iterator[None]:
     if work >= SMALL_WORK:
         yield
         return
+    with _single_thread():
+        yield
+
+
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    """Run FAISS on one OpenMP thread inside the block; restore the previous count afterwards."""
     previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
@@ -477,21 +490,27 @@ def _greedy_match(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.
 
 # ---------------------------------------------------------------- k-NN
 def nearest_neighbors(
-    base: np.ndarray, queries: np.ndarray, k: int, *, block_size: int = DEFAULT_BLOCK_SIZE
+    base: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    method: str = "exact",
+    seed: int = 0,
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Euclidean k-NN of each query row among ``base`` rows (FAISS ``IndexFlatL2``).
+    """Euclidean k-NN of each query row among ``base`` rows (exact: FAISS ``IndexFlatL2``).
 
     Returns ``(distances, indices)``, both (nq, k') with ``k' = min(k, len(base))``:
     Euclidean distances ascending and int64 positions into ``base``. Queries run in
-    blocks of ``block_size`` rows.
+    blocks of ``block_size`` rows. ``method`` and ``seed``: see :func:`knn_search`
+    (the default, ``"exact"``, is the exact search whatever the size).
     """
     b = _as_float32(base)
     nq = np.asarray(queries).shape[0]
     k = int(min(max(int(k), 0), b.shape[0]))
     if k == 0 or nq == 0:
         return np.zeros((nq, k), dtype=np.float32), np.zeros((nq, k), dtype=np.int64)
-    with _threads_for(nq * b.shape[0] * b.shape[1]):
-        sq, labels = _search_blocked(_flat_index(b), queries, k, block_size)
+    sq, labels = knn_search(b, queries, k, method=method, seed=seed, block_size=block_size)
     return np.sqrt(np.maximum(sq, 0.0)), labels
 
 
@@ -540,6 +559,8 @@ def knn_density(
     *,
     query_positions: np.ndarray | None = None,
     include_self: bool = False,
+    method: str = "exact",
+    seed: int = 0,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> np.ndarray:
     """Mean Euclidean distance to the K nearest neighbours within ``points``: ``KNN(x)`` (STRATEGIES.md §2.2).
@@ -553,6 +574,9 @@ def knn_density(
       fit on the pool, queried with pool members): the average of K + 1 distances
       including the 0 to itself, i.e. ``K/(K+1) · KNN(x)``.
     - ``K`` is clipped to ``len(points) − 1``; a single point has ``KNN = 0``.
+    - ``method``, ``seed``: the neighbour search (:func:`knn_search`); ``"exact"`` by
+      default. With an approximate index a neighbour list may miss true neighbours,
+      which can only raise ``KNN(x)`` (each missed one is replaced by a farther point).
     """
     p = _as_float32(points)
     m = p.shape[0]
@@ -565,12 +589,16 @@ def knn_density(
         return np.zeros(0, dtype=np.float64)
     if k == 0:
         return np.zeros(positions.size, dtype=np.float64)
-    index = _flat_index(p)
+    resolved = resolve_knn_index(method, positions.size, m)
+    index = _flat_index(p) if resolved == "exact" else _approximate_index(p, resolved, seed)
     total = np.zeros(positions.size, dtype=np.float64)
     for start in range(0, positions.size, block_size):
         block = positions[start : start + block_size]
-        with _threads_for(block.size * m * p.shape[1]):
-            sq, labels = index.search(p[block], k + 1)
+        if resolved == "exact":
+            with _threads_for(block.size * m * p.shape[1]):
+                sq, labels = index.search(p[block], k + 1)
+        else:
+            sq, labels = _search_approximate(index, p, p[block], k + 1)
         is_self = labels == block[:, None]
         is_self[~is_self.any(axis=1), -1] = True
         dist = np.sqrt(np.maximum(sq, 0.0)).astype(np.float64)
@@ -662,3 +690,118 @@ def kmeans_labels(
         kmeans.train(x)
     _, assignment = _centroid_neighbours(x, np.ascontiguousarray(kmeans.centroids, dtype=np.float32), 1)
     return assignment
+
+
+# ---------------------------------------------------------------- approximate k-NN
+#: ``auto`` searches exactly while the queries or the searched rows number at most this
+#: many: the exact cost, nq · nb · d multiply-adds, is then at most that of building an
+#: approximate index over nb rows (measured on this project's machine, d = 384: the
+#: exact K-NN density of 10^4 points takes 0.9 s, of 10^5 points 88 s).
+EXACT_MAX_ROWS = 20_000
+
+#: HNSW (Malkov & Yashunin 2018, FAISS ``IndexHNSWFlat``): neighbours per node, the
+#: candidate list while building and while searching.
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 40, 128
+
+#: IVF (FAISS ``IndexIVFFlat``): ``nlist = ⌈IVF_LISTS_PER_SQRT · √n⌉`` k-means cells,
+#: trained on at most ``IVF_TRAIN_PER_LIST · nlist`` rows drawn with the seed, for
+#: ``IVF_TRAIN_ITERATIONS`` Lloyd iterations; each query scans its ``IVF_NPROBE``
+#: nearest cells.
+IVF_LISTS_PER_SQRT, IVF_TRAIN_PER_LIST, IVF_TRAIN_ITERATIONS, IVF_NPROBE = 4, 32, 10, 16
+
+
+def resolve_knn_index(method: str, n_queries: int, n_base: int) -> str:
+    """The search ``method`` stands for: ``auto`` → ``"exact"`` if ``min(n_queries, n_base) <= EXACT_MAX_ROWS``, else ``"ivf"``.
+
+    ``exact``, ``hnsw`` and ``ivf`` stand for themselves. ``auto`` prefers IVF over HNSW
+    because its build is cheaper and parallel without losing determinism (measured at
+    n = 10^5, d = 384, clustered data: IVF build + search 38 s at recall@11 0.97, HNSW
+    59 s at 0.95, exact 88 s). Raises ``ValueError`` for an unknown method.
+    """
+    if method not in KNN_INDEXES:
+        raise ValueError(f"index must be one of {list(KNN_INDEXES)}, got {method!r}")
+    if method != "auto":
+        return method
+    return "exact" if min(int(n_queries), int(n_base)) <= EXACT_MAX_ROWS else "ivf"
+
+
+def knn_search(
+    base: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    method: str = "auto",
+    seed: int = 0,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest ``base`` rows of every query row: (squared L2 (nq, k) float32 ascending, positions (nq, k) int64).
+
+    ``k`` must be at most ``len(base)``. ``method`` (:func:`resolve_knn_index`):
+
+    - ``"exact"``: FAISS ``IndexFlatL2``, O(nq · nb · d).
+    - ``"hnsw"``: FAISS ``IndexHNSWFlat`` (Malkov & Yashunin 2018, "Efficient and
+      robust approximate nearest neighbor search using Hierarchical Navigable Small
+      World graphs"), ``M = 32``, ``efConstruction = 40``, ``efSearch = max(128, k)``.
+      Built on one thread: a parallel build inserts nodes in a scheduling-dependent
+      order, so the graph, and the neighbours found, would change from run to run.
+    - ``"ivf"``: FAISS ``IndexIVFFlat`` (Jégou et al. 2011 inverted file with exact
+      distances inside cells): k-means cells trained with ``seed``, ``nprobe = 16``
+      cells scanned per query; build and search are deterministic on any thread count.
+
+    Approximate searches return true distances to the neighbours they find, never
+    nearer than the exact ones. A query for which an approximate index finds fewer than
+    ``k`` rows (IVF cells holding too few points) is searched exactly. Same inputs and
+    seed → same result.
+    """
+    b = _as_float32(base)
+    nq = np.asarray(queries).shape[0]
+    resolved = resolve_knn_index(method, nq, b.shape[0])
+    if resolved == "exact":
+        with _threads_for(nq * b.shape[0] * b.shape[1]):
+            return _search_blocked(_flat_index(b), queries, k, block_size)
+    index = _approximate_index(b, resolved, seed)
+    sq = np.empty((nq, k), dtype=np.float32)
+    labels = np.empty((nq, k), dtype=np.int64)
+    for start in range(0, nq, block_size):
+        stop = min(start + block_size, nq)
+        sq[start:stop], labels[start:stop] = _search_approximate(index, b, queries[start:stop], k)
+    return sq, labels
+
+
+def _approximate_index(base: np.ndarray, method: str, seed: int) -> faiss.Index:
+    """A filled FAISS HNSW or IVF index over float32 ``base`` (see :func:`knn_search`)."""
+    n, d = base.shape
+    if method == "hnsw":
+        index = faiss.IndexHNSWFlat(d, HNSW_M)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        with _single_thread():  # a deterministic graph
+            index.add(base)
+        return index
+    nlist = max(1, min(n, int(np.ceil(IVF_LISTS_PER_SQRT * np.sqrt(n)))))
+    quantizer = faiss.IndexFlatL2(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist)
+    index.cp.seed = int(seed)
+    index.cp.niter = IVF_TRAIN_ITERATIONS
+    index.cp.min_points_per_centroid = 1
+    index.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
+    train_rows = min(n, IVF_TRAIN_PER_LIST * nlist)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=train_rows, replace=False))
+    index.train(base[sample])
+    index.add(base)
+    index.nprobe = min(IVF_NPROBE, nlist)
+    return index
+
+
+def _search_approximate(
+    index: faiss.Index, base: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` with the exact search as the fallback for queries short of ``k`` results."""
+    q = _as_float32(queries)
+    if isinstance(index, faiss.IndexHNSWFlat):
+        index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+    sq, labels = index.search(q, k)
+    short = np.flatnonzero((labels < 0).any(axis=1))
+    if short.size:
+        with _threads_for(short.size * base.shape[0] * base.shape[1]):
+            sq[short], labels[short] = _flat_index(base).search(q[short], k)
+    return sq, labels

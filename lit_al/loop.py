@@ -173,6 +173,10 @@ class ActiveLoop:
         tokenizer = load_tokenizer(self.model_kwargs)
         assert self.data.pool is not None and self.data.schema is not None
         self._check_model_and_trainer()
+        subsample = self.data.pool_subsample
+        if subsample is not None and subsample < self.config.query_size:
+            raise ConfigError(f"data.pool_subsample ({subsample}) is below loop.query_size ({self.config.query_size}): "
+                              "each round picks its batch from the sample")
         if self.strategy.multi_label != self.data.schema.multi_label:
             raise ConfigError(
                 f"strategy {self.strategy.name!r} is configured with multi_label={self.strategy.multi_label} "
@@ -394,7 +398,8 @@ class ActiveLoop:
         if not trained and strategy.requires_trained_model:
             strategy = self._cold_start_strategy(strategy)
         seed = derive_seed(self.seed, round_index, "strategy", strategy.name)
-        labeled, unlabeled = state.labeled_indices(), self._candidates(state)
+        labeled = state.labeled_indices()
+        unlabeled = self.data.rows_to_score(self._candidates(state), self.seed, round_index)  # data.pool_subsample
         directory = self._round_dir(round_index) / "outputs"
         suggest = trained and not self.oracle.answers_at_once  # a person sees the model's suggestion
         scored = self._score(model, strategy, labeled, unlabeled, seed, directory, suggest)

@@ -286,3 +286,45 @@ def test_jsonl_line_numbers_count_blank_lines_and_name_bad_json(tmp_path):
     path.write_text('{"id": "a", "text": "ball", "label": "x"}\n{"id": "b", "text": \n', encoding="utf-8")
     with pytest.raises(DataError, match=r"^line 2 of .*train.jsonl: not valid JSON"):
         ActiveDataModule(train=str(path)).load()
+
+
+def test_pool_subsample_is_seeded_per_round_and_validated():
+    from lit_al.data.subsample import round_subsample_seed, subsample_pool
+    from lit_al.seeding import derive_seed
+
+    unlabeled = np.arange(1000)[::-1] * 3  # any order in, ascending out
+    a = subsample_pool(unlabeled, 100, 5)
+    assert a.size == 100 and np.unique(a).size == 100 and np.isin(a, unlabeled).all() and (np.diff(a) > 0).all()
+    np.testing.assert_array_equal(a, subsample_pool(unlabeled, 100, 5))
+    assert not np.array_equal(a, subsample_pool(unlabeled, 100, 6))
+    np.testing.assert_array_equal(subsample_pool(unlabeled, None, 5), np.sort(unlabeled))
+    np.testing.assert_array_equal(subsample_pool(unlabeled, 5000, 5), np.sort(unlabeled))
+    # every row equally likely: each of 1000 rows drawn 100 times in 1000 draws of 100
+    counts = np.bincount(np.concatenate([subsample_pool(np.arange(1000), 100, s) for s in range(1000)]), minlength=1000)
+    assert counts.min() > 60 and counts.max() < 140
+    assert round_subsample_seed(0, 3) == derive_seed(0, 3, "pool_subsample") != round_subsample_seed(0, 4)
+
+    data = ActiveDataModule(train="x.csv", pool_subsample=100)
+    rows = data.rows_to_score(unlabeled, run_seed=0, round_index=3)
+    np.testing.assert_array_equal(rows, subsample_pool(unlabeled, 100, derive_seed(0, 3, "pool_subsample")))
+    assert not np.array_equal(rows, data.rows_to_score(unlabeled, run_seed=0, round_index=4))
+    np.testing.assert_array_equal(ActiveDataModule(train="x.csv").rows_to_score(unlabeled, 0, 3), np.sort(unlabeled))
+    for bad in (0, -5, 2.5, True, "100"):
+        with pytest.raises(ConfigError, match="data.pool_subsample"):
+            ActiveDataModule(train="x.csv", pool_subsample=bad)
+
+
+def test_tokenize_texts_batches_agree_with_one_call(tiny_bert):
+    from transformers import BertTokenizerFast
+
+    from lit_al.data.tokens import tokenize_texts
+
+    tokenizer = BertTokenizerFast.from_pretrained(tiny_bert)
+    texts = ["ball goal", "the bank of the market today", "chip", "goal", "the market"] * 3
+    whole = tokenize_texts(tokenizer, texts, 6, batch=100)
+    split = tokenize_texts(tokenizer, texts, 6, batch=2)
+    np.testing.assert_array_equal(whole.ids, split.ids)
+    np.testing.assert_array_equal(whole.offsets, split.offsets)
+    expected = tokenizer(texts, truncation=True, max_length=6)["input_ids"]
+    assert [whole.row(i).tolist() for i in range(len(texts))] == expected
+    assert whole.ids.dtype == np.int32 and tokenize_texts(tokenizer, [], 6).offsets.tolist() == [0]

@@ -230,3 +230,50 @@ def test_density_weighted_beta_zero_is_uncertainty_sampling():
         get_strategy("density_weighted", uncertainty="bald")
     with pytest.raises(StrategyError, match="beta"):
         get_strategy("density_weighted", beta=float("nan"))
+
+
+# ---------------------------------------------------------------- index option (CAL, density_weighted)
+def _clustered_problem(n=3000, d=16, C=4, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(20, d)) * 3
+    emb = (centers[rng.integers(0, 20, n)] + rng.normal(size=(n, d))).astype(np.float32)
+    probs = _softmax(rng.normal(size=(n, C)) * 2)
+    labeled, unlabeled = _split(n, 300, seed)
+    return {"embeddings": emb, "probs": probs}, labeled, unlabeled
+
+
+@pytest.mark.parametrize("name", ["cal", "density_weighted"])
+def test_index_option_exact_auto_and_approximate(name):
+    outputs, labeled, unlabeled = _clustered_problem()
+    exact = get_strategy(name, index="exact").select(outputs, labeled, unlabeled, 50)
+    # below the size threshold, auto (the default) is the exact search: the same picks as before
+    np.testing.assert_array_equal(get_strategy(name).select(outputs, labeled, unlabeled, 50), exact)
+    for index in ("hnsw", "ivf"):
+        a = get_strategy(name, index=index, seed=4).select(outputs, labeled, unlabeled, 50)
+        b = get_strategy(name, index=index, seed=4).select(outputs, labeled, unlabeled, 50)
+        np.testing.assert_array_equal(a, b)
+        assert np.intersect1d(a, exact).size >= 0.8 * 50
+    with pytest.raises(StrategyError, match=f"{name}: index must be one of"):
+        get_strategy(name, index="annoy")
+
+
+def test_representativeness_index_option():
+    from lit_al.analysis import representativeness
+
+    x = _clustered_problem()[0]["embeddings"]
+    batch = np.arange(0, 3000, 60)
+    exact = representativeness(x, batch, index="exact")
+    assert representativeness(x, batch) == exact
+    approx = representativeness(x, batch, index="hnsw")
+    assert approx <= exact * (1 + 1e-6) and approx >= 0.9 * exact
+    with pytest.raises(ValueError, match="index must be one of"):
+        representativeness(x, batch, index="annoy")
+
+
+def test_l2_normalize_rows_in_place_matches_the_copy():
+    x = np.random.default_rng(4).normal(size=(20, 5)).astype(np.float32)
+    x[3] = 0.0
+    expected = G.l2_normalize_rows(x)
+    y = x.copy()
+    assert G.l2_normalize_rows(y, out=y) is y
+    np.testing.assert_array_equal(y, expected)

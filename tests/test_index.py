@@ -232,3 +232,78 @@ def test_knn_density_small_sets():
     np.testing.assert_allclose(idx.knn_density(x, 10), [5.0, 5.0], rtol=1e-6)
     np.testing.assert_array_equal(idx.knn_density(x[:1], 10), [0.0])
     assert idx.knn_density(x, 10, query_positions=np.array([], dtype=int)).size == 0
+
+
+# ---------------------------------------------------------------- approximate k-NN
+#: The documented recall bound of the approximate indexes on clustered data (README, index option).
+RECALL_BOUND = 0.9
+
+
+def _clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(20, d)) * 3
+    return (centers[rng.integers(0, 20, n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_resolve_knn_index_rules_and_validation():
+    limit = idx.EXACT_MAX_ROWS
+    assert idx.resolve_knn_index("auto", limit, 10 * limit) == "exact"
+    assert idx.resolve_knn_index("auto", 10 * limit, limit) == "exact"
+    assert idx.resolve_knn_index("auto", limit + 1, limit + 1) == "ivf"
+    for method in ("exact", "hnsw", "ivf"):
+        assert idx.resolve_knn_index(method, 5, 5) == method
+    with pytest.raises(ValueError, match="index must be one of"):
+        idx.resolve_knn_index("annoy", 5, 5)
+
+
+def test_knn_search_exact_matches_bruteforce(points):
+    queries = np.random.default_rng(3).normal(size=(30, 8)).astype(np.float32)
+    sq, labels = idx.knn_search(points, queries, 5, method="exact")
+    dist = _pairwise(queries, points)
+    np.testing.assert_array_equal(labels, np.argsort(dist, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(np.sqrt(sq), np.sort(dist, axis=1)[:, :5], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["hnsw", "ivf"])
+def test_approximate_knn_recall_and_determinism(method):
+    x = _clustered(4000, 32)
+    exact = idx.knn_search(x, x, 10, method="exact")[1]
+    sq, labels = idx.knn_search(x, x, 10, method=method, seed=3)
+    recall = np.mean([np.intersect1d(a, b).size / 10 for a, b in zip(labels, exact)])
+    assert recall >= RECALL_BOUND
+    # the distances are the true ones of the neighbours found, ascending
+    true_sq = ((x[:, None, :] - x[labels]) ** 2).sum(-1)
+    np.testing.assert_allclose(sq, true_sq, rtol=1e-3, atol=1e-3)
+    assert (np.diff(sq, axis=1) >= 0).all()
+    again = idx.knn_search(x, x, 10, method=method, seed=3)
+    np.testing.assert_array_equal(labels, again[1])
+    np.testing.assert_array_equal(sq, again[0])
+
+
+def test_approximate_density_is_never_below_exact():
+    x = _clustered(3000, 16, seed=1)
+    exact = idx.knn_density(x, 10)
+    for method in ("hnsw", "ivf"):
+        approx = idx.knn_density(x, 10, method=method, seed=0)
+        assert (approx >= exact - 1e-4).all()
+        assert np.mean(np.isclose(approx, exact, rtol=1e-4)) >= RECALL_BOUND
+
+
+def test_ivf_short_lists_fall_back_to_exact():
+    # k = 150 of 200 rows: the 16 cells a query scans hold fewer rows, so FAISS pads with -1
+    x = _clustered(200, 8, seed=2)
+    raw = idx._approximate_index(x, "ivf", 0).search(x, 150)[1]
+    short = (raw < 0).any(axis=1)
+    assert short.any()
+    sq, labels = idx.knn_search(x, x, 150, method="ivf")
+    exact_sq, exact = idx.knn_search(x, x, 150, method="exact")
+    assert (labels >= 0).all() and np.isfinite(sq).all()
+    np.testing.assert_array_equal(labels[short], exact[short])
+
+
+def test_nearest_neighbors_and_density_default_to_exact(points):
+    # the exact search stays the default of the primitives, whatever the size
+    queries = points[:20]
+    np.testing.assert_array_equal(
+        idx.nearest_neighbors(points, queries, 4)[1], idx.knn_search(points, queries, 4, method="exact")[1]
+    )

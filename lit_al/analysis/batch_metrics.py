@@ -7,7 +7,8 @@
 - :func:`batch_overlap`: overlap of two strategies' batches, IBM, §2.5.
 
 All nearest-neighbour searches use :mod:`lit_al.index` (exact FAISS ``IndexFlatL2``,
-Euclidean distances computed in float32); results are returned as Python floats.
+Euclidean distances computed in float32; :func:`representativeness` can take an
+approximate index on large pools); results are returned as Python floats.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def representativeness(
     batch_positions: np.ndarray | Sequence[int],
     k: int = 10,
     include_self: bool = False,
+    index: str = "auto",
+    seed: int = 0,
 ) -> float:
     """Representativeness of a batch via K-NN density, ``Rep(B)`` (IBM, after Zhu et al. 2008; STRATEGIES.md §2.2).
 
@@ -78,6 +81,10 @@ def representativeness(
       averages K + 1 distances including the 0 to the point itself, i.e. ``KNN`` is
       scaled by ``K/(K+1)`` and ``Rep`` by ``(K+1)/K``; rankings are unchanged.
     - ``K`` is clipped to ``|U| − 1`` (see :func:`lit_al.index.knn_density`).
+    - ``index``, ``seed``: the neighbour search (:func:`lit_al.index.knn_search`:
+      ``exact | hnsw | ivf | auto``). ``auto`` searches exactly while the batch or U has
+      at most ``lit_al.index.EXACT_MAX_ROWS`` rows, i.e. for any batch of usual size:
+      the exact search of |B| queries is cheaper than building an index over U.
 
     A mean of 0 (all neighbours coincide) gives ``inf``.
     """
@@ -87,7 +94,7 @@ def representativeness(
     u = np.asarray(unlabeled_emb)
     if positions.min() < 0 or positions.max() >= u.shape[0]:
         raise ValueError("batch positions must index rows of unlabeled_emb")
-    knn = knn_density(u, k, query_positions=positions, include_self=include_self)
+    knn = knn_density(u, k, query_positions=positions, include_self=include_self, method=index, seed=seed)
     mean = float(np.mean(knn))
     return float("inf") if mean == 0.0 else 1.0 / mean
 

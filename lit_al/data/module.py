@@ -19,6 +19,7 @@ from .readers import file_fingerprint, position_unit, read_table, resolve_path
 from .scenarios import InitialSet
 from .schema import LabelSchema, read_label_file
 from .state import LabelState
+from .subsample import round_subsample_seed, subsample_pool
 from .tokens import PadCollator, TokenDataset, TokenizedTexts, cached_tokenize, LengthSortedBatches, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,11 @@ class ActiveDataModule(pl.LightningDataModule):
         max_rows: at most this many rows per split, a random sample seeded by ``split_seed``
             (e.g. ``{train: 10000, dev: 1000}``; IBM capped large sets at 15k/3k/3k, BEAL
             used 10k-text pools); rows keep their file line numbers in error messages.
+        pool_subsample: score only this many unlabeled pool rows per round, a uniform sample
+            drawn afresh each round (``rows_to_score``); ``null`` scores the whole unlabeled pool.
+            Bounds a round's inference time and output memory on large pools (IBM capped
+            their pools); the budget is picked from the sample, so it must be at least the
+            query size.
     """
 
     def __init__(
@@ -108,6 +114,7 @@ class ActiveDataModule(pl.LightningDataModule):
         initial: InitialSet = InitialSet(),
         cache_dir: str | None = None,
         max_rows: dict[str, int] | None = None,
+        pool_subsample: int | None = None,
     ) -> None:
         super().__init__()
         if max_length < 2:
@@ -130,6 +137,10 @@ class ActiveDataModule(pl.LightningDataModule):
         self.max_rows = dict(max_rows or {})
         if set(self.max_rows) - {"train", "dev", "test"} or any(int(n) < 1 for n in self.max_rows.values()):
             raise ConfigError(f"data.max_rows must map train/dev/test to positive row counts, got {max_rows}")
+        if pool_subsample is not None and (isinstance(pool_subsample, bool) or not isinstance(pool_subsample, int)
+                                           or pool_subsample < 1):
+            raise ConfigError(f"data.pool_subsample must be a positive number of rows or null, got {pool_subsample!r}")
+        self.pool_subsample = pool_subsample
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -242,6 +253,9 @@ class ActiveDataModule(pl.LightningDataModule):
         assert self.schema is not None
         texts: list[str] = []
         gold: list[tuple[str, ...]] | None = []
+        # one tuple per distinct label string, shared by its rows: a 10^6-row pool holds a few
+        # label tuples instead of 10^6 (56 MiB) and parses each distinct value once
+        parsed: dict[str, tuple[str, ...]] = {}
         positions = [int(i) for i in frame.index]  # lines (or rows) of the source file, also for carved splits
         unit = self.position_unit(path)
         labels = frame[self.label_column] if self.label_column in frame else None
@@ -251,10 +265,16 @@ class ActiveDataModule(pl.LightningDataModule):
             where = f"{unit} {position} of {source}"
             text = "" if raw_text is None else str(raw_text)
             if not text.strip():
-                raise DataError(f"{where}: empty text")
+                raise DataError(f"{source}: row {int(row_number) + 1}: empty text")
             texts.append(text)
             if labels is not None:
-                gold.append(self.schema.model_names(self.schema.parse(labels.iloc[row], self.label_separator, where)))
+                raw_label = labels.iloc[row]
+                names = parsed.get(raw_label) if isinstance(raw_label, str) else None
+                if names is None:
+                    names = self.schema.model_names(self.schema.parse(raw_label, self.label_separator, where))
+                    if isinstance(raw_label, str):
+                        parsed[raw_label] = names
+                gold.append(names)
         if labels is None:
             gold = None
         if self.id_column:
@@ -319,6 +339,10 @@ class ActiveDataModule(pl.LightningDataModule):
         assert self.state is not None
         index = self.state.labeled_indices()
         return index, self.encode_labels([self.state.records[int(i)].labels for i in index])
+
+    def rows_to_score(self, unlabeled: np.ndarray, run_seed: int, round_index: int) -> np.ndarray:
+        """The unlabeled pool indices a round scores: all, or a ``pool_subsample`` sample seeded by (run seed, round)."""
+        return subsample_pool(unlabeled, self.pool_subsample, round_subsample_seed(run_seed, round_index))
 
     # --------------------------------------------------------------- loaders
     @property

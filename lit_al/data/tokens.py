@@ -9,6 +9,7 @@ file's bytes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import zipfile
@@ -54,14 +55,20 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int, batch: int = 4096) -> TokenizedTexts:
+    """Token ids of ``texts`` (truncated to ``max_length``), flattened one tokenizer batch at a time.
+
+    Each batch becomes one int32 array at once: no per-text array or list of Python ints
+    outlives its batch, so a 10^6-text pool peaks near its final two arrays.
+    """
     chunks: list[np.ndarray] = []
-    lengths: list[int] = []
+    lengths = np.empty(len(texts), dtype=np.int64)
     for start in range(0, len(texts), batch):
-        encoded = tokenizer(list(texts[start : start + batch]), truncation=True, max_length=max_length, add_special_tokens=True)
-        for row in encoded["input_ids"]:
-            chunks.append(np.asarray(row, dtype=np.int32))
-            lengths.append(len(row))
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        rows = tokenizer(list(texts[start : start + batch]), truncation=True, max_length=max_length,
+                         add_special_tokens=True)["input_ids"]
+        counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        lengths[start : start + len(rows)] = counts
+        chunks.append(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32, count=int(counts.sum())))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     ids = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int32)
     return TokenizedTexts(ids, offsets)

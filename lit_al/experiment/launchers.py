@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..threads import default_threads
 from ..errors import ConfigError
 
 
@@ -46,8 +47,8 @@ class Launcher(Protocol):
 class ProcessLauncher:
     """Cells as local subprocesses, ``jobs`` at a time (one per device when ``devices`` are given).
 
-    Each process gets ``cpu_count // slots`` intra-op threads unless ``OMP_NUM_THREADS`` is
-    set, because oversubscribed torch threads slow every step down many times over on a
+    Each process gets ``threads.default_threads(slots)`` intra-op threads (the CPUs this
+    process may use divided by the slots, unless ``OMP_NUM_THREADS`` is set), because oversubscribed torch threads slow every step down many times over on a
     small machine. With ``devices`` (e.g. ``["0", "1"]``) a cell is started only on a free
     device, which it sees alone as ``CUDA_VISIBLE_DEVICES``.
     """
@@ -56,7 +57,7 @@ class ProcessLauncher:
         self.devices = [str(d) for d in devices] if devices else None
         self.slots = len(self.devices) if self.devices else max(1, int(jobs))
         self.free = list(self.devices or [])
-        self.threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // self.slots))
+        self.threads = str(default_threads(self.slots))
 
     def start(self, name: str, command: list[str], env: dict[str, str], log_path: Path) -> _Process:
         env = dict(env, OMP_NUM_THREADS=self.threads, MKL_NUM_THREADS=self.threads)

@@ -13,14 +13,19 @@ import numpy as np
 CLIP = 1e-12
 
 
-def l2_normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+def l2_normalize_rows(x: np.ndarray, eps: float = 1e-12, *, out: np.ndarray | None = None) -> np.ndarray:
     """``x_i / max(||x_i||₂, eps)`` for every row (ALPS ``s_x ← s_x / max(||s_x||, 1e-12)``, §1.13 step 4).
 
-    Zero rows stay zero. Returns a new float32 array (the k-means input type).
+    Zero rows stay zero. Returns a new float32 array (the k-means input type), or writes into
+    the float32 array ``out`` (which may be ``x`` itself: a 10^6 × 384 pool then needs no
+    second 1.5 GB copy) and returns it.
     """
     x = np.asarray(x, dtype=np.float32)
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-    return (x / np.maximum(norms, eps).astype(np.float32)[:, None]).astype(np.float32, copy=False)
+    scale = np.maximum(norms, eps).astype(np.float32)[:, None]
+    if out is None:
+        return x / scale
+    return np.divide(x, scale, out=out)
 
 
 def contrastive_kl(probs: np.ndarray, neighbor_probs: np.ndarray, *, multi_label: bool = False) -> np.ndarray:
