@@ -289,7 +289,7 @@ def _quiet_libraries() -> None:
     """Silence library chatter that says nothing to a lit_al user (the loop prints its own progress)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for pattern in (".*does not have many workers.*", ".*custom batch sampler.*", ".*LeafSpec.*",
-                    ".*module\\(s\\) in eval mode.*"):
+                    ".*module\\(s\\) in eval mode.*", ".*Total length of .* across ranks is zero.*"):
         warnings.filterwarnings("ignore", message=pattern)
     try:
         from transformers.utils import logging as hf_logging

@@ -245,12 +245,12 @@ def _clustered_problem(n=3000, d=16, C=4, seed=0):
 @pytest.mark.parametrize("name", ["cal", "density_weighted"])
 def test_index_option_exact_auto_and_approximate(name):
     outputs, labeled, unlabeled = _clustered_problem()
-    exact = get_strategy(name, index="exact").select(outputs, labeled, unlabeled, 50)
+    exact = get_strategy(name, index="exact").select(outputs, labeled, unlabeled, 50).indices
     # below the size threshold, auto (the default) is the exact search: the same picks as before
-    np.testing.assert_array_equal(get_strategy(name).select(outputs, labeled, unlabeled, 50), exact)
+    np.testing.assert_array_equal(get_strategy(name).select(outputs, labeled, unlabeled, 50).indices, exact)
     for index in ("hnsw", "ivf"):
-        a = get_strategy(name, index=index, seed=4).select(outputs, labeled, unlabeled, 50)
-        b = get_strategy(name, index=index, seed=4).select(outputs, labeled, unlabeled, 50)
+        a = get_strategy(name, index=index).select(outputs, labeled, unlabeled, 50, seed=4).indices
+        b = get_strategy(name, index=index).select(outputs, labeled, unlabeled, 50, seed=4).indices
         np.testing.assert_array_equal(a, b)
         assert np.intersect1d(a, exact).size >= 0.8 * 50
     with pytest.raises(StrategyError, match=f"{name}: index must be one of"):

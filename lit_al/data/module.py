@@ -265,7 +265,7 @@ class ActiveDataModule(pl.LightningDataModule):
             where = f"{unit} {position} of {source}"
             text = "" if raw_text is None else str(raw_text)
             if not text.strip():
-                raise DataError(f"{source}: row {int(row_number) + 1}: empty text")
+                raise DataError(f"{where}: empty text")
             texts.append(text)
             if labels is not None:
                 raw_label = labels.iloc[row]

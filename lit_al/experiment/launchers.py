@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..threads import default_threads
 from ..errors import ConfigError
+from ..threads import default_threads
 
 
 class Launcher(Protocol):
