@@ -1,0 +1,72 @@
+"""``lit_al annotate``: serve the labeling page of a run (uvicorn), safely by default.
+
+Bound to 127.0.0.1 unless asked otherwise. Any other address lets the network in, so
+it needs a token: the one given with ``--token``, or a generated one printed with
+the address. Every request must then carry it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{8,200}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """The token every request must carry (None: none needed) and whether it was generated here."""
+
+    token: str | None
+    generated: bool = False
+
+
+def check_exposure(host: str, token: str | None) -> Exposure:
+    """The token for ``host``: the one given (checked), a generated one off loopback, or none on loopback."""
+    if token is not None:
+        if not _TOKEN.fullmatch(token):
+            raise ConfigError("--token: 8 to 200 characters of A-Z a-z 0-9 . _ ~ - (it travels in the address)")
+        return Exposure(token)
+    if is_loopback(host):
+        return Exposure(None)
+    return Exposure(secrets.token_urlsafe(24), generated=True)
+
+
+def page_address(host: str, port: int, token: str | None) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+          annotator: str | None = None) -> int:
+    """Serve the page until Ctrl-C (checks the run and the address first; prints where to open it)."""
+    import uvicorn
+
+    from .app import create_app
+    from .store import RunStore
+
+    exposure = check_exposure(host, token)
+    store = RunStore(Path(run_dir), annotator=annotator)
+    app = create_app(store, token=exposure.token)
+    if exposure.generated:
+        print(f"--host {host} is reachable from the network: every request must carry this token "
+              f"(pass --token to choose it): {exposure.token}")
+    print(f"labeling page for {run_dir}: {page_address(host, port, exposure.token)}  (Ctrl-C stops it)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
