@@ -234,7 +234,7 @@ def test_other_malformed_requests(run):
     assert client.get("/api/item").status_code == 400 and "client" in client.get("/api/item").json()["error"]
     assert client.post("/api/undo", json={}).status_code == 400
     assert client.get("/api/answer").status_code == 405
-    assert client.get("/nothing").status_code == 404
+    assert client.get("/nothing").status_code == 404 and client.get("/nothing").json()["error"] == "/nothing: Not Found"
 
 
 def test_answers_are_refused_while_another_process_holds_the_run(run):
@@ -303,3 +303,58 @@ def test_the_next_round_starts_from_the_page_and_brings_the_next_batch(run):
     assert view["item"]["suggestion"] and 0 < view["item"]["confidence"] <= 1
     assert view["item"]["highlights"] == []  # no keyword query in this batch
     assert state(run_dir)["completed_rounds"] == 1 and len(state(run_dir)["records"]) == 8
+
+
+def test_the_command_off_loopback_prints_a_token_and_every_request_needs_it(run, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "lit_al.cli", "annotate", str(run[0]), "--host", "0.0.0.0", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]
+        assert "every request must carry this token" in lines[0], lines
+        token = lines[0].rsplit(": ", 1)[1].strip()
+        assert f"http://127.0.0.1:{port}/?token={token}" in lines[1]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+                raise AssertionError("a request without the token was served")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=5) as page:
+            assert page.status == 200 and f"app.js?token={token}" in page.read().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_command_refuses_a_folder_that_is_not_a_run_and_a_bad_token(tmp_path, run, capsys):
+    from lit_al.cli import main
+
+    assert main(["annotate", str(tmp_path / "nothing")]) == 1
+    assert "not a lit_al run (no state.json)" in capsys.readouterr().err
+    assert main(["annotate", str(run[0]), "--host", "0.0.0.0", "--token", "short"]) == 1
+    assert "--token: 8 to 200 characters" in capsys.readouterr().err
+
+
+def test_an_oversized_body_is_refused(run):
+    client, _ = _client(run[0])
+    before = (run[0] / "state.json").read_bytes()
+    response = client.post("/api/answer", content=b"{" + b" " * (2 << 20) + b"}", headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"] == "body: larger than 64 KiB"
+    assert (run[0] / "state.json").read_bytes() == before

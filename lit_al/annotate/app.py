@@ -16,6 +16,7 @@ Bad input is a 4xx with ``{"error": "..."}`` naming the field, and nothing is wr
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -33,11 +35,16 @@ from ..errors import ConfigError, DataError
 from .store import SKIP_REASONS, RunStore
 
 TOKEN_HEADER = "x-lit-al-token"
+MAX_BODY = 64 << 10  # one answer is a few hundred bytes
 MAX_FIELD = 200  # client ids and annotator names are short; longer values are refused
 
 
 class BadRequest(Exception):
-    """A malformed request: 400 with the message."""
+    """A malformed request: its status (400 unless said) and the message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def static_dir() -> Path:
@@ -74,9 +81,17 @@ def _text(payload: dict, name: str, *, required: bool = True) -> str | None:
 
 
 async def _payload(request: Request) -> dict:
+    too_large = BadRequest(f"body: larger than {MAX_BODY >> 10} KiB", 413)
+    if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():  # read no further than the limit, whatever the header said
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise too_large
     try:
-        payload = await request.json()
-    except Exception:
+        payload = json.loads(bytes(body))
+    except ValueError:  # not JSON, or not UTF-8
         raise BadRequest("body: not JSON (send a JSON object)") from None
     if not isinstance(payload, dict):
         raise BadRequest("body: a JSON object is required")
@@ -148,7 +163,11 @@ def create_app(store: RunStore, *, token: str | None = None) -> ASGIApp:
         return JSONResponse(store.runner.progress().to_json(), status_code=202)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": str(exc)}, status_code=getattr(exc, "status", 400))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": f"{request.url.path}: {exc.detail}"}, status_code=exc.status_code)
 
     async def conflict(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=409)
@@ -163,6 +182,7 @@ def create_app(store: RunStore, *, token: str | None = None) -> ASGIApp:
         Route("/api/round", start_round, methods=["POST"]),
         Mount("/static", StaticFiles(directory=static_dir()), name="static"),
     ]
-    handlers: dict[Any, Any] = {BadRequest: bad_request, DataError: bad_request, ConfigError: conflict}
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=_lifespan(store), max_body_size=1 << 20)
+    handlers: dict[Any, Any] = {BadRequest: bad_request, DataError: bad_request, ConfigError: conflict,
+                                HTTPException: http_error}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=_lifespan(store))
     return TokenGate(app, token) if token else app
