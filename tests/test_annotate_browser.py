@@ -1,26 +1,22 @@
 """The labeling page in a real browser: headless Debian chromium driven by Playwright (never a downloaded browser).
 
-Each test serves a copy of a run with uvicorn on a free local port, works the page with
+Each test serves a copy of a run (``annotate.server.serving``: uvicorn on a free local port), works the page with
 the keyboard like a person would, and asserts on ``state.json``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("starlette", reason="the labeling page needs the 'annotate' extra (starlette, uvicorn)")
-uvicorn = pytest.importorskip("uvicorn", reason="the labeling page needs the 'annotate' extra (starlette, uvicorn)")
+pytest.importorskip("uvicorn", reason="the labeling page needs the 'annotate' extra (starlette, uvicorn)")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright's Python package (dev extra)")
 
 from annotate_runs import LABELS, copy_run, make_run, state  # noqa: E402
-from lit_al.annotate import RunStore, create_app  # noqa: E402
+from lit_al.annotate.server import serving  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 KEYS = "123456789abcdefghijklmnopqrstuvwxyz"
@@ -52,27 +48,6 @@ def page(browser):
     context.close()
 
 
-@contextlib.contextmanager
-def serving(run_dir: Path, **store_options):
-    """The page for ``run_dir`` on a free port of 127.0.0.1, for the duration of the block."""
-    app = create_app(RunStore(run_dir, **store_options))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, tiny_bert):
     return make_run(tmp_path_factory.mktemp("single"), tiny_bert)
@@ -99,7 +74,7 @@ def _label_current(page, gold, done: int, total: int) -> str:
     return example_id
 
 
-def test_label_a_whole_batch_with_the_keyboard(single, tmp_path, page):
+def test_label_a_whole_batch_with_the_keyboard_then_train_the_next_round(single, tmp_path, page):
     run_dir = copy_run(single[0], tmp_path / "run")
     gold = single[1]
     with serving(run_dir) as url:
@@ -112,9 +87,17 @@ def test_label_a_whole_batch_with_the_keyboard(single, tmp_path, page):
         answered = [_label_current(page, gold, k, 8) for k in range(8)]
         sync_api.expect(page.locator("#train")).to_be_visible()
         sync_api.expect(page.locator("#card")).to_be_hidden()
-    records = state(run_dir)["records"]
-    assert sorted(r["id"] for r in records) == sorted(answered) and len(set(answered)) == 8
-    assert all(r["labels"] == gold[r["id"]] and r["source"] == "person" and r["annotator"] == "ana" for r in records)
+        records = state(run_dir)["records"]
+        assert sorted(r["id"] for r in records) == sorted(answered) and len(set(answered)) == 8
+        assert all(r["labels"] == gold[r["id"]] and r["source"] == "person" and r["annotator"] == "ana" for r in records)
+
+        page.locator("#train").click()  # the next round, from the page
+        sync_api.expect(page.locator("#round")).to_be_visible()
+        sync_api.expect(page.locator("#position")).to_have_text("item 1 of 6 · round 1", timeout=240_000)
+        sync_api.expect(page.locator("#suggestion")).to_contain_text("model suggests")
+        sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 6")
+        sync_api.expect(page.locator("#total-count")).to_have_text("8 / 40")
+    assert state(run_dir)["completed_rounds"] == 1 and len(state(run_dir)["pending"]["pool_indices"]) == 6
 
 
 def test_undo_and_a_reload_mid_batch_lose_and_duplicate_nothing(single, tmp_path, page):

@@ -7,11 +7,16 @@ the address. Every request must then carry it.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import secrets
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 from ..errors import ConfigError
 
@@ -70,3 +75,35 @@ def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8080, token: st
     print(f"labeling page for {run_dir}: {page_address(host, port, exposure.token)}  (Ctrl-C stops it)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
+
+
+@contextlib.contextmanager
+def serving(run_dir: Path, *, token: str | None = None, **store_options: Any) -> Iterator[str]:
+    """The page for ``run_dir`` on a free port of 127.0.0.1 in a background thread, for the duration of the block.
+
+    Yields the page's address. For a notebook (label while the Python session goes on), the
+    browser tests and the README's screenshot; ``store_options`` go to ``RunStore``.
+    """
+    import uvicorn
+
+    from .app import create_app
+    from .store import RunStore
+
+    app = create_app(RunStore(Path(run_dir), **store_options), token=token)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="lit_al-annotate")
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the labeling page's server did not start")
+        time.sleep(0.02)
+    try:
+        yield page_address("127.0.0.1", sock.getsockname()[1], token)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        sock.close()
