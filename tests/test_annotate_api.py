@@ -237,6 +237,23 @@ def test_other_malformed_requests(run):
     assert client.get("/nothing").status_code == 404 and client.get("/nothing").json()["error"] == "/nothing: Not Found"
 
 
+def test_only_json_bodies_and_only_loopback_host_names_are_served(run):
+    from lit_al.annotate.server import allowed_hosts
+
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    example_id = _item(client)["item"]["id"]
+    before = (run_dir / "state.json").read_bytes()
+    body = '{"client": "c1", "id": "%s", "labels": ["sport"]}' % example_id
+    response = client.post("/api/answer", content=body, headers={"content-type": "text/plain"})  # a cross-site form
+    assert response.status_code == 415 and "content-type: send the body as application/json" in response.json()["error"]
+    assert (run_dir / "state.json").read_bytes() == before
+    assert allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost"] and allowed_hosts("0.0.0.0") is None
+    guarded = TestClient(create_app(RunStore(run_dir), allowed_hosts=allowed_hosts("127.0.0.1")))
+    assert guarded.get("/").status_code == 400  # Host: testserver (a rebound DNS name)
+    assert guarded.get("/", headers={"host": "127.0.0.1:8080"}).status_code == 200
+
+
 def test_answers_are_refused_while_another_process_holds_the_run(run):
     run_dir, gold = run
     client, _ = _client(run_dir)

@@ -25,6 +25,8 @@ from typing import Any, AsyncIterator
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -81,6 +83,10 @@ def _text(payload: dict, name: str, *, required: bool = True) -> str | None:
 
 
 async def _payload(request: Request) -> dict:
+    # JSON only: another site's page can send a form or text/plain to this address without asking
+    # first, but not application/json (the browser asks first, and this server never says yes)
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise BadRequest("content-type: send the body as application/json", 415)
     too_large = BadRequest(f"body: larger than {MAX_BODY >> 10} KiB", 413)
     if int(request.headers.get("content-length") or 0) > MAX_BODY:
         raise too_large
@@ -120,8 +126,12 @@ def _lifespan(store: RunStore):
     return lifespan
 
 
-def create_app(store: RunStore, *, token: str | None = None) -> ASGIApp:
-    """The app for ``store``'s run; with ``token``, every request must carry it."""
+def create_app(store: RunStore, *, token: str | None = None, allowed_hosts: list[str] | None = None) -> ASGIApp:
+    """The app for ``store``'s run; with ``token``, every request must carry it.
+
+    ``allowed_hosts``: the ``Host`` headers served (others get 400): a page bound to loopback
+    answers only to its own names, so a web site cannot reach it by rebinding a DNS name.
+    """
     page = (static_dir() / "index.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> Response:
@@ -184,5 +194,6 @@ def create_app(store: RunStore, *, token: str | None = None) -> ASGIApp:
     ]
     handlers: dict[Any, Any] = {BadRequest: bad_request, DataError: bad_request, ConfigError: conflict,
                                 HTTPException: http_error}
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=_lifespan(store))
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=_lifespan(store))
     return TokenGate(app, token) if token else app

@@ -52,6 +52,17 @@ def check_exposure(host: str, token: str | None) -> Exposure:
     return Exposure(secrets.token_urlsafe(24), generated=True)
 
 
+#: The names a page bound to loopback answers to.
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
+
+
+def allowed_hosts(host: str) -> list[str] | None:
+    """``Host`` headers to accept: loopback names for a loopback bind; any (the token guards it) otherwise."""
+    if ":" in host:  # an IPv6 literal: Starlette's host check cannot parse "[::1]:8080"; the token is the guard
+        return None
+    return LOOPBACK_HOSTS if is_loopback(host) else None
+
+
 def page_address(host: str, port: int, token: str | None) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
@@ -68,7 +79,7 @@ def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8080, token: st
 
     exposure = check_exposure(host, token)
     store = RunStore(Path(run_dir), annotator=annotator)
-    app = create_app(store, token=exposure.token)
+    app = create_app(store, token=exposure.token, allowed_hosts=allowed_hosts(host))
     if exposure.generated:
         print(f"--host {host} is reachable from the network: every request must carry this token "
               f"(pass --token to choose it): {exposure.token}")
@@ -89,7 +100,7 @@ def serving(run_dir: Path, *, token: str | None = None, **store_options: Any) ->
     from .app import create_app
     from .store import RunStore
 
-    app = create_app(RunStore(Path(run_dir), **store_options), token=token)
+    app = create_app(RunStore(Path(run_dir), **store_options), token=token, allowed_hosts=LOOPBACK_HOSTS)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

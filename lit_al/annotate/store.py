@@ -151,9 +151,9 @@ class RunStore:
             self._new_batch(state)
             earlier = state.skipped.get(self._index[example_id])
             if skip is not None and earlier is not None and earlier.reason == skip:
-                self.leases.drop(example_id)  # already recorded: a second tab or a retried request
-                return ImportSummary(unchanged=1, pending_left=self._progress(state)["batch_size"]
-                                     - self._progress(state)["batch_answered"])
+                self.leases.drop(example_id)  # already recorded (a second tab, a retried request): keep its time
+                progress = self._progress(state)
+                return ImportSummary(unchanged=1, pending_left=progress["batch_size"] - progress["batch_answered"])
             answer = Answer(example_id, None if labels is None else tuple(labels), skip, who, "answer")
             summary = import_answers(self.run_dir, [answer], annotator=who)
             self.leases.drop(example_id)
