@@ -375,3 +375,19 @@ def test_an_oversized_body_is_refused(run):
     response = client.post("/api/answer", content=b"{" + b" " * (2 << 20) + b"}", headers={"content-type": "application/json"})
     assert response.status_code == 413 and response.json()["error"] == "body: larger than 64 KiB"
     assert (run[0] / "state.json").read_bytes() == before
+
+
+def test_the_same_skip_mark_again_keeps_its_time(run):
+    """Idempotent at the source: ``apply_answers`` leaves an identical skip mark as it was (the page and lit_al label)."""
+    from lit_al.labeling import Answer, apply_answers
+    from lit_al.session import load_run_state
+
+    data, label_state = load_run_state(run[0])
+    first = data.pool.ids[label_state.pending.pool_indices[0]]
+    summary = apply_answers(label_state, data.schema, [Answer(first, None, "not sure")], time="2026-01-01T00:00:00+00:00")
+    assert summary.skipped == 1
+    again = apply_answers(label_state, data.schema, [Answer(first, None, "not sure")], time="2026-01-02T00:00:00+00:00")
+    assert again.skipped == 0 and again.unchanged == 1
+    assert label_state.skipped[label_state.pending.pool_indices[0]].time == "2026-01-01T00:00:00+00:00"
+    other = apply_answers(label_state, data.schema, [Answer(first, None, "skip")], time="2026-01-03T00:00:00+00:00")
+    assert other.skipped == 1 and label_state.skipped[label_state.pending.pool_indices[0]].reason == "skip"

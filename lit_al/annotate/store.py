@@ -14,7 +14,7 @@ import math
 import re
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..data.state import LabelState
 from ..errors import ConfigError, DataError
@@ -54,10 +54,11 @@ class RunStore:
         annotator: the name recorded with answers that do not carry one.
         lease_seconds: how long an item stays with a client that does not answer it.
         runner: runs the next round (default: ``lit_al query --resume RUN_DIR`` in a child process).
+        clock: monotonic seconds for the leases (tests pass a fake one).
     """
 
     def __init__(self, run_dir: Path, *, annotator: str | None = None, lease_seconds: float = 600.0,
-                 runner: RoundRunner | None = None, clock=None) -> None:
+                 runner: RoundRunner | None = None, clock: Callable[[], float] | None = None) -> None:
         self.run_dir = Path(run_dir)
         data, _ = load_run_state(self.run_dir)  # one clear line for a folder that is not a run
         assert data.pool is not None and data.schema is not None
@@ -147,13 +148,7 @@ class RunStore:
             self._refuse_while_training()
             if example_id not in self._index:
                 raise DataError(f"id: unknown id {example_id!r} (not in the pool)")
-            state = self.state()
-            self._new_batch(state)
-            earlier = state.skipped.get(self._index[example_id])
-            if skip is not None and earlier is not None and earlier.reason == skip:
-                self.leases.drop(example_id)  # already recorded (a second tab, a retried request): keep its time
-                progress = self._progress(state)
-                return ImportSummary(unchanged=1, pending_left=progress["batch_size"] - progress["batch_answered"])
+            self._new_batch(self.state())
             answer = Answer(example_id, None if labels is None else tuple(labels), skip, who, "answer")
             summary = import_answers(self.run_dir, [answer], annotator=who)
             self.leases.drop(example_id)

@@ -172,8 +172,8 @@
     busy = true;
     try {
       const next = await api(withToken(path), body);
-      if (next.unchanged) say("already recorded", "note");
       render(next);
+      if (next.unchanged) say("already recorded: nothing changed", "note");
     } catch (error) {
       say(error.message, "error");
     } finally {
