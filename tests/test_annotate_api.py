@@ -391,3 +391,21 @@ def test_the_same_skip_mark_again_keeps_its_time(run):
     assert label_state.skipped[label_state.pending.pool_indices[0]].time == "2026-01-01T00:00:00+00:00"
     other = apply_answers(label_state, data.schema, [Answer(first, None, "skip")], time="2026-01-03T00:00:00+00:00")
     assert other.skipped == 1 and label_state.skipped[label_state.pending.pool_indices[0]].reason == "skip"
+
+
+def test_a_failed_round_says_why(tmp_path):
+    import sys
+
+    from lit_al.annotate.rounds import RoundRunner
+
+    runner = RoundRunner(tmp_path, command=[sys.executable, "-c",
+                                            "import sys; print('INFO lit_al.loop: round 1: training on 8 labels'); "
+                                            "print('lit_al: error: another lit_al process is working on this run'); sys.exit(1)"])
+    assert runner.start()
+    deadline = time.monotonic() + 60
+    while runner.running:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    progress = runner.progress()
+    assert progress.state == "failed" and progress.phase == "training"
+    assert progress.message == "the round stopped (exit status 1): lit_al: error: another lit_al process is working on this run"

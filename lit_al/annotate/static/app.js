@@ -234,8 +234,8 @@
           return;
         }
         polling = null;
-        if (progress.state === "failed") say(progress.message, "error");
-        load();
+        await load();
+        if (progress.state === "failed") say(progress.message, "error");  // after load: it clears the message
       } catch (error) {
         polling = null;
         say(error.message, "error");
