@@ -357,7 +357,8 @@ def test_the_command_off_loopback_prints_a_token_and_every_request_needs_it(run,
             assert page.status == 200 and f"app.js?token={token}" in page.read().decode()
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        code = process.wait(timeout=30)
+    assert code == 0 and "labeling page stopped" in process.stdout.read()  # SIGTERM / Ctrl-C is how it stops
 
 
 def test_the_command_refuses_a_folder_that_is_not_a_run_and_a_bad_token(tmp_path, run, capsys):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunInterrupted
 
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{8,200}")
 
@@ -84,7 +84,11 @@ def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8080, token: st
         print(f"--host {host} is reachable from the network: every request must carry this token "
               f"(pass --token to choose it): {exposure.token}")
     print(f"labeling page for {run_dir}: {page_address(host, port, exposure.token)}  (Ctrl-C stops it)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    except RunInterrupted:  # uvicorn hands Ctrl-C / SIGTERM on once it has shut down: the normal way to stop
+        pass
+    print("labeling page stopped; every answer given is saved")
     return 0
 
 
