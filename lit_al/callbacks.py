@@ -49,3 +49,11 @@ class KeepBestEpoch(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_score": self.best_score, "best_epoch": self.best_epoch}
+
+
+class LogEpochs(pl.Callback):
+    """One log line per training epoch: the labeling page shows a running round's progress from it."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            log.info("epoch %d of %d trained", trainer.current_epoch + 1, trainer.max_epochs)

@@ -80,6 +80,24 @@ def _label_parser() -> ArgumentParser:
     return parser
 
 
+def _annotate_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Serve the labeling page of a run's pending batch.", exit_on_error=False)
+    parser.add_argument("run_dir", type=str, help="the run directory (lit_al query wrote its batch there)")
+    parser.add_argument("--host", type=str, default="127.0.0.1", help="address to bind; off loopback a token is required")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument("--token", type=str | None, default=None,
+                        help="every request must carry it (?token=...); generated and printed when --host is not loopback")
+    parser.add_argument("--annotator", type=str | None, default=None, help="the name recorded with answers (the page can change it)")
+    return parser
+
+
+def run_annotate(parser: ArgumentParser, cfg: Namespace) -> int:
+    """``lit_al annotate RUN_DIR``: the labeling page (``lit_al.annotate``)."""
+    from .annotate.server import serve
+
+    return serve(Path(cfg.run_dir), host=cfg.host, port=cfg.port, token=cfg.token, annotator=cfg.annotator)
+
+
 def run_experiment(parser: ArgumentParser, cfg: Namespace) -> int:
     from .config import build_strategy, data_multi_label, fit_parser
     from .experiment import load_grid, run_cells, run_finished, write_manifest
@@ -263,6 +281,7 @@ VERBS: dict[str, Verb] = {
     "status": Verb("print where a run stands", _status_parser, run_status_verb),
     "export": Verb("write a run's last model as a Hugging Face folder", _export_parser, run_export),
     "predict": Verb("label new texts with a run's last model", _predict_parser, run_predict),
+    "annotate": Verb("serve a labeling page for the pending batch", _annotate_parser, run_annotate),
     "experiment": Verb("run a grid of simulations", _experiment_parser, run_experiment),
     "report": Verb("tables and figures of an experiment", _report_parser, run_report),
 }

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import distributed
-from .callbacks import KeepBestEpoch
+from .callbacks import KeepBestEpoch, LogEpochs
 from .data.module import ActiveDataModule
 from .data.scenarios import draw_initial_set
 from .data.state import LabelState, PendingQuery
@@ -355,6 +355,7 @@ class ActiveLoop:
         if restored is not None:
             row.update(restored)
         else:
+            log.info("round %d: training on %d labels", round_index, labeled.size)
             row.update(self._fit_and_test(model, self._round_dir(round_index)))
             if shared is not None and self.writes:
                 shared.save(model, row)
@@ -402,12 +403,14 @@ class ActiveLoop:
         unlabeled = self.data.rows_to_score(self._candidates(state), self.seed, round_index)  # data.pool_subsample
         directory = self._round_dir(round_index) / "outputs"
         suggest = trained and not self.oracle.answers_at_once  # a person sees the model's suggestion
+        log.info("round %d: scoring %d unlabeled texts", round_index, unlabeled.size)
         scored = self._score(model, strategy, labeled, unlabeled, seed, directory, suggest)
         picks = RoundPicks(strategy.name, {"predict_seconds": scored.seconds})
         if self.writes:
             outputs = scored.outputs
             if strategy.uses_labels:
                 outputs[LABELS] = self._label_rows()
+            log.info("round %d: selecting %d with %s", round_index, budget, strategy.name)
             start = time.perf_counter()
             picks.selection = strategy.select(outputs, labeled, unlabeled, budget, seed=seed)
             picks.timings["select_seconds"] = time.perf_counter() - start
@@ -556,7 +559,7 @@ class ActiveLoop:
     # ------------------------------------------------------------ fit / test
     def _fit_and_test(self, model: TextClassifier, round_dir: Path) -> dict[str, Any]:
         data = self.data
-        callbacks: list[pl.Callback] = []
+        callbacks: list[pl.Callback] = [LogEpochs()]
         monitor = self.monitor_name() if data.dev is not None else None
         if monitor is not None:
             known = {f"val_{k[len('val_'):]}" for k in model.val_metrics.keys()} | {"val_loss"}
@@ -568,8 +571,8 @@ class ActiveLoop:
         start = time.perf_counter()
         trainer.fit(model, datamodule=data)
         out["fit_seconds"] = time.perf_counter() - start
-        if callbacks:
-            out["best_epoch"] = callbacks[0].best_epoch
+        if monitor is not None:
+            out["best_epoch"] = callbacks[-1].best_epoch
         if data.test is not None:
             start = time.perf_counter()
             results = trainer.test(model, datamodule=data, verbose=False)

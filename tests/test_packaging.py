@@ -1,4 +1,4 @@
-"""The wheel: license metadata without warnings, and the demo config and data inside the package."""
+"""The wheel: license metadata without warnings, and the demo config, data and labeling page inside the package."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def test_the_wheel_runs_the_demo_config_without_the_repository(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("lit_al-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "lit_al/configs/demo.yaml" in names and "lit_al/datasets/trec/train.csv" in names
+    assert {f"lit_al/annotate/static/{name}" for name in ("index.html", "app.js", "style.css")} <= set(names)
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "License-Expression: MIT" in metadata and any(n.endswith("licenses/LICENSE") for n in names)
 

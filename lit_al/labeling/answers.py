@@ -101,8 +101,8 @@ def apply_answers(
             if earlier is not None:
                 raise DataError(f"{answer.where}: id {answer.id!r} is already labeled {list(earlier.labels)}; "
                                 "a skip mark cannot replace a label")
-            already = state.skipped.get(index)
-            plan[index] = ("same" if already is not None and already.reason == answer.skip else "skip", answer, None)
+            marked = state.skipped.get(index)  # the same mark again keeps its time: a re-import changes nothing
+            plan[index] = ("same" if marked is not None and marked.reason == (answer.skip or "skip") else "skip", answer, None)
             continue
         names = _parse_labels(answer, schema)
         if earlier is None:

@@ -1,0 +1,193 @@
+"""The labeling page's view of a run: what a client sees next, and its answers written to ``state.json``.
+
+Nothing here caches labels: every request reads the label state from disk, so a
+reload, a second tab, a second server or ``lit_al label`` in a terminal all see the
+same truth. Answers go through ``session.import_answers`` (validated, atomic, under
+the run lock: the same path as ``lit_al label``); an undo through ``labeling.retract``
+under the same lock. One writer at a time inside the server too: the run lock is a
+file lock, which two threads of one process must not race for.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..data.state import LabelState
+from ..errors import ConfigError, DataError
+from ..labeling import Answer, ImportSummary, retract
+from ..run_lock import run_lock
+from ..session import import_answers, load_run_state
+from .leases import Leases
+from .rounds import RoundRunner
+
+#: The skip marks the page offers (both are read by ``lit_al label`` too).
+SKIP_REASONS = ("skip", "not sure")
+KEYWORD_STRATEGY = "keyword_query"
+
+
+def keyword_spans(pattern: re.Pattern | None, text: str) -> list[list[int]]:
+    """``[start, end)`` character spans of the keyword query's matches in ``text`` (empty matches left out)."""
+    if pattern is None:
+        return []
+    return [[m.start(), m.end()] for m in pattern.finditer(text) if m.end() > m.start()]
+
+
+def retract_answer(run_dir: Path, ids: Sequence[str], example_id: str) -> bool:
+    """Undo a person's answer to a pending item in one atomic write under the run lock; True if there was one."""
+    with run_lock(run_dir, writes=True, wait=False):
+        state = LabelState.load(run_dir / "state.json", ids)
+        undone = retract(state, example_id)
+        if undone:
+            state.save()
+    return undone
+
+
+class RunStore:
+    """One run as the page sees it (see the module docstring).
+
+    Args:
+        run_dir: the run directory (``lit_al query`` made it).
+        annotator: the name recorded with answers that do not carry one.
+        lease_seconds: how long an item stays with a client that does not answer it.
+        runner: runs the next round (default: ``lit_al query --resume RUN_DIR`` in a child process).
+        clock: monotonic seconds for the leases (tests pass a fake one).
+    """
+
+    def __init__(self, run_dir: Path, *, annotator: str | None = None, lease_seconds: float = 600.0,
+                 runner: RoundRunner | None = None, clock: Callable[[], float] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        data, _ = load_run_state(self.run_dir)  # one clear line for a folder that is not a run
+        assert data.pool is not None and data.schema is not None
+        self.ids: list[str] = list(data.pool.ids)
+        self.texts: list[str] = list(data.pool.texts)
+        self.schema = data.schema
+        self.annotator = annotator
+        initial = data.initial
+        self.keyword = (re.compile(initial.query, 0 if initial.case_sensitive else re.IGNORECASE)
+                        if initial.scenario == KEYWORD_STRATEGY and initial.query else None)
+        self.leases = Leases(lease_seconds) if clock is None else Leases(lease_seconds, clock)
+        self.runner = runner or RoundRunner(self.run_dir)
+        self._index = {example_id: i for i, example_id in enumerate(self.ids)}
+        self._history: dict[str, list[str]] = {}  # client -> the items it answered, last last (for undo)
+        self._write = threading.Lock()
+        self._round_seen = -1
+
+    # ------------------------------------------------------------------ reading
+    def state(self) -> LabelState:
+        return LabelState.load(self.run_dir / "state.json", self.ids)
+
+    def task(self) -> dict[str, Any]:
+        """What does not change within a run: the labels (in their order, keys 1-9 then a-z), the task kind."""
+        return {"labels": list(self.schema.source_names), "multi_label": bool(self.schema.multi_label),
+                "annotator": self.annotator, "run_dir": str(self.run_dir)}
+
+    def _progress(self, state: LabelState) -> dict[str, int]:
+        pending = state.pending
+        rows = pending.pool_indices if pending is not None else ()
+        answered = sum(1 for i in rows if i in state.records or i in state.skipped)
+        return {"batch_answered": answered, "batch_size": len(rows), "labeled": len(state.records),
+                "skipped": len(state.skipped), "pool_size": state.n_pool}
+
+    def _new_batch(self, state: LabelState) -> None:
+        """A batch the server has not served before: leases and undo histories of the last one are void."""
+        round_index = state.pending.round if state.pending is not None else -1
+        if round_index != self._round_seen:
+            self._round_seen = round_index
+            self.leases.clear()
+            self._history.clear()
+
+    def view(self, client: str) -> dict[str, Any]:
+        """What ``client`` should see now: an item (leased to it), or why there is none."""
+        progress = self.runner.progress()
+        base: dict[str, Any] = {"task": self.task(), "round_progress": progress.to_json()}
+        if progress.state == "running":
+            return {**base, "mode": "training", "message": "a round is training; the next batch comes when it is proposed"}
+        state = self.state()
+        self._new_batch(state)
+        base.update(progress=self._progress(state), can_undo=bool(self._history.get(client)))
+        pending = state.pending
+        if pending is None:
+            if state.finished:
+                return {**base, "mode": "finished", "message": "the run is finished: its budget is spent"}
+            return {**base, "mode": "batch_done", "round": state.completed_rounds,
+                    "message": "no batch is pending: train and propose one"}
+        base["round"] = pending.round
+        open_rows = [i for i in pending.pool_indices if i not in state.records and i not in state.skipped]
+        if not open_rows:
+            return {**base, "mode": "batch_done", "message": "the batch is labeled: train and propose the next one"}
+        item = self.leases.acquire(client, [self.ids[i] for i in open_rows])
+        if item is None:
+            return {**base, "mode": "waiting",
+                    "message": f"the {len(open_rows)} items left are with other annotators; wait or come back later"}
+        row = self._index[item]
+        k = pending.pool_indices.index(row)
+        suggestion = list(pending.suggestions[k]) if pending.suggestions else []
+        confidence = pending.confidence[k] if pending.confidence else float("nan")
+        highlight = pending.strategy == KEYWORD_STRATEGY
+        return {**base, "mode": "item", "item": {
+            "id": item, "text": self.texts[row], "position": k + 1,
+            "suggestion": [name for name in suggestion if name in self.schema.source_names],
+            "confidence": None if math.isnan(confidence) else round(float(confidence), 4),
+            "highlights": keyword_spans(self.keyword if highlight else None, self.texts[row]),
+        }}
+
+    # ------------------------------------------------------------------ writing
+    def _refuse_while_training(self) -> None:
+        if self.runner.running:
+            raise ConfigError("a round is training: answers are refused until the next batch is proposed")
+
+    def answer(self, client: str, example_id: str, labels: Sequence[str] | None, skip: str | None,
+               annotator: str | None) -> ImportSummary:
+        """Record one answer (labels, or a skip mark) from ``client``; the same answer twice changes nothing."""
+        who = annotator or self.annotator
+        with self._write:
+            self._refuse_while_training()
+            if example_id not in self._index:
+                raise DataError(f"id: unknown id {example_id!r} (not in the pool)")
+            self._new_batch(self.state())
+            answer = Answer(example_id, None if labels is None else tuple(labels), skip, who, "answer")
+            summary = import_answers(self.run_dir, [answer], annotator=who)
+            self.leases.drop(example_id)
+            if summary.added or summary.skipped:
+                history = self._history.setdefault(client, [])
+                if example_id in history:
+                    history.remove(example_id)
+                history.append(example_id)
+            return summary
+
+    def undo(self, client: str, example_id: str | None = None) -> str | None:
+        """Undo ``client``'s last answer (or its answer to ``example_id``); the item comes back to it. None: nothing to undo."""
+        with self._write:
+            self._refuse_while_training()
+            history = self._history.get(client, [])
+            target = example_id if example_id is not None else (history[-1] if history else None)
+            if target is None:
+                return None
+            if target not in self._index:
+                raise DataError(f"id: unknown id {target!r} (not in the pool)")
+            undone = retract_answer(self.run_dir, self.ids, target)
+            if target in history:
+                history.remove(target)
+            if undone:
+                self.leases.take(client, target)
+            return target if undone else None
+
+    def release(self, client: str) -> bool:
+        """``client`` gives its item back (a closed tab), for another annotator to take."""
+        return self.leases.release(client)
+
+    def start_round(self) -> None:
+        """Train on every label and propose the next batch, in the background (``lit_al query --resume``)."""
+        with self._write:
+            self._refuse_while_training()
+            state = self.state()
+            if state.finished:
+                raise ConfigError("the run is finished: its budget is spent")
+            progress = self._progress(state)
+            if state.pending is not None and progress["batch_answered"] == 0:
+                raise ConfigError("answer at least one item of the batch before training the next round")
+            self.runner.start()

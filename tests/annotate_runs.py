@@ -1,0 +1,49 @@
+"""Runs with a pending batch for the labeling page's tests (built with ``lit_al query`` on the tiny BERT)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from lit_al.cli import main
+from tiny import WORDS, make_rows, write_csv
+
+LABELS = list(WORDS)
+
+
+def make_run(folder: Path, tiny_bert: Path, *, multi_label: bool = False, extra_rows: list[dict] | None = None,
+             query: str = "ball|bank|chip", n: int = 8, query_size: int = 6) -> tuple[Path, dict[str, list[str]]]:
+    """A run whose round-0 batch (keyword hits of ``query``) waits for a person; and the pool's hidden gold labels."""
+    data = folder / "data"
+    rows = make_rows(40, seed=1, prefix="pool", multi_label=multi_label) + list(extra_rows or [])
+    write_csv(data / "pool.csv", [{"id": r["id"], "text": r["text"]} for r in rows])
+    (data / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    key = "labels" if multi_label else "label"
+    gold = {r["id"]: r.get(key, "sport").split("|") for r in rows}
+    run_dir = folder / "run"
+    config = {
+        "seed": 2, "run_dir": str(run_dir),
+        "model": {"model_name_or_path": str(tiny_bert), "lr": 1e-3},
+        "data": {"train": str(data / "pool.csv"), "max_length": 16, "batch_size": 8, "eval_batch_size": 16,
+                 "multi_label": multi_label, "initial": {"scenario": "keyword_query", "query": query, "n": n}},
+        "trainer": {"max_epochs": 2, "accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
+        "strategy": "entropy",
+        "loop": {"query_size": query_size, "rounds": None},
+    }
+    path = folder / "config.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    assert main(["query", "--config", str(path)]) == 0
+    return run_dir, gold
+
+
+def copy_run(run_dir: Path, to: Path) -> Path:
+    """A private copy of a run (the saved config names the data by absolute path, so the copy works anywhere)."""
+    shutil.copytree(run_dir, to)
+    config = to / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(str(run_dir), str(to)), encoding="utf-8")
+    return to
+
+
+def state(run_dir: Path) -> dict:
+    return json.loads((run_dir / "state.json").read_text(encoding="utf-8"))

@@ -1,0 +1,418 @@
+"""The labeling page's API (Starlette's test client): serve, items, answers, undo, skips, leases, bad input, tokens, rounds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the labeling page needs the 'annotate' extra (starlette, uvicorn)")
+pytest.importorskip("httpx", reason="Starlette's test client needs httpx (the 'annotate' extra)")
+
+from filelock import FileLock  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from annotate_runs import copy_run, make_run, state  # noqa: E402
+from lit_al.annotate import RunStore, check_exposure, create_app  # noqa: E402
+from lit_al.annotate.leases import Leases  # noqa: E402
+from lit_al.annotate.rounds import RoundProgress, read_progress_line  # noqa: E402
+from lit_al.errors import ConfigError  # noqa: E402
+from lit_al.run_lock import LOCK_FILE  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, tiny_bert):
+    return make_run(tmp_path_factory.mktemp("annotate"), tiny_bert)
+
+
+@pytest.fixture
+def run(base_run, tmp_path):
+    run_dir, gold = base_run
+    return copy_run(run_dir, tmp_path / "run"), gold
+
+
+def _client(run_dir: Path, **kwargs) -> tuple[TestClient, RunStore]:
+    token = kwargs.pop("token", None)
+    store = RunStore(run_dir, **kwargs)
+    return TestClient(create_app(store, token=token)), store
+
+
+def _item(client: TestClient, who: str = "c1") -> dict:
+    response = client.get("/api/item", params={"client": who})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _answer(client: TestClient, who: str, example_id: str, labels=None, skip=None, **extra):
+    body = {"client": who, "id": example_id, **extra}
+    if labels is not None:
+        body["labels"] = labels
+    if skip is not None:
+        body["skip"] = skip
+    return client.post("/api/answer", json=body)
+
+
+def test_page_and_assets_are_served(run):
+    client, _ = _client(run[0])
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/app.js">' in page.text and "{{" not in page.text
+    for asset, kind in (("app.js", "javascript"), ("style.css", "text/css")):
+        response = client.get(f"/static/{asset}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+    assert "innerHTML" not in client.get("/static/app.js").text  # data only ever goes in as text
+
+
+def test_an_answer_is_recorded_with_annotator_and_time_and_the_next_item_follows(run):
+    run_dir, gold = run
+    client, _ = _client(run_dir, annotator="ana")
+    view = _item(client)
+    assert view["mode"] == "item" and view["task"]["labels"] == ["sport", "money", "tech"]
+    assert view["progress"] == {"batch_answered": 0, "batch_size": 8, "labeled": 0, "skipped": 0, "pool_size": 40}
+    first = view["item"]["id"]
+    response = _answer(client, "c1", first, gold[first])
+    assert response.status_code == 200, response.text
+    after = response.json()
+    assert after["item"]["id"] != first and after["progress"]["batch_answered"] == 1 and after["can_undo"]
+    (record,) = state(run_dir)["records"]
+    assert record["id"] == first and record["labels"] == gold[first] and record["source"] == "person"
+    assert record["annotator"] == "ana" and record["time"].endswith("+00:00") and record["round"] == 1
+    _answer(client, "c1", after["item"]["id"], gold[after["item"]["id"]], annotator="bo")
+    assert {r["annotator"] for r in state(run_dir)["records"]} == {"ana", "bo"}  # the page's name wins
+
+
+def test_keyword_hits_are_highlighted(run):
+    client, _ = _client(run[0])
+    item = _item(client)["item"]
+    spans = item["highlights"]
+    assert spans and all(item["text"][a:b] in ("ball", "bank", "chip") for a, b in spans)
+
+
+def test_the_same_answer_twice_changes_nothing(run):
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    first = _item(client)["item"]["id"]
+    assert _answer(client, "c1", first, gold[first]).status_code == 200
+    before = (run_dir / "state.json").read_bytes()
+    again = _answer(client, "c2", first, gold[first])  # a second tab, a retried request
+    assert again.status_code == 200 and again.json()["unchanged"]
+    assert (run_dir / "state.json").read_bytes() == before
+    second = _item(client)["item"]["id"]
+    assert _answer(client, "c1", second, skip="not sure").status_code == 200
+    before = (run_dir / "state.json").read_bytes()
+    assert _answer(client, "c1", second, skip="not sure").json()["unchanged"]
+    assert (run_dir / "state.json").read_bytes() == before
+
+
+def test_a_different_label_for_an_answered_item_is_refused(run):
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    first = _item(client)["item"]["id"]
+    _answer(client, "c1", first, gold[first])
+    before = (run_dir / "state.json").read_bytes()
+    other = next(name for name in ("sport", "money", "tech") if [name] != gold[first])
+    response = _answer(client, "c2", first, [other])
+    assert response.status_code == 400 and f"was labeled {gold[first]} before" in response.json()["error"]
+    assert (run_dir / "state.json").read_bytes() == before
+
+
+def test_undo_takes_the_last_answer_back_and_shows_the_item_again(run):
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    assert client.post("/api/undo", json={"client": "c1"}).json()["undone"] is None  # nothing to undo yet
+    first = _item(client)["item"]["id"]
+    _answer(client, "c1", first, gold[first])
+    second = _item(client)["item"]["id"]
+    _answer(client, "c1", second, skip="skip")
+    assert [r["id"] for r in state(run_dir)["skipped"]] == [second]
+    undone = client.post("/api/undo", json={"client": "c1"}).json()
+    assert undone["undone"] == second and undone["item"]["id"] == second and state(run_dir)["skipped"] == []
+    undone = client.post("/api/undo", json={"client": "c1"}).json()
+    assert undone["undone"] == first and undone["item"]["id"] == first and state(run_dir)["records"] == []
+    assert not undone["can_undo"]
+
+
+def test_concurrent_answers_to_one_item_record_it_once(run):
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    first = _item(client)["item"]["id"]
+    other = next(name for name in ("sport", "money", "tech") if [name] != gold[first])
+    answers = [gold[first]] * 6 + [[other]] * 2
+    results: list = [None] * len(answers)
+
+    def send(k: int) -> None:
+        results[k] = _answer(client, f"tab{k}", first, answers[k])
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(len(answers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    records = state(run_dir)["records"]
+    assert len(records) == 1 and records[0]["id"] == first
+    winner = records[0]["labels"]
+    codes = [r.status_code for r in results]
+    assert all(code == 200 for code, labels in zip(codes, answers) if labels == winner)
+    assert all(code == 400 for code, labels in zip(codes, answers) if labels != winner)
+    assert sum(not r.json().get("unchanged", True) for r in results if r.status_code == 200) == 1
+
+
+def test_two_clients_get_different_items_until_answered_released_or_expired(run):
+    run_dir, gold = run
+    now = [0.0]
+    client, store = _client(run_dir, lease_seconds=60, clock=lambda: now[0])
+    a, b = _item(client, "a")["item"]["id"], _item(client, "b")["item"]["id"]
+    assert a != b
+    assert _item(client, "a")["item"]["id"] == a  # a reload keeps its item
+    assert client.post("/api/release", json={"client": "a"}).json()["released"]
+    assert _item(client, "c")["item"]["id"] == a  # released: the next client takes it
+    now[0] = 61.0  # every lease expired
+    assert _item(client, "d")["item"]["id"] == a
+    _answer(client, "d", a, gold[a])
+    assert _item(client, "e")["item"]["id"] not in (a,)
+
+
+def test_items_held_by_others_are_not_served(run):
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    held = {_item(client, f"c{k}")["item"]["id"] for k in range(8)}
+    assert len(held) == 8  # the whole batch, one item each
+    view = _item(client, "late")
+    assert view["mode"] == "waiting" and "with other annotators" in view["message"]
+
+
+def test_leases_alone():
+    now = [0.0]
+    leases = Leases(10, clock=lambda: now[0])
+    assert leases.acquire("a", ["x", "y"]) == "x" and leases.acquire("b", ["x", "y"]) == "y"
+    assert leases.acquire("c", ["x", "y"]) is None and leases.holder("x") == "a"
+    leases.take("b", "x")  # an undo brings an item back to whoever undid it
+    assert leases.holder("x") == "b" and leases.holder("y") is None
+    now[0] = 11
+    assert leases.holder("x") is None and leases.acquire("c", ["x", "y"]) == "x"
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ("not json", "body: not JSON"),
+    ([1, 2], "body: a JSON object is required"),
+    ({"id": "{id}", "labels": ["sport"]}, "client: a non-empty string is required"),
+    ({"client": "c1", "labels": ["sport"]}, "id: a non-empty string is required"),
+    ({"client": "c1", "id": 7, "labels": ["sport"]}, "id: a non-empty string is required"),
+    ({"client": "c1", "id": "{id}"}, "labels/skip: give exactly one"),
+    ({"client": "c1", "id": "{id}", "labels": ["sport"], "skip": "skip"}, "labels/skip: give exactly one"),
+    ({"client": "c1", "id": "{id}", "labels": "sport"}, "labels: a list of label names"),
+    ({"client": "c1", "id": "{id}", "labels": ["golf"]}, "label 'golf' is not in the label schema"),
+    ({"client": "c1", "id": "{id}", "labels": ["sport", "tech"]}, "2 labels ['sport', 'tech'] in a single-label task"),
+    ({"client": "c1", "id": "{id}", "labels": []}, "empty label"),
+    ({"client": "c1", "id": "{id}", "skip": "maybe"}, "skip: 'maybe' is not one of"),
+    ({"client": "c1", "id": "nope", "labels": ["sport"]}, "id: unknown id 'nope'"),
+    ({"client": "c1", "id": "{other}", "labels": ["sport"]}, "is not in the pending batch"),
+    ({"client": "x" * 300, "id": "{id}", "labels": ["sport"]}, "client: longer than 200 characters"),
+])
+def test_malformed_answers_are_400_with_a_message_and_write_nothing(run, body, fragment):
+    run_dir, _ = run
+    client, _ = _client(run_dir)
+    example_id = _item(client)["item"]["id"]
+    pending = set(state(run_dir)["pending"]["pool_indices"])
+    other = next(f"pool-{i}" for i in range(40) if i not in pending)  # pool-i is at pool index i
+    before = (run_dir / "state.json").read_bytes()
+    if isinstance(body, dict):
+        body = {k: v.format(id=example_id, other=other) if isinstance(v, str) else v for k, v in body.items()}
+        response = client.post("/api/answer", json=body)
+    elif isinstance(body, str):
+        response = client.post("/api/answer", content=body, headers={"content-type": "application/json"})
+    else:
+        response = client.post("/api/answer", json=body)
+    assert response.status_code == 400 and fragment.format(id=example_id) in response.json()["error"], response.text
+    assert (run_dir / "state.json").read_bytes() == before
+
+
+def test_other_malformed_requests(run):
+    client, _ = _client(run[0])
+    assert client.get("/api/item").status_code == 400 and "client" in client.get("/api/item").json()["error"]
+    assert client.post("/api/undo", json={}).status_code == 400
+    assert client.get("/api/answer").status_code == 405
+    assert client.get("/nothing").status_code == 404 and client.get("/nothing").json()["error"] == "/nothing: Not Found"
+
+
+def test_only_json_bodies_and_only_loopback_host_names_are_served(run):
+    from lit_al.annotate.server import allowed_hosts
+
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    example_id = _item(client)["item"]["id"]
+    before = (run_dir / "state.json").read_bytes()
+    body = '{"client": "c1", "id": "%s", "labels": ["sport"]}' % example_id
+    response = client.post("/api/answer", content=body, headers={"content-type": "text/plain"})  # a cross-site form
+    assert response.status_code == 415 and "content-type: send the body as application/json" in response.json()["error"]
+    assert (run_dir / "state.json").read_bytes() == before
+    assert allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost"] and allowed_hosts("0.0.0.0") is None
+    guarded = TestClient(create_app(RunStore(run_dir), allowed_hosts=allowed_hosts("127.0.0.1")))
+    assert guarded.get("/").status_code == 400  # Host: testserver (a rebound DNS name)
+    assert guarded.get("/", headers={"host": "127.0.0.1:8080"}).status_code == 200
+
+
+def test_answers_are_refused_while_another_process_holds_the_run(run):
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    first = _item(client)["item"]["id"]
+    before = (run_dir / "state.json").read_bytes()
+    with FileLock(str(run_dir / LOCK_FILE)).acquire(timeout=0):  # what a training lit_al query holds
+        response = _answer(client, "c1", first, gold[first])
+    assert response.status_code == 409 and "another lit_al process" in response.json()["error"]
+    assert (run_dir / "state.json").read_bytes() == before
+
+
+def test_a_token_is_required_when_given_and_off_loopback(run):
+    client, _ = _client(run[0], token="s3cret-token")
+    assert client.get("/").status_code == 401 and "token" in client.get("/").json()["error"]
+    assert client.get("/static/app.js").status_code == 401
+    assert client.get("/api/item", params={"client": "c", "token": "wrong-token"}).status_code == 401
+    page = client.get("/", params={"token": "s3cret-token"})
+    assert page.status_code == 200 and "/static/app.js?token=s3cret-token" in page.text
+    assert client.get("/api/item", params={"client": "c"}, headers={"X-Lit-Al-Token": "s3cret-token"}).status_code == 200
+    assert check_exposure("127.0.0.1", None).token is None and check_exposure("localhost", None).token is None
+    exposed = check_exposure("0.0.0.0", None)
+    assert exposed.generated and len(exposed.token) >= 24
+    assert check_exposure("192.168.1.5", "chosen-token").token == "chosen-token"
+    with pytest.raises(ConfigError, match="--token"):
+        check_exposure("0.0.0.0", "<bad>")
+
+
+def test_round_progress_is_read_from_the_log_lines():
+    progress = RoundProgress(state="running")
+    for line in ("INFO lit_al.loop: round 1: training on 8 labels", "INFO lit_al.callbacks: epoch 1 of 2 trained"):
+        progress = read_progress_line(progress, line)
+    assert (progress.phase, progress.epoch, progress.max_epochs) == ("training", 1, 2)
+    progress = read_progress_line(progress, "INFO lit_al.loop: round 1: scoring 32 unlabeled texts")
+    assert progress.phase == "scoring" and progress.message == "round 1: scoring 32 unlabeled texts"
+    assert read_progress_line(progress, "something else") == progress
+
+
+def test_the_next_round_starts_from_the_page_and_brings_the_next_batch(run):
+    run_dir, gold = run
+    client, store = _client(run_dir)
+    assert client.post("/api/round").status_code == 409  # nothing answered yet
+    while (view := _item(client))["mode"] == "item":
+        _answer(client, "c1", view["item"]["id"], gold[view["item"]["id"]])
+    assert view["mode"] == "batch_done" and view["progress"]["batch_answered"] == 8
+    assert client.post("/api/round").status_code == 202
+    assert client.post("/api/round").status_code == 409  # one round at a time
+    assert _item(client)["mode"] == "training"
+    labeled = state(run_dir)["records"][0]  # answering it anew can never write: another label is refused
+    wrong = [next(name for name in ("sport", "money", "tech") if [name] != labeled["labels"])]
+    phases, refusals = set(), 0
+    deadline = time.monotonic() + 300
+    while (progress := client.get("/api/round").json())["state"] == "running":
+        phases.add(progress["phase"])
+        refused = _answer(client, "c1", labeled["id"], wrong)
+        if refused.status_code == 409:
+            assert "a round is training" in refused.json()["error"]
+            refusals += 1
+        else:  # the round ended between the two requests
+            assert refused.status_code == 400 and not store.runner.running
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert progress["state"] == "done", progress
+    assert refusals >= 1 and phases <= {"starting", "training", "scoring", "selecting"}
+    log = "\n".join(progress["log"])
+    for line in ("round 1: training on 8 labels", "epoch 2 of 2 trained", "round 1: scoring 32 unlabeled texts",
+                 "round 1: selecting 6 with entropy"):
+        assert line in log
+    view = _item(client)
+    assert view["mode"] == "item" and view["round"] == 1 and view["progress"]["batch_size"] == 6
+    assert view["item"]["suggestion"] and 0 < view["item"]["confidence"] <= 1
+    assert view["item"]["highlights"] == []  # no keyword query in this batch
+    assert state(run_dir)["completed_rounds"] == 1 and len(state(run_dir)["records"]) == 8
+
+
+def test_the_command_off_loopback_prints_a_token_and_every_request_needs_it(run, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "lit_al.cli", "annotate", str(run[0]), "--host", "0.0.0.0", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]
+        assert "every request must carry this token" in lines[0], lines
+        token = lines[0].rsplit(": ", 1)[1].strip()
+        assert f"http://127.0.0.1:{port}/?token={token}" in lines[1]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+                raise AssertionError("a request without the token was served")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=5) as page:
+            assert page.status == 200 and f"app.js?token={token}" in page.read().decode()
+    finally:
+        process.terminate()
+        code = process.wait(timeout=30)
+    assert code == 0 and "labeling page stopped" in process.stdout.read()  # SIGTERM / Ctrl-C is how it stops
+
+
+def test_the_command_refuses_a_folder_that_is_not_a_run_and_a_bad_token(tmp_path, run, capsys):
+    from lit_al.cli import main
+
+    assert main(["annotate", str(tmp_path / "nothing")]) == 1
+    assert "not a lit_al run (no state.json)" in capsys.readouterr().err
+    assert main(["annotate", str(run[0]), "--host", "0.0.0.0", "--token", "short"]) == 1
+    assert "--token: 8 to 200 characters" in capsys.readouterr().err
+
+
+def test_an_oversized_body_is_refused(run):
+    client, _ = _client(run[0])
+    before = (run[0] / "state.json").read_bytes()
+    response = client.post("/api/answer", content=b"{" + b" " * (2 << 20) + b"}", headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"] == "body: larger than 64 KiB"
+    assert (run[0] / "state.json").read_bytes() == before
+
+
+def test_the_same_skip_mark_again_keeps_its_time(run):
+    """Idempotent at the source: ``apply_answers`` leaves an identical skip mark as it was (the page and lit_al label)."""
+    from lit_al.labeling import Answer, apply_answers
+    from lit_al.session import load_run_state
+
+    data, label_state = load_run_state(run[0])
+    first = data.pool.ids[label_state.pending.pool_indices[0]]
+    summary = apply_answers(label_state, data.schema, [Answer(first, None, "not sure")], time="2026-01-01T00:00:00+00:00")
+    assert summary.skipped == 1
+    again = apply_answers(label_state, data.schema, [Answer(first, None, "not sure")], time="2026-01-02T00:00:00+00:00")
+    assert again.skipped == 0 and again.unchanged == 1
+    assert label_state.skipped[label_state.pending.pool_indices[0]].time == "2026-01-01T00:00:00+00:00"
+    other = apply_answers(label_state, data.schema, [Answer(first, None, "skip")], time="2026-01-03T00:00:00+00:00")
+    assert other.skipped == 1 and label_state.skipped[label_state.pending.pool_indices[0]].reason == "skip"
+
+
+def test_a_failed_round_says_why(tmp_path):
+    import sys
+
+    from lit_al.annotate.rounds import RoundRunner
+
+    runner = RoundRunner(tmp_path, command=[sys.executable, "-c",
+                                            "import sys; print('INFO lit_al.loop: round 1: training on 8 labels'); "
+                                            "print('lit_al: error: another lit_al process is working on this run'); sys.exit(1)"])
+    assert runner.start()
+    deadline = time.monotonic() + 60
+    while runner.running:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    progress = runner.progress()
+    assert progress.state == "failed" and progress.phase == "training"
+    assert progress.message == "the round stopped (exit status 1): lit_al: error: another lit_al process is working on this run"

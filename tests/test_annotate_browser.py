@@ -1,0 +1,164 @@
+"""The labeling page in a real browser: headless Debian chromium driven by Playwright (never a downloaded browser).
+
+Each test serves a copy of a run (``annotate.server.serving``: uvicorn on a free local port), works the page with
+the keyboard like a person would, and asserts on ``state.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the labeling page needs the 'annotate' extra (starlette, uvicorn)")
+pytest.importorskip("uvicorn", reason="the labeling page needs the 'annotate' extra (starlette, uvicorn)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright's Python package (dev extra)")
+
+from annotate_runs import LABELS, copy_run, make_run, state  # noqa: E402
+from lit_al.annotate.server import serving  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+KEYS = "123456789abcdefghijklmnopqrstuvwxyz"
+#: Root in a container needs --no-sandbox; the rest keeps chromium off the network and quiet.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+SCRIPT_TEXT = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> script about a ball'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no chromium at {CHROMIUM} (Debian's chromium package: scripts/setup.sh installs it when apt works)")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        except Exception as exc:  # a chromium this playwright cannot drive
+            pytest.skip(f"chromium at {CHROMIUM} does not start under playwright: {str(exc).splitlines()[0]}")
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, tiny_bert):
+    return make_run(tmp_path_factory.mktemp("single"), tiny_bert)
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory, tiny_bert):
+    return make_run(tmp_path_factory.mktemp("multi"), tiny_bert, multi_label=True, n=4)
+
+
+def _shown_id(page) -> str:
+    return page.locator("#item-id").inner_text().removeprefix("id ")
+
+
+def _key_of(label: str) -> str:
+    return KEYS[LABELS.index(label)]
+
+
+def _label_current(page, gold, done: int, total: int) -> str:
+    """Answer the item on screen with its gold label by keyboard; the id answered."""
+    example_id = _shown_id(page)
+    page.keyboard.press(_key_of(gold[example_id][0]))
+    sync_api.expect(page.locator("#batch-count")).to_have_text(f"{done + 1} / {total}")
+    return example_id
+
+
+def test_label_a_whole_batch_with_the_keyboard_then_train_the_next_round(single, tmp_path, page):
+    run_dir = copy_run(single[0], tmp_path / "run")
+    gold = single[1]
+    with serving(run_dir) as url:
+        page.goto(url)
+        page.locator("#annotator").fill("ana")
+        page.locator("#annotator").press("Tab")  # the name is kept for the next answers
+        page.locator("#text").click()  # keys go to the page, not the name field
+        sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 8")
+        sync_api.expect(page.locator("#labels button")).to_have_count(3)
+        answered = [_label_current(page, gold, k, 8) for k in range(8)]
+        sync_api.expect(page.locator("#train")).to_be_visible()
+        sync_api.expect(page.locator("#card")).to_be_hidden()
+        records = state(run_dir)["records"]
+        assert sorted(r["id"] for r in records) == sorted(answered) and len(set(answered)) == 8
+        assert all(r["labels"] == gold[r["id"]] and r["source"] == "person" and r["annotator"] == "ana" for r in records)
+
+        page.locator("#train").click()  # the next round, from the page
+        sync_api.expect(page.locator("#round")).to_be_visible()
+        sync_api.expect(page.locator("#position")).to_have_text("item 1 of 6 · round 1", timeout=240_000)
+        sync_api.expect(page.locator("#suggestion")).to_contain_text("model suggests")
+        sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 6")
+        sync_api.expect(page.locator("#total-count")).to_have_text("8 / 40")
+    assert state(run_dir)["completed_rounds"] == 1 and len(state(run_dir)["pending"]["pool_indices"]) == 6
+
+
+def test_undo_and_a_reload_mid_batch_lose_and_duplicate_nothing(single, tmp_path, page):
+    run_dir = copy_run(single[0], tmp_path / "run")
+    gold = single[1]
+    with serving(run_dir) as url:
+        page.goto(url)
+        sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 8")
+        first = [_label_current(page, gold, k, 8) for k in range(3)]
+        shown = _shown_id(page)
+        page.keyboard.press("Backspace")  # undo the third answer: it comes back
+        sync_api.expect(page.locator("#batch-count")).to_have_text("2 / 8")
+        sync_api.expect(page.locator("#item-id")).to_have_text(f"id {first[2]}")
+        assert sorted(r["id"] for r in state(run_dir)["records"]) == sorted(first[:2]) and shown != first[2]
+        page.reload()
+        sync_api.expect(page.locator("#item-id")).to_have_text(f"id {first[2]}")  # the same item after a reload
+        sync_api.expect(page.locator("#batch-count")).to_have_text("2 / 8")
+        sync_api.expect(page.locator("#undo")).to_be_enabled()  # the history outlives the reload
+        rest = [_label_current(page, gold, k, 8) for k in range(2, 8)]
+        page.reload()
+        sync_api.expect(page.locator("#batch-count")).to_have_text("8 / 8")
+        sync_api.expect(page.locator("#train")).to_be_visible()
+    records = state(run_dir)["records"]
+    assert len(records) == 8 and {r["id"] for r in records} == set(first[:2] + rest)
+    assert all(r["labels"] == gold[r["id"]] for r in records)
+
+
+def test_multi_label_toggles_then_accept(multi, tmp_path, page):
+    run_dir = copy_run(multi[0], tmp_path / "run")
+    gold = multi[1]
+    with serving(run_dir) as url:
+        page.goto(url)
+        sync_api.expect(page.locator("#accept")).to_be_visible()
+        for k in range(4):
+            sync_api.expect(page.locator("#batch-count")).to_have_text(f"{k} / 4")
+            example_id = _shown_id(page)
+            wrong = next(name for name in LABELS if name not in gold[example_id])
+            page.keyboard.press(_key_of(wrong))  # on, then off again
+            sync_api.expect(page.locator(f'#labels button[data-label="{wrong}"]')).to_have_attribute("aria-pressed", "true")
+            page.keyboard.press(_key_of(wrong))
+            sync_api.expect(page.locator(f'#labels button[data-label="{wrong}"]')).to_have_attribute("aria-pressed", "false")
+            for name in gold[example_id]:
+                page.keyboard.press(_key_of(name))
+            assert state(run_dir)["records"] == [] or len(state(run_dir)["records"]) == k  # toggles write nothing
+            page.keyboard.press("Enter")
+            sync_api.expect(page.locator("#batch-count")).to_have_text(f"{k + 1} / 4")
+    records = state(run_dir)["records"]
+    assert len(records) == 4 and all(r["labels"] == gold[r["id"]] for r in records)
+
+
+def test_a_text_with_script_shows_as_text(tmp_path, tiny_bert, page):
+    extra = [{"id": "evil", "text": SCRIPT_TEXT, "label": "sport"}]
+    run_dir, gold = make_run(tmp_path / "evil", tiny_bert, extra_rows=extra, query="script", n=1, query_size=2)
+    with serving(run_dir) as url:
+        page.goto(url)
+        sync_api.expect(page.locator("#item-id")).to_have_text("id evil")
+        assert page.locator("#text").text_content() == SCRIPT_TEXT
+        assert page.locator("#text script, #text img").count() == 0
+        assert page.locator("#text mark").all_text_contents() == ["script", "script", "script"]  # the query's hits
+        assert page.evaluate("window.__pwned") is None
+        page.keyboard.press(_key_of("sport"))
+        sync_api.expect(page.locator("#batch-count")).to_have_text("1 / 1")
+    (record,) = state(run_dir)["records"]
+    assert record["id"] == "evil" and record["labels"] == ["sport"]
