@@ -185,7 +185,7 @@ def waiting_line(run_dir: Path, state) -> str:
     """What to do next when a person has the batch."""
     pending = state.pending
     folder = run_dir / "rounds" / f"round_{pending.round:03d}"
-    left = sum(1 for i in pending.pool_indices if i not in state.records and i not in state.skipped)
+    left = len(state.open_pending())
     return (f"{left} of {len(pending.pool_indices)} items to label: fill {folder / 'to_label.csv'} (or use "
             f"label_studio_tasks.json / to_label.jsonl there), then run: lit_al label {run_dir} FILE "
             f"&& lit_al query --resume {run_dir}")
@@ -194,12 +194,13 @@ def waiting_line(run_dir: Path, state) -> str:
 def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al label RUN_DIR FILE``: validate a person's answers, then record them in one atomic write."""
     from .labeling import read_answers
-    from .session import import_answers, load_run_state
+    from .session import import_answers, load_run_data
 
     run_dir = Path(cfg.run_dir)
-    data, _ = load_run_state(run_dir)
+    data = load_run_data(run_dir)
     answers = read_answers(cfg.file, data.schema, data.label_separator)
-    summary = import_answers(run_dir, answers, overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
+    summary = import_answers(run_dir, answers, schema=data.schema, ids=data.pool.ids,
+                             overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
     print(f"{cfg.file}: {summary.line()}")
     if summary.pending_left or summary.added or summary.skipped:
         print(f"next: lit_al query --resume {run_dir}   (trains on every label and proposes the next batch)")

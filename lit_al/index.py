@@ -25,8 +25,8 @@ Primitives (STRATEGIES.md §0 "Shared primitives", §1.9, §1.12, §1.13, §2.2)
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Literal
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Iterator, Literal
 
 import faiss
 import numpy as np
@@ -100,15 +100,19 @@ def _flat_index(base: np.ndarray) -> faiss.IndexFlatL2:
 
 
 def _search_blocked(
-    index: faiss.Index, queries: np.ndarray, k: int, block_size: int = DEFAULT_BLOCK_SIZE
+    search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    queries: np.ndarray,
+    k: int,
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k-NN of every query row in blocks: (squared L2 distances (nq, k) float32, labels (nq, k) int64)."""
+    """k-NN of every query row in blocks through ``search(q, k)`` (an index's ``search``, exact or
+    :class:`_ApproximateSearch`): (squared L2 distances (nq, k) float32, labels (nq, k) int64)."""
     nq = queries.shape[0]
     distances = np.empty((nq, k), dtype=np.float32)
     labels = np.empty((nq, k), dtype=np.int64)
     for start in range(0, nq, block_size):
         stop = min(start + block_size, nq)
-        d, i = index.search(_as_float32(queries[start:stop]), k)
+        d, i = search(_as_float32(queries[start:stop]), k)
         distances[start:stop] = d
         labels[start:stop] = i
     return distances, labels
@@ -175,7 +179,7 @@ def kcenter_greedy(
         if z.shape[1] != x.shape[1]:
             raise ValueError(f"candidates have {x.shape[1]} columns, centers {z.shape[1]}")
         with _threads_for(m * z.shape[0] * z.shape[1]):
-            sq, _ = _search_blocked(_flat_index(z), x, 1, block_size)
+            sq, _ = _search_blocked(_flat_index(z).search, x, 1, block_size)
         delta = np.maximum(sq[:, 0], 0.0)
         start = 0
     else:
@@ -544,7 +548,7 @@ def knn_distances(
     if not exclude_self:
         return nearest_neighbors(p, q, k, block_size=block_size)[0]
     with _threads_for(nq * m * p.shape[1]):
-        sq, labels = _search_blocked(_flat_index(p), q, k + 1, block_size)
+        sq, labels = _search_blocked(_flat_index(p).search, q, k + 1, block_size)
     is_self = labels == np.arange(nq)[:, None]
     # self not returned (many exact duplicates): drop the farthest of the k + 1 instead.
     is_self[~is_self.any(axis=1), -1] = True
@@ -590,15 +594,12 @@ def knn_density(
     if k == 0:
         return np.zeros(positions.size, dtype=np.float64)
     resolved = resolve_knn_index(method, positions.size, m)
-    index = _flat_index(p) if resolved == "exact" else _approximate_index(p, resolved, seed)
+    search = _flat_index(p).search if resolved == "exact" else _ApproximateSearch(_approximate_index(p, resolved, seed), p)
     total = np.zeros(positions.size, dtype=np.float64)
     for start in range(0, positions.size, block_size):
         block = positions[start : start + block_size]
-        if resolved == "exact":
-            with _threads_for(block.size * m * p.shape[1]):
-                sq, labels = index.search(p[block], k + 1)
-        else:
-            sq, labels = _search_approximate(index, p, p[block], k + 1)
+        with _threads_for(block.size * m * p.shape[1]) if resolved == "exact" else nullcontext():
+            sq, labels = search(p[block], k + 1)
         is_self = labels == block[:, None]
         is_self[~is_self.any(axis=1), -1] = True
         dist = np.sqrt(np.maximum(sq, 0.0)).astype(np.float64)
@@ -758,14 +759,8 @@ def knn_search(
     resolved = resolve_knn_index(method, nq, b.shape[0])
     if resolved == "exact":
         with _threads_for(nq * b.shape[0] * b.shape[1]):
-            return _search_blocked(_flat_index(b), queries, k, block_size)
-    index = _approximate_index(b, resolved, seed)
-    sq = np.empty((nq, k), dtype=np.float32)
-    labels = np.empty((nq, k), dtype=np.int64)
-    for start in range(0, nq, block_size):
-        stop = min(start + block_size, nq)
-        sq[start:stop], labels[start:stop] = _search_approximate(index, b, queries[start:stop], k)
-    return sq, labels
+            return _search_blocked(_flat_index(b).search, queries, k, block_size)
+    return _search_blocked(_ApproximateSearch(_approximate_index(b, resolved, seed), b), queries, k, block_size)
 
 
 def _approximate_index(base: np.ndarray, method: str, seed: int) -> faiss.Index:
@@ -792,16 +787,23 @@ def _approximate_index(base: np.ndarray, method: str, seed: int) -> faiss.Index:
     return index
 
 
-def _search_approximate(
-    index: faiss.Index, base: np.ndarray, queries: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``index.search`` with the exact search as the fallback for queries short of ``k`` results."""
-    q = _as_float32(queries)
-    if isinstance(index, faiss.IndexHNSWFlat):
-        index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
-    sq, labels = index.search(q, k)
-    short = np.flatnonzero((labels < 0).any(axis=1))
-    if short.size:
-        with _threads_for(short.size * base.shape[0] * base.shape[1]):
-            sq[short], labels[short] = _flat_index(base).search(q[short], k)
-    return sq, labels
+class _ApproximateSearch:
+    """``search(q, k)`` on an approximate index, with the exact search as the fallback for queries
+    short of ``k`` results; the exact index over ``base`` is built once, on the first short query."""
+
+    def __init__(self, index: faiss.Index, base: np.ndarray) -> None:
+        self.index, self.base = index, base
+        self._exact: faiss.Index | None = None
+
+    def __call__(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = _as_float32(queries)
+        if isinstance(self.index, faiss.IndexHNSWFlat):
+            self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+        sq, labels = self.index.search(q, k)
+        short = np.flatnonzero((labels < 0).any(axis=1))
+        if short.size:
+            if self._exact is None:
+                self._exact = _flat_index(self.base)
+            with _threads_for(short.size * self.base.shape[0] * self.base.shape[1]):
+                sq[short], labels[short] = self._exact.search(q[short], k)
+        return sq, labels

@@ -497,7 +497,7 @@ class ActiveLoop:
             labels = self.oracle.annotate(picked, [data.pool.ids[i] for i in picked])
             state.add(picked, labels, round=pending.round + 1, source=self.oracle.source)
         else:
-            answered = [i for i in picked if int(i) in state.records or int(i) in state.skipped]
+            answered = [i for i in picked if state.is_answered(int(i))]
             if not answered:
                 return False
             if len(answered) < picked.size:

@@ -89,7 +89,7 @@ class PoolScorer:
         """One prediction pass over ``rows``; the gathered store on rank 0, None on the other ranks."""
         assert data.pool is not None
         n_pool = len(data.pool.ids)
-        collector = OutputCollector(request, PoolOutputStore(n_pool))  # the real store is set below, per shard
+        collector = OutputCollector(request)  # its store depends on the rank, known once the Trainer exists
         trainer = self._trainer(directory, collector, request)
         rank, world = trainer.global_rank, trainer.world_size
         if world == 1:

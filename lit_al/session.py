@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .config import build_data, build_run, fit_parser, saved_config
+from .data.schema import LabelSchema
 from .errors import ConfigError
 from .labeling import Answer, ImportSummary, apply_answers
 from .run_lock import run_lock
@@ -45,27 +46,35 @@ class Batch:
         return len(self.ids)
 
 
-def load_run_state(run_dir: Path):
-    """The loaded data module of a run (no tokenization) and its label state."""
-    from .data.state import LabelState
-
+def load_run_data(run_dir: Path):
+    """The loaded data module of a run (no tokenization): its pool ids and texts, its label schema."""
     if not (run_dir / "state.json").is_file():
         raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
     data = build_data(saved_config(run_dir))
     data.load()
+    return data
+
+
+def load_run_state(run_dir: Path):
+    """The loaded data module of a run (no tokenization) and its label state."""
+    from .data.state import LabelState
+
+    data = load_run_data(run_dir)
     return data, LabelState.load(run_dir / "state.json", data.pool.ids)
 
 
-def import_answers(run_dir: Path, answers: Sequence[Answer], *, overwrite: bool = False,
-                   annotator: str | None = None) -> ImportSummary:
+def import_answers(run_dir: Path, answers: Sequence[Answer], *, schema: LabelSchema, ids: Sequence[str],
+                   overwrite: bool = False, annotator: str | None = None) -> ImportSummary:
     """Validate ``answers`` against the run's pending batch and label schema, then save them in one atomic write.
 
-    Refused at once (one line) while another lit_al process works on the run.
+    ``schema`` and ``ids`` are the run's (``load_run_data``): a caller that answers many times loads them
+    once. Refused at once (one line) while another lit_al process works on the run.
     """
-    data, _ = load_run_state(run_dir)
+    from .data.state import LabelState
+
     with run_lock(run_dir, writes=True, wait=False):
-        _, state = load_run_state(run_dir)  # read under the lock: nothing imported meanwhile is lost
-        summary = apply_answers(state, data.schema, answers, overwrite=overwrite, annotator=annotator)
+        state = LabelState.load(run_dir / "state.json", ids)  # read under the lock: nothing imported meanwhile is lost
+        summary = apply_answers(state, schema, answers, overwrite=overwrite, annotator=annotator)
         state.save()
     return summary
 
@@ -129,7 +138,9 @@ class Session:
                    "skip" if label is None else None, annotator, f"teach(): item {k}")
             for k, (i, label) in enumerate(zip(ids, labels))
         ]
-        return import_answers(self.run_dir, answers, overwrite=overwrite, annotator=annotator)
+        data = load_run_data(self.run_dir)
+        return import_answers(self.run_dir, answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
+                              annotator=annotator)
 
     @property
     def model(self):

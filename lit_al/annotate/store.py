@@ -20,7 +20,7 @@ from ..data.state import LabelState
 from ..errors import ConfigError, DataError
 from ..labeling import Answer, ImportSummary, retract
 from ..run_lock import run_lock
-from ..session import import_answers, load_run_state
+from ..session import import_answers, load_run_data
 from .leases import Leases
 from .rounds import RoundRunner
 
@@ -60,7 +60,7 @@ class RunStore:
     def __init__(self, run_dir: Path, *, annotator: str | None = None, lease_seconds: float = 600.0,
                  runner: RoundRunner | None = None, clock: Callable[[], float] | None = None) -> None:
         self.run_dir = Path(run_dir)
-        data, _ = load_run_state(self.run_dir)  # one clear line for a folder that is not a run
+        data = load_run_data(self.run_dir)  # one clear line for a folder that is not a run
         assert data.pool is not None and data.schema is not None
         self.ids: list[str] = list(data.pool.ids)
         self.texts: list[str] = list(data.pool.texts)
@@ -88,7 +88,7 @@ class RunStore:
     def _progress(self, state: LabelState) -> dict[str, int]:
         pending = state.pending
         rows = pending.pool_indices if pending is not None else ()
-        answered = sum(1 for i in rows if i in state.records or i in state.skipped)
+        answered = len(rows) - len(state.open_pending())
         return {"batch_answered": answered, "batch_size": len(rows), "labeled": len(state.records),
                 "skipped": len(state.skipped), "pool_size": state.n_pool}
 
@@ -116,7 +116,7 @@ class RunStore:
             return {**base, "mode": "batch_done", "round": state.completed_rounds,
                     "message": "no batch is pending: train and propose one"}
         base["round"] = pending.round
-        open_rows = [i for i in pending.pool_indices if i not in state.records and i not in state.skipped]
+        open_rows = state.open_pending()
         if not open_rows:
             return {**base, "mode": "batch_done", "message": "the batch is labeled: train and propose the next one"}
         item = self.leases.acquire(client, [self.ids[i] for i in open_rows])
@@ -150,7 +150,7 @@ class RunStore:
                 raise DataError(f"id: unknown id {example_id!r} (not in the pool)")
             self._new_batch(self.state())
             answer = Answer(example_id, None if labels is None else tuple(labels), skip, who, "answer")
-            summary = import_answers(self.run_dir, [answer], annotator=who)
+            summary = import_answers(self.run_dir, [answer], schema=self.schema, ids=self.ids, annotator=who)
             self.leases.drop(example_id)
             if summary.added or summary.skipped:
                 history = self._history.setdefault(client, [])

@@ -122,6 +122,16 @@ class LabelState:
             mask[np.fromiter(self.skipped.keys(), dtype=np.int64)] = False
         return np.flatnonzero(mask)
 
+    def is_answered(self, pool_index: int) -> bool:
+        """Whether a person (or an oracle) answered this example: a label, or a skip mark."""
+        return pool_index in self.records or pool_index in self.skipped
+
+    def open_pending(self) -> list[int]:
+        """The pending batch's pool indices still without an answer, in proposal order."""
+        if self.pending is None:
+            return []
+        return [i for i in self.pending.pool_indices if not self.is_answered(i)]
+
     def add(self, pool_indices: Iterable[int], labels: Sequence[Sequence[str]], round: int, source: str,
             annotator: str | None = None, time: str | None = None) -> None:
         """Record labels (class names) for unlabeled pool indices; does not save."""

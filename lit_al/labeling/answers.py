@@ -125,7 +125,7 @@ def apply_answers(
             state.records[index] = replace(state.records[index], labels=names, source=source, annotator=who, time=time)
         elif action == "skip":
             state.skipped[index] = SkipRecord(index, state.ids[index], label_round, answer.skip or "skip", who, time)
-    left = sum(1 for i in pending_rows if i not in state.records and i not in state.skipped)
+    left = len(state.open_pending())
     return ImportSummary(counts["add"], counts["overwrite"], counts["skip"], counts["same"], left)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from xml.sax.saxutils import quoteattr
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -93,13 +94,11 @@ def _label_studio_task(item: dict[str, Any], round_index: int) -> dict[str, Any]
 
 def _label_studio_config(schema: LabelSchema) -> str:
     choice = "multiple" if schema.multi_label else "single"
-    options = "\n".join(f'    <Choice value="{_xml(name)}"/>' for name in schema.source_names)
+    options = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in schema.source_names)
     return (f'<View>\n  <Text name="text" value="$text"/>\n  <Choices name="{QUESTION}" toName="text" choice="{choice}">\n'
             f"{options}\n  </Choices>\n</View>\n")
 
 
-def _xml(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _jsonl_task(item: dict[str, Any], schema: LabelSchema, round_index: int) -> dict[str, Any]:

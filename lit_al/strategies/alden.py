@@ -20,7 +20,7 @@ from ..functional import interpretation as I
 from ..functional.ranking import top_k
 from ..index import kcenter_greedy
 from ..outputs.catalog import ALDEN_EMBEDDING_POINTS, ALDEN_INTERPRETATION, ALDEN_TARGETS
-from .base import Selection, Strategy
+from .base import Strategy
 from .options import check_bool, check_choice
 from .registry import register_strategy
 

@@ -31,8 +31,6 @@ class _EncoderStrategy(Strategy):
     """The ``encoder`` option: which embeddings, whether a trained model is needed, the cold-start fallback."""
 
     predict_labeled = True
-    #: Strategy (``{"name": ..., **options}``) the loop uses in a round without a trained model.
-    cold_start_fallback: dict[str, Any] | None = None
 
     def __init__(self, *, multi_label: bool, encoder: str, normalize: bool) -> None:
         super().__init__(multi_label=multi_label)
@@ -105,8 +103,7 @@ class ProbCover(_EncoderStrategy):
             delta = Cov.purity_radius(nearest_foreign_distance(points, pseudo), self.alpha)
         offsets, neighbors = radius_neighbors(points, delta)
         covered = np.zeros(rows.size, dtype=bool)
-        for position in np.flatnonzero(is_labeled):
-            covered[neighbors[offsets[position] : offsets[position + 1]]] = True
+        covered[neighbors[np.repeat(is_labeled, np.diff(offsets))]] = True  # the labeled points' balls
         picks, gains = Cov.max_coverage_greedy(offsets, neighbors, ~is_labeled, covered, budget, index=rows)
         return Selection(rows[picks], gains.astype(np.float64), {"delta": float(delta)})
 

@@ -173,8 +173,6 @@ class KMeansEmbedding(_KMeansNearest):
 
     needs = frozenset({EMBEDDINGS})
     requires_trained_model = True
-    #: Strategy (``{"name": ..., **options}``) the loop uses in a round without a trained model.
-    cold_start_fallback: dict[str, Any] | None = None
 
     def __init__(
         self,
