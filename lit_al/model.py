@@ -273,6 +273,11 @@ RUN_MODEL_WEIGHTS = "model.safetensors"
 RUN_MODEL_META = "lit_al_model.json"
 
 
+def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as CPU tensors that own their memory (safetensors refuses shared storage)."""
+    return {name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()}
+
+
 def save_run_model(directory: Path, model: TextClassifier, model_kwargs: dict[str, Any], round_index: int) -> None:
     """Keep ``model`` as the run's last model: safetensors weights, then a JSON that names them (written last).
 
@@ -281,7 +286,7 @@ def save_run_model(directory: Path, model: TextClassifier, model_kwargs: dict[st
     """
     from safetensors.torch import save
 
-    weights = save({name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()})
+    weights = save(state_tensors(model))
     atomic_write_bytes(directory / RUN_MODEL_WEIGHTS, weights)
     meta = {
         "round": int(round_index),

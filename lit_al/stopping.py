@@ -37,8 +37,9 @@ from .analysis.stopping import (
     predicted_labels,
     stabilized,
 )
-from .errors import ConfigError
 from .atomic import atomic_write_bytes
+from .data.subsample import subsample_pool
+from .errors import ConfigError
 from .seeding import derive_seed
 
 STOPPING_DIR = "stopping"
@@ -102,10 +103,7 @@ def draw_stop_set(n_pool: int, size: int, seed: int) -> np.ndarray:
     """Ascending pool indices of the run's stop set: ``size`` rows (the whole pool if smaller), seeded."""
     if size <= 0:
         return np.empty(0, dtype=np.int64)
-    if size >= n_pool:
-        return np.arange(n_pool, dtype=np.int64)
-    rng = np.random.default_rng(derive_seed(seed, "stop_set"))
-    return np.sort(rng.choice(n_pool, size=size, replace=False)).astype(np.int64)
+    return subsample_pool(np.arange(n_pool, dtype=np.int64), size, derive_seed(seed, "stop_set"))
 
 
 class StopSetHistory:

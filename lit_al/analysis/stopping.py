@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lit_al.functional.uncertainty import binary_entropy, entropy
+from lit_al.functional.uncertainty import binary_entropy, entropy, least_confidence, multilabel_least_confidence
 
 
 def predicted_labels(probs: np.ndarray, multi_label: bool, threshold: float = 0.5) -> np.ndarray:
@@ -88,10 +88,7 @@ def normalized_uncertainty(probs: np.ndarray, multi_label: bool) -> np.ndarray:
 
 def expected_error(probs: np.ndarray, multi_label: bool) -> np.ndarray:
     """Per-example expected error: ``1 - max_c p_c`` (single-label), ``mean_j min(p_j, 1 - p_j)`` (multi-label)."""
-    p = np.asarray(probs, dtype=np.float64)
-    if multi_label:
-        return np.minimum(p, 1.0 - p).mean(axis=-1)
-    return 1.0 - p.max(axis=-1)
+    return multilabel_least_confidence(probs) if multi_label else least_confidence(probs)
 
 
 def class_balance(counts: np.ndarray) -> float:

@@ -16,10 +16,12 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..data.scenarios import keyword_pattern
 from ..data.state import LabelState
 from ..errors import ConfigError, DataError
 from ..labeling import Answer, ImportSummary, retract
 from ..run_lock import run_lock
+from ..rundir import STATE_FILE
 from ..session import import_answers, load_run_data
 from .leases import Leases
 from .rounds import RoundRunner
@@ -39,7 +41,7 @@ def keyword_spans(pattern: re.Pattern | None, text: str) -> list[list[int]]:
 def retract_answer(run_dir: Path, ids: Sequence[str], example_id: str) -> bool:
     """Undo a person's answer to a pending item in one atomic write under the run lock; True if there was one."""
     with run_lock(run_dir, writes=True, wait=False):
-        state = LabelState.load(run_dir / "state.json", ids)
+        state = LabelState.load(run_dir / STATE_FILE, ids)
         undone = retract(state, example_id)
         if undone:
             state.save()
@@ -67,7 +69,7 @@ class RunStore:
         self.schema = data.schema
         self.annotator = annotator
         initial = data.initial
-        self.keyword = (re.compile(initial.query, 0 if initial.case_sensitive else re.IGNORECASE)
+        self.keyword = (keyword_pattern(initial.query, initial.case_sensitive)
                         if initial.scenario == KEYWORD_STRATEGY and initial.query else None)
         self.leases = Leases(lease_seconds) if clock is None else Leases(lease_seconds, clock)
         self.runner = runner or RoundRunner(self.run_dir)
@@ -78,7 +80,7 @@ class RunStore:
 
     # ------------------------------------------------------------------ reading
     def state(self) -> LabelState:
-        return LabelState.load(self.run_dir / "state.json", self.ids)
+        return LabelState.load(self.run_dir / STATE_FILE, self.ids)
 
     def task(self) -> dict[str, Any]:
         """What does not change within a run: the labels (in their order, keys 1-9 then a-z), the task kind."""

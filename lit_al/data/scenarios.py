@@ -145,14 +145,19 @@ def _propose_hits(spec: InitialSet, texts: Sequence[str], schema: LabelSchema, r
     return SeedLabels(weak, [(negative,)] * weak.size, ["weak_negative"] * weak.size, hits)
 
 
-def keyword_hits(texts: Sequence[str], query: str | None, case_sensitive: bool = True) -> np.ndarray:
-    """Pool indices whose text contains a match of ``query`` anywhere (``re.search``)."""
+def keyword_pattern(query: str | None, case_sensitive: bool = True) -> re.Pattern:
+    """The compiled ``data.initial.query`` (one clear line when it is missing or not a regular expression)."""
     if not query:
         raise ConfigError("data.initial.query is required for the keyword_query scenario")
     try:
-        pattern = re.compile(query, 0 if case_sensitive else re.IGNORECASE)
+        return re.compile(query, 0 if case_sensitive else re.IGNORECASE)
     except re.error as exc:
         raise ConfigError(f"data.initial.query {query!r} is not a valid regular expression: {exc}") from None
+
+
+def keyword_hits(texts: Sequence[str], query: str | None, case_sensitive: bool = True) -> np.ndarray:
+    """Pool indices whose text contains a match of ``query`` anywhere (``re.search``)."""
+    pattern = keyword_pattern(query, case_sensitive)
     hits = np.array([i for i, text in enumerate(texts) if pattern.search(text)], dtype=np.int64)
     if hits.size == 0:
         raise DataError(f"data.initial.query {query!r} matches no text in the pool")

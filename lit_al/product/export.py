@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..model import RUN_MODEL_DIR, TextClassifier, load_run_model, load_tokenizer
+from ..model import RUN_MODEL_DIR, TextClassifier, load_run_model, load_tokenizer, state_tensors
 from .run_files import check_run_dir, run_max_length
 
 #: Encoders whose ``*ForSequenceClassification`` is pooler -> dropout -> linear: model_type -> (class, prefix).
@@ -98,16 +98,12 @@ def _labels(model: TextClassifier) -> dict[str, Any]:
     }
 
 
-def _tensors(model: TextClassifier) -> dict[str, Any]:
-    return {name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()}
-
-
 def _standard(model: TextClassifier, architecture: str, prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The encoder's config with the labels, and the weights under the standard class's names."""
     config = model.encoder.config.to_dict()
     config.update(_labels(model), architectures=[architecture], classifier_dropout=model.head.dropout.p)
     renamed = {}
-    for name, tensor in _tensors(model).items():
+    for name, tensor in state_tensors(model).items():
         if name.startswith("encoder."):
             renamed[f"{prefix}.{name[len('encoder.'):]}"] = tensor
         elif name.startswith("head.out."):
@@ -138,7 +134,7 @@ def _custom(model: TextClassifier) -> tuple[dict[str, Any], dict[str, Any]]:
         "transformers_version": transformers.__version__,
         **_labels(model),
     }
-    return config, _tensors(model)
+    return config, state_tensors(model)
 
 
 def _write_model(directory: Path, config: dict[str, Any], tensors: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..config import DEFAULT_DATA_CLASS, class_spec
 from ..errors import ConfigError
 from ..rundir import CONFIG_FILE, STATE_FILE
 
@@ -35,6 +36,5 @@ def run_config(run_dir: Path) -> dict[str, Any]:
 
 def run_max_length(run_dir: Path, default: int = 128) -> int:
     """The ``data.max_length`` the run trained with (texts longer are truncated to it)."""
-    data = run_config(run_dir).get("data") or {}
-    data = data.get("init_args", data) if isinstance(data, dict) else {}  # a data subclass: class_path + init_args
+    _, data = class_spec(run_config(run_dir).get("data"), DEFAULT_DATA_CLASS)  # plain keys, or class_path + init_args
     return int(data.get("max_length") or default)
