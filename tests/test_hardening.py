@@ -290,3 +290,18 @@ def test_one_logger_version_per_run_with_a_learning_curve(tmp_path, tiny_bert, t
     for k in range(3):  # each round's fit curve under its own prefix
         assert frame[f"round_{k:03d}-val_loss"].notna().sum() == 2  # max_epochs 2
     assert not (tmp_path / "run" / "lightning_logs").exists()
+
+
+def test_overwrite_removes_the_last_model_and_stop_set_predictions_too(tmp_path):
+    from lit_al.model import RUN_MODEL_DIR
+    from lit_al.rundir import remove_run
+    from lit_al.stopping import STOPPING_DIR
+
+    run = tmp_path / "run"
+    for folder in (RUN_MODEL_DIR, STOPPING_DIR, "rounds"):
+        (run / folder).mkdir(parents=True)
+        (run / folder / "x").write_text("old")
+    (run / "state.json").write_text(json.dumps({"n_pool": 3, "records": [], "completed_rounds": 1}))
+    (run / "notes.txt").write_text("mine")
+    remove_run(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # a new run never sees the old model
