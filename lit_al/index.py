@@ -7,8 +7,8 @@ FAISS keeps its default OpenMP thread count (``faiss.omp_set_num_threads`` is
 never changed globally); only calls below ``SMALL_WORK`` multiply-adds run on one
 thread for their duration, which changes their speed, not their results.
 
-Nothing here imports the rest of the project. Distances returned to callers are
-Euclidean (square roots of FAISS's squared L2 distances, clipped at 0 because
+Nothing here imports the rest of the project but ``lit_al.rows`` (block-wise row
+reads). Distances returned to callers are Euclidean (square roots of FAISS's squared L2 distances, clipped at 0 because
 FAISS's BLAS path, ``||x||² + ||y||² - 2<x, y>``, can round slightly below 0).
 
 Primitives (STRATEGIES.md §0 "Shared primitives", §1.9, §1.12, §1.13, §2.2):
@@ -30,6 +30,8 @@ from typing import Callable, Iterator, Literal
 
 import faiss
 import numpy as np
+
+from .rows import RowSource, row_blocks, rows_at
 
 #: Query rows handed to FAISS per call: bounds the float32 copies and result
 #: arrays held at once, so memory stays O(block · (d + k)) beyond the inputs.
@@ -93,9 +95,11 @@ def _normalized(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return x
 
 
-def _flat_index(base: np.ndarray) -> faiss.IndexFlatL2:
+def _flat_index(base: np.ndarray | RowSource) -> faiss.IndexFlatL2:
+    """An exact index over ``base``, filled block by block (a memory-mapped base is never resident twice)."""
     index = faiss.IndexFlatL2(base.shape[1])
-    index.add(base)
+    for _, block in row_blocks(base):
+        index.add(block)
     return index
 
 
@@ -197,6 +201,26 @@ def kcenter_greedy(
     return picks
 
 
+def _largest(values: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """Positions of the ``width`` largest ``values`` (ties in any order) and the largest value among the rest.
+
+    Equivalent to ``argpartition(-values, width)``; a cut-off guessed from every 16th
+    value usually leaves a few times ``width`` candidates to partition instead of all
+    of them, and is checked (it must keep more than ``width``) before it is trusted.
+    """
+    probe = values[::16]
+    rank = 4 * (width + 1) // 16
+    if 0 < rank < probe.size:
+        cut = np.partition(probe, probe.size - rank)[probe.size - rank]
+        kept = np.flatnonzero(values >= cut)
+        if kept.size > width:
+            sub = values[kept]
+            part = np.argpartition(-sub, width)
+            return kept[part[:width]], sub[part[width]]
+    part = np.argpartition(-values, width)
+    return part[:width], values[part[width]]
+
+
 def _eager_kcenter(x: np.ndarray, delta: np.ndarray, picks: np.ndarray, radius: np.ndarray, start: int, k: int) -> None:
     scratch = np.empty(x.shape[0], dtype=np.float32)
     for t in range(start, k):
@@ -244,8 +268,7 @@ class _LazyKCenter:
     def _try_top(self, width: int) -> int:
         """The exact argmax if the refreshed top-``width`` stale candidates settle it, else -1."""
         delta = self.delta
-        part = np.argpartition(-delta, width)
-        top, outside_max = part[:width], delta[part[width]]
+        top, outside_max = _largest(delta, width)
         self._refresh(top)
         values = delta[top]
         best_value = values.max()
@@ -558,7 +581,7 @@ def knn_distances(
 
 
 def knn_density(
-    points: np.ndarray,
+    points: np.ndarray | RowSource,
     k: int = 10,
     *,
     query_positions: np.ndarray | None = None,
@@ -573,6 +596,10 @@ def knn_density(
     (IBM [P], K = 10). Small = dense; a density is a decreasing function of it
     (e.g. ``1/(ε + KNN)``, or Rep(B) in §2.2), left to the caller.
 
+    ``points`` may be a :class:`lit_al.rows.RowSource` (some rows of a memory-mapped pool
+    matrix): the index is then filled and queried block by block, so the points are
+    never copied whole next to the index.
+
     - ``query_positions``: positions into ``points`` to score (default: all).
     - ``include_self=True``: IBM's code [C] (``NearestNeighbors(n_neighbors=K+1)``
       fit on the pool, queried with pool members): the average of K + 1 distances
@@ -582,7 +609,7 @@ def knn_density(
       default. With an approximate index a neighbour list may miss true neighbours,
       which can only raise ``KNN(x)`` (each missed one is replaced by a farther point).
     """
-    p = _as_float32(points)
+    p = points if isinstance(points, RowSource) else _as_float32(points)
     m = p.shape[0]
     positions = np.arange(m) if query_positions is None else np.asarray(query_positions, dtype=np.int64)
     k = int(k)
@@ -599,7 +626,7 @@ def knn_density(
     for start in range(0, positions.size, block_size):
         block = positions[start : start + block_size]
         with _threads_for(block.size * m * p.shape[1]) if resolved == "exact" else nullcontext():
-            sq, labels = search(p[block], k + 1)
+            sq, labels = search(rows_at(p, block), k + 1)
         is_self = labels == block[:, None]
         is_self[~is_self.any(axis=1), -1] = True
         dist = np.sqrt(np.maximum(sq, 0.0)).astype(np.float64)
@@ -763,14 +790,14 @@ def knn_search(
     return _search_blocked(_ApproximateSearch(_approximate_index(b, resolved, seed), b), queries, k, block_size)
 
 
-def _approximate_index(base: np.ndarray, method: str, seed: int) -> faiss.Index:
+def _approximate_index(base: np.ndarray | RowSource, method: str, seed: int) -> faiss.Index:
     """A filled FAISS HNSW or IVF index over float32 ``base`` (see :func:`knn_search`)."""
     n, d = base.shape
     if method == "hnsw":
         index = faiss.IndexHNSWFlat(d, HNSW_M)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        with _single_thread():  # a deterministic graph
-            index.add(base)
+        with _single_thread():  # a deterministic graph: one add call inserts in FAISS's level order
+            index.add(rows_at(base, np.arange(n)))
         return index
     nlist = max(1, min(n, int(np.ceil(IVF_LISTS_PER_SQRT * np.sqrt(n)))))
     quantizer = faiss.IndexFlatL2(d)
@@ -781,8 +808,9 @@ def _approximate_index(base: np.ndarray, method: str, seed: int) -> faiss.Index:
     index.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
     train_rows = min(n, IVF_TRAIN_PER_LIST * nlist)
     sample = np.sort(np.random.default_rng(seed).choice(n, size=train_rows, replace=False))
-    index.train(base[sample])
-    index.add(base)
+    index.train(rows_at(base, sample))
+    for _, block in row_blocks(base):  # IVF appends in order: the same lists as one add
+        index.add(block)
     index.nprobe = min(IVF_NPROBE, nlist)
     return index
 
@@ -791,7 +819,7 @@ class _ApproximateSearch:
     """``search(q, k)`` on an approximate index, with the exact search as the fallback for queries
     short of ``k`` results; the exact index over ``base`` is built once, on the first short query."""
 
-    def __init__(self, index: faiss.Index, base: np.ndarray) -> None:
+    def __init__(self, index: faiss.Index, base: np.ndarray | RowSource) -> None:
         self.index, self.base = index, base
         self._exact: faiss.Index | None = None
 

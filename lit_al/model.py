@@ -75,6 +75,10 @@ class TextClassifier(pl.LightningModule):
         threshold: sigmoid threshold of multi-label predictions.
         trust_remote_code: passed to ``from_pretrained`` (only when you trust the model's code).
         attn_implementation: passed to ``from_pretrained`` (``eager`` is needed for attention outputs).
+        compile: compile the encoder with ``torch.compile`` (``nn.Module.compile``, dynamic
+            shapes: the batches are padded to their longest row). Pays on GPUs for long runs;
+            the first batches of every new shape are slow while it compiles. Off by default;
+            the weights, their names and what is saved are the same either way.
         num_labels, multi_label, label_names, positive_index: set from the data, not the config.
     """
 
@@ -93,6 +97,7 @@ class TextClassifier(pl.LightningModule):
         threshold: float = 0.5,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
+        compile: bool = False,
         num_labels: int = 2,
         multi_label: bool = False,
         label_names: list[str] | None = None,
@@ -119,6 +124,8 @@ class TextClassifier(pl.LightningModule):
         except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a truncated or corrupt weights file
             raise ConfigError(f"model.model_name_or_path {model_name_or_path!r}: cannot load the encoder: {exc}".splitlines()[0]) from None
         self.encoder.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        if compile:
+            self.encoder.compile(dynamic=True)  # in place: state_dict keys stay those of the plain encoder
         pooler = getattr(self.encoder, "pooler", None)
         if pooling != "pooled" and isinstance(pooler, nn.Module):
             # unused by this head: it gets no gradient anyway, and DDP refuses parameters without one

@@ -7,7 +7,7 @@ The same synthetic float32 outputs as ``scripts/bench_selection.py`` (its genera
 n = 10^4 and 10^5 pool rows, d = 384, C = 10, T = 20 MC passes, k = 100, 100 labeled rows)
 go through
 
-- lit_al: ``get_strategy(name, seed=0, multi_label=False).select(outputs, labeled, unlabeled, k)``;
+- lit_al: ``get_strategy(name, multi_label=False).select(outputs, labeled, unlabeled, k, seed=0)``;
 - small-text 1.4.1, scikit-activeml 1.0.1 and baal 2.1.0, each fed through a fake classifier
   (or dataset) that returns the arrays: ``predict_proba`` / ``embed`` / an ensemble member per
   MC pass hand back rows of the same ``probs``, ``embeddings`` and ``mc_probs``.
@@ -81,9 +81,11 @@ CASES: dict[str, tuple[dict[str, tuple[str, dict]], dict[str, str]]] = {
     "bald": ({"bald": ("bald", {"mc_passes": 20})}, {"small-text": "bald", "scikit-activeml": "bald", "baal": "bald"}),
     "batch_bald": ({"batch_bald": ("batch_bald", {})}, {"scikit-activeml": "batch_bald", "baal": "batch_bald"}),
     "coreset": ({"coreset": ("coreset", {})}, {"small-text": "coreset", "scikit-activeml": "coreset"}),
-    "kmeans": ({"kmeans": ("kmeans", {})}, {"small-text": "kmeans"}),
+    "kmeans": ({"kmeans": ("kmeans", {}), "FAISS k-means alone (the floor)": ("@kmeans_train", {})},
+               {"small-text": "kmeans"}),
     "badge": ({"badge": ("badge", {})}, {"small-text": "badge", "scikit-activeml": "badge"}),
-    "cal": ({"cal": ("cal", {})}, {"small-text": "cal", "scikit-activeml": "cal"}),
+    "cal": ({"cal": ("cal", {}), "exact 10-NN search alone (the floor)": ("@knn", {})},
+            {"small-text": "cal", "scikit-activeml": "cal"}),
     "dal": (
         {"dal": ("dal", {}), "dal (sub_batches 1)": ("dal", {"sub_batches": 1})},
         {"scikit-activeml": "dal_single_fit"},
@@ -147,11 +149,45 @@ def _lit_al_call(label: str, strategy: str, arrays: dict, k: int):
     name, options = CASES[strategy][0][label]
     outputs = {key: arrays[key] for key in ("probs", "embeddings", "mc_probs", "labels") if key in arrays}
     labeled, unlabeled = arrays["labeled"], arrays["unlabeled"]
+    if name in FLOORS:
+        return FLOORS[name](outputs, labeled, unlabeled, k)
 
     def call():
-        return get_strategy(name, seed=0, multi_label=False, **options).select(outputs, labeled, unlabeled, k)
+        return get_strategy(name, multi_label=False, **options).select(outputs, labeled, unlabeled, k, seed=0).indices
 
     return call
+
+
+def _knn_floor(outputs, labeled, unlabeled, k):
+    """CAL's neighbour search alone (FAISS exact, the unlabeled rows against the labeled ones): no CAL can beat it."""
+    from lit_al.index import nearest_neighbors
+
+    embeddings = outputs["embeddings"]
+    def call():
+        nearest_neighbors(embeddings[labeled], embeddings[unlabeled], 10)
+        return np.empty(0, dtype=np.int64)  # picks nothing: no overlap is reported
+
+    return call
+
+
+def _kmeans_floor(outputs, labeled, unlabeled, k):
+    """lit_al's k-means training alone (FAISS, 10 Lloyd iterations over every unlabeled row), without the nearest-point step."""
+    import faiss
+
+    def call():
+        x = np.ascontiguousarray(outputs["embeddings"][unlabeled], dtype=np.float32)
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        kmeans = faiss.Kmeans(x.shape[1], k, niter=10, nredo=1, seed=0, max_points_per_centroid=x.shape[0],
+                              min_points_per_centroid=1, verbose=False)
+        kmeans.train(x)
+        return np.empty(0, dtype=np.int64)  # picks nothing: no overlap is reported
+
+    return call
+
+
+#: lit_al variants that time a building block instead of a strategy: the least any implementation of the
+#: strategy must spend on these arrays, which bounds the peer/lit_al ratio any implementation can reach.
+FLOORS = {"@knn": _knn_floor, "@kmeans_train": _kmeans_floor}
 
 
 # ---------------------------------------------------------------- peer adapters (run in .bench-venv)
@@ -468,8 +504,9 @@ def run(args) -> dict:
                     for label, mine in ours.items():
                         if result.get("status") == "ok" and mine.get("status") == "ok":
                             row.setdefault("ratio", {})[label] = result["seconds"] / mine["seconds"]
-                            common = np.intersect1d(result["picked"], mine["picked"]).size
-                            row.setdefault("overlap", {})[label] = common / max(len(mine["picked"]), 1)
+                            if mine["picked"]:
+                                common = np.intersect1d(result["picked"], mine["picked"]).size
+                                row.setdefault("overlap", {})[label] = common / len(mine["picked"])
                     rows.append(row)
                     print(f"n={n} {strategy} {library}: {result.get('seconds', result.get('error'))}", flush=True)
                 if not peers:
@@ -493,9 +530,10 @@ def to_markdown(report: dict, command: str, args) -> str:
         "# lit_al against peer libraries: selection on the same arrays, one run",
         "",
         generated_by(command, "numpy", "faiss", "torch") + f"; peers: {', '.join(PEER_PINS)} in `.bench-venv`. "
-        f"Load average (1 min): {load[0]:.2f} at start, {max(load):.2f} at most between sizes, {load[-1]:.2f} at the end, "
-        "on a machine shared with other jobs: absolute seconds are noisy, ratios less so (both sides ran "
-        "interleaved, case by case).",
+        f"Load average (1 min): {load[0]:.2f} at start, {max(load):.2f} at most between sizes, {load[-1]:.2f} at the end "
+        "(above the core count the absolute seconds are noisy; the ratios less so: both sides ran interleaved, case by "
+        "case). Rows marked \"(the floor)\" time a building block of lit_al's strategy, not a strategy: the peer's time "
+        "over it bounds the ratio any implementation of the strategy could reach on these arrays.",
         "",
         f"Synthetic float32 outputs of `scripts/bench_selection.py` (seed 0): d = 384, C = 10, T = 20, k = {args.k}, "
         f"100 labeled rows; single-label. `seconds`: median of up to {args.repeats} warm call(s) of the library call only "

@@ -17,6 +17,9 @@ Targets (issue 11): ≤ 1.05 for least_confidence, margin, entropy; ≤ 1.3 for 
 one pass (Core-Set, k-means, BADGE, CAL, DAL, perceptron ensemble, EGL head, BEAL deterministic,
 MII); MC dropout with T passes ≤ 1.05·T (``mc_scope: full``) and ≤ 1.3 (``mc_scope: head``).
 
+Scoring overhead (``--overhead-repeats``, default 3): ``PoolScorer.score`` of ``probs`` and the plain
+pass over the same rows, interleaved in one process (no drift between separate runs), median ratio.
+
 Fit throughput (``--fit``, default on): ``fit_seconds`` of a ``lit_al fit`` run without dev
 set (training only) per labeled example per epoch, against a plain PyTorch training loop over the
 same labeled rows (AdamW, the same learning rate, batch size and epochs, shuffled by a seeded
@@ -137,6 +140,7 @@ class Plain:
         torch.set_num_threads(args.threads)
         path = resolve_model_path(MODEL)
         self.args = args
+        self.path = path
         self.tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
         self.encoder = AutoModel.from_pretrained(path)
         self.head = torch.nn.Linear(self.encoder.config.hidden_size, int(labels.max()) + 1)
@@ -154,11 +158,15 @@ class Plain:
             mask[j, : len(self.ids[i])] = 1
         return input_ids, mask
 
-    def forward_seconds(self, rows: np.ndarray) -> float:
-        """One pass over ``rows``: length-sorted, dynamic padding, ``inference_mode``; softmax probabilities out."""
+    def forward_seconds(self, rows: np.ndarray, dropout: bool = False) -> float:
+        """One pass over ``rows``: length-sorted, dynamic padding, ``inference_mode``; softmax probabilities out.
+
+        ``dropout=True``: the same pass with the encoder's dropout on (train mode), i.e. one
+        Monte-Carlo dropout sample: T of them are the floor of a T-pass ``mc_scope: full`` round.
+        """
         import torch
 
-        self.encoder.eval()
+        self.encoder.train(dropout)
         order = rows[np.argsort([-len(self.ids[i]) for i in rows], kind="stable")]
         start = time.perf_counter()
         with torch.inference_mode():
@@ -221,25 +229,76 @@ def run(args) -> dict:
                 if "error" in row:
                     raise SystemExit(f"lit_al fit failed: {row['error']}")
                 unlabeled = np.setdiff1d(np.arange(len(frame)), initial_rows(Path(config["run_dir"])))
+            # T passes with dropout on are the floor of a full-model MC round: timed around it too
+            dropout = passes > 1
             before = plain.forward_seconds(unlabeled)
+            dropout_before = plain.forward_seconds(unlabeled, dropout=True) if dropout else None
             row = run_fit(config, work, label.replace(" ", "_"))
+            dropout_after = plain.forward_seconds(unlabeled, dropout=True) if dropout else None
             after = plain.forward_seconds(unlabeled)
             plain_seconds = (before + after) / 2
             entry = {"strategy": label, "passes": passes, "target": target, "plain_seconds": plain_seconds,
                      "plain_before_after": [before, after], "unlabeled": int(unlabeled.size)}
+            if dropout:
+                entry["dropout_pass_seconds"] = (dropout_before + dropout_after) / 2
+                entry["dropout_before_after"] = [dropout_before, dropout_after]
             if "error" in row:
                 entry["error"] = row["error"]
             else:
                 entry.update(predict_seconds=float(row.get("predict_seconds", 0.0)),
                              select_seconds=float(row.get("select_seconds", 0.0)))
                 entry["ratio"] = (entry["predict_seconds"] + entry["select_seconds"]) / plain_seconds
+                if "dropout_pass_seconds" in entry:
+                    entry["ratio_to_dropout_passes"] = (entry["predict_seconds"] + entry["select_seconds"]) / (
+                        passes * entry["dropout_pass_seconds"])
             report["rounds"].append(entry)
             report["load_1min"].append(os.getloadavg()[0])
             print(json.dumps(entry), flush=True)
+        if args.overhead_repeats > 0:
+            rows = unlabeled if unlabeled is not None else np.arange(len(frame))
+            report["overhead"] = scoring_overhead(args, work, pool, plain, rows)
+            report["load_1min"].append(os.getloadavg()[0])
         if args.fit:
             report["fit"] = fit_throughput(args, work, pool, plain, len(frame))
             report["load_1min"].append(os.getloadavg()[0])
     return report
+
+
+def scoring_overhead(args, work: Path, pool: Path, plain: Plain, rows: np.ndarray) -> dict:
+    """lit_al's pool scoring (``PoolScorer``, Lightning's predict loop, the output store) against the plain pass.
+
+    In this process, interleaved ``--overhead-repeats`` times after one untimed call of each:
+    the ``probs`` pass of least confidence, margin and entropy, over the same rows with the
+    same encoder weights, tokenizer, ``max_length``, batch size and thread count. Interleaving
+    in one process takes out the drift between separate runs that the round table has to live with.
+    """
+    import lightning.pytorch as pl
+
+    from lit_al.data.module import ActiveDataModule
+    from lit_al.model import TextClassifier
+    from lit_al.outputs.catalog import PredictionRequest
+    from lit_al.scoring import PoolScorer
+
+    data = ActiveDataModule(train=str(pool), max_length=args.max_length, eval_batch_size=args.eval_batch_size)
+    data.load()
+    data.tokenize(plain.tokenizer, cache_dir=work / "overhead_cache")
+    model = TextClassifier(plain.path, **data.task_info()).eval()
+
+    def trainer(directory, callbacks, overrides=None):
+        return pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                          enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
+                          default_root_dir=str(directory), **{k: v for k, v in (overrides or {}).items() if k != "logger"})
+
+    scorer, request = PoolScorer(trainer), PredictionRequest(frozenset({"probs"}))
+    times: dict[str, list[float]] = {"plain": [], "lit_al": []}
+    for repeat in range(args.overhead_repeats + 1):
+        plain_seconds = plain.forward_seconds(rows)
+        lit_al_seconds = scorer.score(model, data, request, rows, work / "overhead" / str(repeat)).seconds
+        if repeat:  # the first of each is a warm-up
+            times["plain"].append(plain_seconds)
+            times["lit_al"].append(lit_al_seconds)
+    ratios = [a / b for a, b in zip(times["lit_al"], times["plain"])]
+    return {"rows": int(rows.size), "seconds": times, "ratios": ratios, "median_ratio": float(np.median(ratios))}
 
 
 def fit_throughput(args, work: Path, pool: Path, plain: Plain, n: int) -> dict:
@@ -265,8 +324,8 @@ def to_markdown(report: dict, command: str, args) -> str:
         "",
         generated_by(command, "torch", "transformers")
         + f"; {args.threads} thread(s) on both sides. Load average (1 min): {load[0]:.2f} at start, {max(load):.2f} at most, "
-        f"{load[-1]:.2f} at the end: a shared machine, so the plain pass is timed right before and right after each "
-        "strategy's round and `plain s` is their mean (both in the JSON).",
+        f"{load[-1]:.2f} at the end. The plain pass is timed right before and right after each strategy's round and "
+        "`plain s` is their mean (both in the JSON): the machine's speed drifts.",
         "",
         f"Pool: {report['pool']['rows']} rows of `{Path(report['pool']['source']).name}`, all-MiniLM-L6-v2 (offline), "
         f"max_length {args.max_length}, eval batch {args.eval_batch_size}, 100 initial random labels, query 50. "
@@ -283,6 +342,22 @@ def to_markdown(report: dict, command: str, args) -> str:
         meets = "—" if target is None else ("yes" if entry["ratio"] <= target else "no")
         lines.append(f"| {entry['strategy']} | {entry['passes']} | {entry['plain_seconds']:.2f} | {entry['predict_seconds']:.2f} | "
                      f"{entry['select_seconds']:.3f} | {entry['ratio']:.2f} | {'—' if target is None else f'≤ {target:.2f}'} | {meets} |")
+    mc = [e for e in report["rounds"] if "ratio_to_dropout_passes" in e]
+    if mc:
+        lines += ["", "Rounds of T full-model dropout passes against T plain passes with the encoder's dropout on "
+                  "(`dropout pass s`: one such pass, the mean of one right before and one right after the round): what dropout itself costs is in the floor.",
+                  "", "| strategy | T | plain s | dropout pass s | dropout pass / plain | predict + select / (T · dropout pass) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {e['strategy']} | {e['passes']} | {e['plain_seconds']:.2f} | {e['dropout_pass_seconds']:.2f} | "
+                  f"{e['dropout_pass_seconds'] / e['plain_seconds']:.3f} | {e['ratio_to_dropout_passes']:.3f} |" for e in mc]
+    overhead = report.get("overhead")
+    if overhead:
+        pairs = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(overhead["seconds"]["lit_al"], overhead["seconds"]["plain"]))
+        lines += ["", "## Scoring overhead, interleaved in one process", "",
+                  f"lit_al's pool scoring of `probs` (`PoolScorer.score`: a Lightning predict loop and the output store) "
+                  f"over the same {overhead['rows']} rows as the plain pass, the two alternating in one process after a "
+                  f"warm-up each: lit_al/plain seconds {pairs}; ratios "
+                  f"{', '.join(f'{r:.3f}' for r in overhead['ratios'])}, median **{overhead['median_ratio']:.3f}**."]
     fit = report.get("fit")
     if fit:
         lines += ["", "## Fit throughput", ""]
@@ -317,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--fit-labels", type=int, default=400, help="labeled rows of the fit-throughput run")
     parser.add_argument("--fit", type=lambda s: s.lower() in ("1", "true", "yes"), default=True)
+    parser.add_argument("--overhead-repeats", type=int, default=3,
+                        help="interleaved in-process scoring-vs-plain passes (0: skip)")
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)

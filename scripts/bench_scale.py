@@ -132,8 +132,8 @@ def child(case: str, directory: Path, recall_sample: int) -> dict:
         extra["value"] = representativeness(embeddings, batch, k=10)
         extra["index"] = resolve_knn_index("auto", k, n)
     else:
-        strategy = get_strategy(name, seed=SEED, multi_label=False, **options)
-        picked = strategy.select(outputs, labeled, unlabeled, k)
+        strategy = get_strategy(name, multi_label=False, **options)
+        picked = strategy.select(outputs, labeled, unlabeled, k, seed=SEED).indices
         extra["picked"] = int(np.unique(picked).size)
         if case == "density_weighted":
             extra["index"] = resolve_knn_index(strategy.index, unlabeled.size, unlabeled.size)
@@ -331,7 +331,8 @@ def to_markdown(report: dict, command: str) -> str:
         f"# lit_al at scale: {n:,}-row pools",
         "",
         generated_by(command, "numpy", "faiss", "torch") + ". "
-        f"Load average (1 min): {load[0]:.2f} at start, {max(load):.2f} at most, {load[-1]:.2f} at the end (a shared machine).",
+        f"Load average (1 min): {load[0]:.2f} at start, {max(load):.2f} at most, {load[-1]:.2f} at the end "
+        f"({os.cpu_count()} CPU(s); seconds stretch with the load, peak RSS does not).",
         "",
     ]
     if report["selection"]:

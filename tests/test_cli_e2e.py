@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -162,3 +163,17 @@ def test_a_run_keeps_its_last_model_as_safetensors(tmp_path, tiny_bert, tiny_dat
     weights.write_bytes(weights.read_bytes()[:-10])
     with pytest.raises(ConfigError, match="does not match"):
         load_run_model(run_dir / "model")
+
+
+def test_bf16_mixed_precision_and_token_capped_batches_run_a_round(tmp_path, tiny_bert, tiny_data):
+    """Lightning's own precision plugin autocasts pool scoring too; the outputs are stored as float32."""
+    run_dir = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=tiny_data, run_dir=run_dir, rounds=1,
+                          strategy="margin", extra_data={"eval_batch_tokens": 40})
+    assert main(["fit", "--config", str(config), "--trainer.precision", "bf16-mixed", "--loop.keep_outputs", "true"]) == 0
+    state = _state(run_dir)
+    assert state["finished"] and sum(r["round"] == 0 for r in state["records"]) == 12
+    selected = pd.read_csv(run_dir / "rounds" / "round_000" / "selected.csv")
+    assert len(selected) == 10 and selected["score"].between(0, 1).all()
+    probs = np.load(run_dir / "rounds" / "round_000" / "outputs" / "probs.npy")
+    assert probs.dtype == np.float32 and np.allclose(np.nansum(probs, axis=1)[~np.isnan(probs).any(axis=1)], 1, atol=1e-2)

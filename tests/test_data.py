@@ -314,6 +314,15 @@ def test_pool_subsample_is_seeded_per_round_and_validated():
             ActiveDataModule(train="x.csv", pool_subsample=bad)
 
 
+def test_eval_batch_tokens_reaches_the_pool_batches():
+    data = ActiveDataModule(train="x.csv", eval_batch_size=8, eval_batch_tokens=30)
+    data.pool = type("Pool", (), {"tokens": type("Tokens", (), {"lengths": np.array([10, 10, 10, 10, 5, 5])})()})()
+    assert [len(b) for b in data.predict_batches(np.arange(6))] == [3, 3]
+    for bad in (0, -1, 2.5, True, "512"):
+        with pytest.raises(ConfigError, match="data.eval_batch_tokens"):
+            ActiveDataModule(train="x.csv", eval_batch_tokens=bad)
+
+
 def test_tokenize_texts_batches_agree_with_one_call(tiny_bert):
     from transformers import BertTokenizerFast
 

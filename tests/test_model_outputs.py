@@ -73,3 +73,19 @@ def test_dropout_active_touches_only_dropout_and_its_owners():
         assert net[2][1].training and net[2].training
         assert not net[1].training and not net[0].training
     assert not any(m.training for m in net.modules())
+
+
+@pytest.mark.slow
+def test_compiled_encoder_gives_the_same_outputs_and_weights(bert):
+    torch.manual_seed(0)
+    plain = TextClassifier(str(bert), num_labels=3).eval()
+    compiled = TextClassifier(str(bert), num_labels=3, compile=True).eval()
+    compiled.load_state_dict(plain.state_dict())
+    assert list(compiled.state_dict()) == list(plain.state_dict())  # no "_orig_mod." prefixes
+    request = PredictionRequest(frozenset({"probs", "embeddings"}))
+    with torch.inference_mode():
+        expected = compute_outputs(plain, _batch(), request)
+        got = compute_outputs(compiled, _batch(), request)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    assert compiled.encoder._compiled_call_impl is not None

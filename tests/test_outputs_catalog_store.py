@@ -88,16 +88,28 @@ def test_a_shard_store_refuses_rows_outside_its_shard():
         PoolOutputStore(10, rows=np.array([4, 1]))
 
 
+@pytest.mark.parametrize("max_tokens", [None, 40])
 @pytest.mark.parametrize("n,batch,world", [(0, 4, 2), (1, 4, 2), (17, 4, 2), (17, 4, 3), (16, 4, 2), (9, 16, 2)])
-def test_sharded_batches_cover_every_row_once_and_keep_single_process_batches(n, batch, world):
+def test_sharded_batches_cover_every_row_once_and_keep_single_process_batches(n, batch, world, max_tokens):
     lengths = np.random.default_rng(n).integers(1, 30, size=n)
-    single = list(LengthSortedBatches(lengths, batch))
-    shards = [LengthSortedBatches(lengths, batch, (rank, world)) for rank in range(world)]
+    single = list(LengthSortedBatches(lengths, batch, max_tokens=max_tokens))
+    shards = [LengthSortedBatches(lengths, batch, (rank, world), max_tokens) for rank in range(world)]
     seen = [b for shard in shards for b in shard]
     assert sorted(map(tuple, seen)) == sorted(map(tuple, single))  # the same batches, none twice
     assert sum(len(s) for s in shards) == len(single)
     positions = np.concatenate([s.positions() for s in shards]) if n else np.empty(0)
     assert sorted(positions.tolist()) == list(range(n))
+
+
+def test_token_budget_batches_stay_under_it_and_fill_up_to_it():
+    lengths = np.array([50, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 12, 12, 12, 120])
+    batches = list(LengthSortedBatches(lengths, 8, max_tokens=36))
+    assert batches[0] == [14] and batches[1] == [0]  # longer than the budget: a batch of its own
+    assert [len(b) for b in batches] == [1, 1, 3, 8, 2]  # 3 × 12 tokens; then 8 rows (the row cap) of 3, then 2
+    for rows in batches:
+        assert len(rows) == 1 or len(rows) * lengths[rows].max() <= 36
+    assert sorted(r for b in batches for r in b) == list(range(lengths.size))
+    assert list(LengthSortedBatches(lengths, 4)) == list(LengthSortedBatches(lengths, 4, max_tokens=10**9))
 
 
 def test_selection_fills_missing_scores_and_checks_their_length():

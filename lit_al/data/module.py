@@ -78,6 +78,9 @@ class ActiveDataModule(pl.LightningDataModule):
         max_length: maximum tokens per text (longer texts are truncated).
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and pool prediction.
+        eval_batch_tokens: also cap those batches at this many padded tokens (rows × the
+            batch's longest row); ``null`` caps by rows only. Batches are length-sorted, so
+            short texts then go in wide batches and long ones in narrow batches.
         num_workers: DataLoader workers.
         initial: how round 0's labeled set is drawn (see ``InitialSet``).
         cache_dir: where token ids are cached (default: ``<run_dir>/cache``).
@@ -110,6 +113,7 @@ class ActiveDataModule(pl.LightningDataModule):
         max_length: int = 128,
         batch_size: int = 32,
         eval_batch_size: int = 128,
+        eval_batch_tokens: int | None = None,
         num_workers: int = 0,
         initial: InitialSet = InitialSet(),
         cache_dir: str | None = None,
@@ -121,6 +125,9 @@ class ActiveDataModule(pl.LightningDataModule):
             raise ConfigError("data.max_length must be at least 2")
         if batch_size < 1 or eval_batch_size < 1:
             raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
+        if eval_batch_tokens is not None and (isinstance(eval_batch_tokens, bool) or not isinstance(eval_batch_tokens, int)
+                                              or eval_batch_tokens < 1):
+            raise ConfigError(f"data.eval_batch_tokens must be a positive number of tokens or null, got {eval_batch_tokens!r}")
         self.train_path, self.dev_path, self.test_path = train, dev, test
         self.format = format
         self.text_column, self.label_column, self.id_column = text_column, label_column, id_column
@@ -144,6 +151,7 @@ class ActiveDataModule(pl.LightningDataModule):
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
+        self.eval_batch_tokens = eval_batch_tokens
         self.num_workers = num_workers
         self.initial = initial if isinstance(initial, InitialSet) else InitialSet(**dict(initial))
         self.cache_dir = cache_dir
@@ -383,7 +391,9 @@ class ActiveDataModule(pl.LightningDataModule):
         if split is None:
             return []
         assert split.tokens is not None, "call tokenize() first"
-        batches = LengthSortedBatches(split.tokens.lengths, self.eval_batch_size, self._trainer_shard())
+        batches = LengthSortedBatches(
+            split.tokens.lengths, self.eval_batch_size, self._trainer_shard(), max_tokens=self.eval_batch_tokens
+        )
         return DataLoader(self._split_dataset(split), batch_sampler=batches, collate_fn=self._collate(),
                           num_workers=self.num_workers)
 
@@ -396,7 +406,9 @@ class ActiveDataModule(pl.LightningDataModule):
     def predict_batches(self, rows: np.ndarray, shard: tuple[int, int] = (0, 1)) -> LengthSortedBatches:
         """The length-sorted batches (positions into ``rows``) over pool ``rows`` that shard ``shard`` runs."""
         assert self.pool is not None and self.pool.tokens is not None
-        return LengthSortedBatches(self.pool.tokens.lengths[rows], self.eval_batch_size, shard)
+        return LengthSortedBatches(
+            self.pool.tokens.lengths[rows], self.eval_batch_size, shard, max_tokens=self.eval_batch_tokens
+        )
 
     def predict_dataloader(self) -> DataLoader:
         """The pool rows in ``predict_rows``, in length-sorted batches; this process's shard under DDP."""

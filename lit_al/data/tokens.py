@@ -164,30 +164,51 @@ class PadCollator:
 class LengthSortedBatches(torch.utils.data.Sampler):
     """Positions grouped into batches of similar length (longest first), for fast padded inference.
 
+    A batch holds at most ``batch_size`` rows and, with ``max_tokens``, at most
+    ``max_tokens`` padded tokens (rows × the batch's longest row; a row longer than
+    ``max_tokens`` still gets a batch of its own): short rows then travel in wide
+    batches and long rows in narrow ones, so a batch's memory and time stay level.
+
     ``shard = (rank, world)`` keeps every ``world``-th batch starting at ``rank``: the
     processes of a DDP run together see each batch exactly once (no padding
     duplicates, no row lost), and every batch is the one a single process would
     have built, so per-batch results do not depend on the number of processes.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, shard: tuple[int, int] = (0, 1)) -> None:
+    def __init__(
+        self, lengths: np.ndarray, batch_size: int, shard: tuple[int, int] = (0, 1), max_tokens: int | None = None
+    ) -> None:
         self.batch_size = int(batch_size)
         self.order = np.argsort(-np.asarray(lengths), kind="stable")
         self.rank, self.world = shard
         if not 0 <= self.rank < self.world:
             raise ValueError(f"shard rank {self.rank} outside a world of {self.world}")
+        self.bounds = _batch_bounds(np.asarray(lengths)[self.order], self.batch_size, max_tokens)
 
-    def _starts(self) -> range:
-        return range(self.rank * self.batch_size, self.order.size, self.world * self.batch_size)
+    def _batches(self) -> range:
+        return range(self.rank, self.bounds.size - 1, self.world)
 
     def __iter__(self):
-        for start in self._starts():
-            yield self.order[start : start + self.batch_size].tolist()
+        for b in self._batches():
+            yield self.order[self.bounds[b] : self.bounds[b + 1]].tolist()
 
     def __len__(self) -> int:
-        return len(self._starts())
+        return len(self._batches())
 
     def positions(self) -> np.ndarray:
         """Every position this shard yields, ascending."""
-        parts = [self.order[start : start + self.batch_size] for start in self._starts()]
+        parts = [self.order[self.bounds[b] : self.bounds[b + 1]] for b in self._batches()]
         return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+
+def _batch_bounds(sorted_lengths: np.ndarray, batch_size: int, max_tokens: int | None) -> np.ndarray:
+    """Start of every batch over rows sorted longest first, and the end: (batches + 1,) ascending."""
+    n = sorted_lengths.size
+    if max_tokens is None:
+        return np.append(np.arange(0, n, batch_size), n).astype(np.int64)
+    bounds, start = [0], 0
+    while start < n:
+        rows = int(max_tokens) // max(1, int(sorted_lengths[start]))  # the first row is the batch's longest
+        start += max(1, min(batch_size, rows))
+        bounds.append(min(start, n))
+    return np.asarray(bounds, dtype=np.int64)

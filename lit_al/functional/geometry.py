@@ -1,7 +1,7 @@
 """Pure array math of the embedding-geometry strategies (no FAISS: neighbour searches live in lit_al.index).
 
 - :func:`l2_normalize_rows`: row normalisation of ALPS / BERT-KM (STRATEGIES.md §1.12, §1.13).
-- :func:`contrastive_kl`: the CAL score (Margatina et al. 2021).
+- :func:`contrastive_kl`, :func:`contrastive_kl_of_neighbors`: the CAL score (Margatina et al. 2021).
 - :func:`information_density`: Settles & Craven's density-weighted uncertainty, K-NN form.
 """
 
@@ -48,22 +48,64 @@ def contrastive_kl(probs: np.ndarray, neighbor_probs: np.ndarray, *, multi_label
       ``Σ_j q_j ln(q_j/r_j) + (1−q_j) ln((1−q_j)/(1−r_j))``, with ``q, r`` clipped to
       ``[1e-12, 1 − 1e-12]`` so both terms stay finite.
 
-    Returns (n,) float64 scores.
+    Returns (n,) float64 scores. :func:`contrastive_kl_of_neighbors` computes the same
+    numbers from the labeled rows and neighbour lists without the (n, K, C) array.
     """
-    r = np.asarray(probs, dtype=np.float64)[:, None, :]
+    r = np.asarray(probs, dtype=np.float64)
     q = np.asarray(neighbor_probs, dtype=np.float64)
-    if q.ndim != 3 or q.shape[0] != r.shape[0] or q.shape[2] != r.shape[2]:
-        raise ValueError(f"neighbor_probs must be (n, K, C) matching probs {r.shape[0], r.shape[2]}, got {q.shape}")
+    if q.ndim != 3 or q.shape[0] != r.shape[0] or q.shape[2] != r.shape[1]:
+        raise ValueError(f"neighbor_probs must be (n, K, C) matching probs {r.shape[0], r.shape[1]}, got {q.shape}")
     if q.shape[1] == 0:
         raise ValueError("contrastive_kl needs at least one neighbour")
-    if multi_label:
-        q = np.clip(q, CLIP, 1.0 - CLIP)
-        r = np.clip(r, CLIP, 1.0 - CLIP)
-        kl = q * (np.log(q) - np.log(r)) + (1.0 - q) * (np.log1p(-q) - np.log1p(-r))
-    else:
-        q = np.clip(q, CLIP, 1.0)
-        r = np.clip(r, CLIP, 1.0)
-        kl = q * (np.log(q) - np.log(r))
+    q_terms = _KLSide(q, multi_label)
+    return _mean_kl(q_terms.p, q_terms.log_p, q_terms.log_not_p, _KLSide(r, multi_label))
+
+
+def contrastive_kl_of_neighbors(
+    probs: np.ndarray,
+    labeled_probs: np.ndarray,
+    neighbors: np.ndarray,
+    *,
+    multi_label: bool = False,
+    block_rows: int = 8192,
+) -> np.ndarray:
+    """:func:`contrastive_kl` with ``neighbor_probs = labeled_probs[neighbors]``, bit for bit, in row blocks.
+
+    ``probs`` (n, C), ``labeled_probs`` (L, C), ``neighbors`` (n, K) positions into
+    ``labeled_probs``. The logarithms of the labeled side are taken once per labeled
+    row instead of once per (candidate, neighbour) pair, and the (n, K, C) gather
+    exists for one block of candidates at a time.
+    """
+    neighbors = np.asarray(neighbors, dtype=np.int64)
+    r = np.asarray(probs)
+    if neighbors.ndim != 2 or neighbors.shape[0] != r.shape[0]:
+        raise ValueError(f"neighbors must be (n, K) with n = {r.shape[0]}, got {neighbors.shape}")
+    if neighbors.shape[1] == 0:
+        raise ValueError("contrastive_kl needs at least one neighbour")
+    labeled = _KLSide(np.asarray(labeled_probs, dtype=np.float64), multi_label)
+    out = np.empty(r.shape[0], dtype=np.float64)
+    for start in range(0, r.shape[0], block_rows):
+        nb = neighbors[start : start + block_rows]
+        candidate = _KLSide(np.asarray(r[start : start + block_rows], dtype=np.float64), multi_label)
+        not_q = None if labeled.log_not_p is None else labeled.log_not_p[nb]
+        out[start : start + nb.shape[0]] = _mean_kl(labeled.p[nb], labeled.log_p[nb], not_q, candidate)
+    return out
+
+
+class _KLSide:
+    """Clipped probabilities of one side of the KL and their logarithms (``ln p``; multi-label also ``ln(1 − p)``)."""
+
+    def __init__(self, p: np.ndarray, multi_label: bool) -> None:
+        self.p = np.clip(p, CLIP, 1.0 - CLIP) if multi_label else np.clip(p, CLIP, 1.0)
+        self.log_p = np.log(self.p)
+        self.log_not_p = np.log1p(-self.p) if multi_label else None
+
+
+def _mean_kl(q: np.ndarray, log_q: np.ndarray, log_not_q: np.ndarray | None, r: _KLSide) -> np.ndarray:
+    """Mean over neighbours of ``KL(q_j || r)``: ``q`` (n, K, C) neighbours, ``r`` (n, C) candidates."""
+    kl = q * (log_q - r.log_p[:, None, :])
+    if log_not_q is not None:
+        kl += (1.0 - q) * (log_not_q - r.log_not_p[:, None, :])
     return kl.sum(axis=2).mean(axis=1)
 
 

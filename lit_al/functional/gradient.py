@@ -98,6 +98,32 @@ def _row_squared_norms(x: np.ndarray, block: int = 65536) -> np.ndarray:
     return out
 
 
+#: Largest (n, d) embedding copy in the ``precision`` dtype; above it (a float64 copy of a
+#: 10^6 × 384 pool is 3 GB) the float32 rows stay as they are and each pick converts them
+#: block by block: the same products, O(block) extra memory, a slower pick.
+PRECISION_COPY_MAX_BYTES = 1 << 30
+_INNER_BLOCK_ROWS = 16384
+
+
+def _embeddings_in(embeddings: np.ndarray, precision: np.dtype) -> np.ndarray:
+    """The embeddings in ``precision`` when that copy is at most ``PRECISION_COPY_MAX_BYTES``, else as given."""
+    h = np.asarray(embeddings)
+    if h.dtype == precision or h.shape[0] * h.shape[1] * precision.itemsize <= PRECISION_COPY_MAX_BYTES:
+        return np.asarray(h, dtype=precision)
+    return h
+
+
+def _inner_products(h: np.ndarray, b: int, precision: np.dtype) -> np.ndarray:
+    """``<h_i, h_b>`` for every row i in ``precision``, as float64 (rows converted per block when ``h`` is not in it)."""
+    center = h[b].astype(precision)
+    if h.dtype == precision:
+        return (h @ center).astype(np.float64, copy=False)
+    out = np.empty(h.shape[0], dtype=np.float64)
+    for start in range(0, h.shape[0], _INNER_BLOCK_ROWS):
+        out[start : start + _INNER_BLOCK_ROWS] = h[start : start + _INNER_BLOCK_ROWS].astype(precision) @ center
+    return out
+
+
 def kmeanspp_seed_factored(
     residuals: np.ndarray,
     embeddings: np.ndarray,
@@ -138,9 +164,10 @@ def kmeanspp_seed_factored(
     every prediction is confident — the remaining centers are drawn uniformly
     without replacement among the unchosen positions (``rng.permutation``).
 
-    ``precision`` is the dtype of the (n, d) embedding copy and of the per-pick
-    product ``H h_b``, the only O(nd) work: ``"float64"`` (default) agrees with
-    the explicit C·d computation to double round-off; ``"float32"`` halves the
+    ``precision`` is the dtype of the (n, d) embedding copy (above
+    ``PRECISION_COPY_MAX_BYTES`` the rows are converted block by block instead, with
+    the same results) and of the per-pick product ``H h_b``, the only O(nd) work:
+    ``"float64"`` (default) agrees with the explicit C·d computation to double round-off; ``"float32"`` halves the
     memory and time of that step at a relative error of about 1e-6 of
     ``||h_a|| ||h_b||`` in ``<h_a, h_b>``, which changes a pick only when the
     uniform draw falls within that error of a cumulative-sum boundary. Everything
@@ -151,7 +178,7 @@ def kmeanspp_seed_factored(
     if precision not in BADGE_PRECISIONS:
         raise ValueError(f"precision must be one of {BADGE_PRECISIONS}, got {precision!r}")
     r = np.asarray(residuals, dtype=np.float64)
-    h = np.asarray(embeddings, dtype=np.dtype(precision))
+    h = _embeddings_in(embeddings, np.dtype(precision))
     n = r.shape[0]
     if h.shape[0] != n:
         raise ValueError(f"residuals have {n} rows, embeddings {h.shape[0]}")
@@ -174,7 +201,7 @@ def kmeanspp_seed_factored(
     resolution = 16.0 * np.finfo(np.dtype(precision)).eps
 
     def squared_distances(b: int) -> np.ndarray:
-        inner = (r @ r[b]) * (h @ h[b]).astype(np.float64, copy=False)
+        inner = (r @ r[b]) * _inner_products(h, b, np.dtype(precision))
         if scale is not None:
             inner *= scale * scale[b]
         d2 = sq_norm + sq_norm[b] - 2.0 * inner

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import StrategyError
 from ..outputs.catalog import LABELS, PredictionRequest, check_names, flagged
+from ..rows import has_nan_rows
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,18 @@ def _sorted_unique(indices: np.ndarray) -> np.ndarray:
     if indices.size > 1 and not (indices[1:] > indices[:-1]).all():
         indices = np.unique(indices)
     return indices
+
+
+def _sorted_contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Elementwise ``queries in sorted_values`` by binary search: O(q log n), no pass over ``sorted_values``."""
+    positions = np.minimum(np.searchsorted(sorted_values, queries), sorted_values.size - 1)
+    return sorted_values[positions] == queries
+
+
+def _sorted_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two sorted index arrays share a value (the shorter one searched in the longer)."""
+    short, long = (a, b) if a.size <= b.size else (b, a)
+    return bool(_sorted_contains(long, short).any())
 
 
 class Strategy:
@@ -145,11 +158,8 @@ class Strategy:
             raise StrategyError(f"budget must be positive, got {budget}")
         labeled = _sorted_unique(labeled)
         unlabeled = _sorted_unique(unlabeled)
-        if labeled.size and unlabeled.size:
-            seen = np.zeros(int(max(labeled[-1], unlabeled[-1])) + 1, dtype=bool)
-            seen[labeled] = True
-            if seen[unlabeled].any():
-                raise StrategyError("labeled and unlabeled pool indices overlap")
+        if labeled.size and unlabeled.size and _sorted_overlap(labeled, unlabeled):
+            raise StrategyError("labeled and unlabeled pool indices overlap")
         if unlabeled.size == 0:
             return Selection(np.empty(0, dtype=np.int64))
         self._check_outputs(outputs, labeled, unlabeled)
@@ -178,8 +188,7 @@ class Strategy:
         for name in self.needs:
             array = np.asarray(outputs[name]) if not isinstance(outputs[name], np.ndarray) else outputs[name]
             axis = 1 if name in flagged("sample_axis") else 0
-            taken = np.take(array, rows, axis=axis)
-            if np.isnan(taken).any():
+            if has_nan_rows(array, rows, axis=axis):
                 raise StrategyError(f"strategy {self.name!r}: outputs[{name!r}] has NaN rows for pool indices it needs")
 
     def _check_result(self, picked: np.ndarray, unlabeled: np.ndarray, k: int) -> None:
@@ -187,7 +196,7 @@ class Strategy:
             raise AssertionError(f"strategy {self.name!r} returned {picked.shape[0]} indices, expected {k}")
         if np.unique(picked).size != k:
             raise AssertionError(f"strategy {self.name!r} returned duplicate indices")
-        if not np.isin(picked, unlabeled).all():
+        if not _sorted_contains(unlabeled, picked).all():
             raise AssertionError(f"strategy {self.name!r} returned indices outside the unlabeled pool")
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from ..functional import uncertainty as U
 from ..functional.ranking import top_k
 from ..index import KMEANS_INIT_METHODS, KNN_INDEXES, kcenter_greedy, kmeans_nearest, knn_density, nearest_neighbors
 from ..outputs.catalog import EMBEDDINGS, PRETRAINED_EMBEDDINGS, PROBS, SURPRISAL
+from ..rows import RowSource, take_rows
 from .base import Selection, Strategy
 from .options import check_bool, check_choice, check_float, check_int, check_optional_int
 from .registry import register_strategy
@@ -61,8 +62,9 @@ def _index_seed(index: str, rng: np.random.Generator) -> int:
     return 0 if index == "exact" else int(rng.integers(0, 2**31 - 1))
 
 
-def _rows(outputs: Mapping[str, np.ndarray], name: str, rows: np.ndarray) -> np.ndarray:
-    return np.asarray(outputs[name][rows], dtype=np.float32)
+def _rows(outputs: Mapping[str, np.ndarray], name: str, rows: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """This call's own copy of ``outputs[name]`` at ``rows`` (``rows.take_rows``: no second pool-sized copy held)."""
+    return take_rows(outputs[name], rows, dtype)
 
 
 # ------------------------------------------------------------------ Core-Set
@@ -312,9 +314,12 @@ class CAL(Strategy):
             method=self.index,
             seed=_index_seed(self.index, rng),
         )
-        labeled_probs = np.asarray(outputs[PROBS][labeled], dtype=np.float64)
-        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
-        scores = G.contrastive_kl(probs, labeled_probs[neighbours], multi_label=self.multi_label)
+        scores = G.contrastive_kl_of_neighbors(
+            _rows(outputs, PROBS, unlabeled, np.float64),
+            _rows(outputs, PROBS, labeled, np.float64),
+            neighbours,
+            multi_label=self.multi_label,
+        )
         order = top_k(scores, budget, index=unlabeled)
         return Selection(unlabeled[order], scores[order])
 
@@ -370,9 +375,9 @@ class DensityWeighted(Strategy):
         return 1.0 - (U.multilabel_margin(probs) if self.multi_label else U.margin(probs))
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
+        probs = _rows(outputs, PROBS, unlabeled, np.float64)
         distance = knn_density(
-            _rows(outputs, EMBEDDINGS, unlabeled),
+            RowSource(outputs[EMBEDDINGS], unlabeled),
             self.num_neighbors,
             method=self.index,
             seed=_index_seed(self.index, rng),

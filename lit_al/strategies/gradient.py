@@ -9,6 +9,7 @@ import numpy as np
 from ..functional import gradient as G
 from ..functional.ranking import top_k
 from ..outputs.catalog import EGL_FULL, EGL_WORD, EMBEDDINGS, PROBS
+from ..rows import take_rows
 from .base import Selection, Strategy
 from .options import check_choice, check_int
 from .registry import register_strategy
@@ -50,8 +51,8 @@ class Badge(Strategy):
         self.precision = check_choice("badge", "precision", precision, G.BADGE_PRECISIONS)
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
-        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
-        embeddings = np.asarray(outputs[EMBEDDINGS][unlabeled], dtype=np.dtype(self.precision))
+        probs = take_rows(outputs[PROBS], unlabeled, np.float64)
+        embeddings = take_rows(outputs[EMBEDDINGS], unlabeled)
         positions = G.badge_select(
             probs, embeddings, budget, rng, multi_label=self.multi_label, variant=self.variant, precision=self.precision
         )

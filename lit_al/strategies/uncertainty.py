@@ -9,6 +9,7 @@ import numpy as np
 from ..functional import uncertainty as U
 from ..functional.ranking import top_k
 from ..outputs.catalog import PROBS
+from ..rows import take_rows
 from .base import Selection, Strategy
 from .options import check_choice
 from .registry import register_strategy
@@ -38,8 +39,7 @@ class _ProbabilityScore(Strategy):
         raise NotImplementedError
 
     def _select(self, outputs: Mapping[str, np.ndarray], labeled, unlabeled, budget, rng):
-        probs = np.asarray(outputs[PROBS][unlabeled], dtype=np.float64)
-        scores = self.score(probs)
+        scores = self.score(take_rows(outputs[PROBS], unlabeled))
         order = top_k(scores, budget, largest=self.largest, index=unlabeled)
         return Selection(unlabeled[order], scores[order])
 

@@ -1,0 +1,54 @@
+"""The benchmark scripts drive lit_al through its public API: a smoke run of each lit_al side on tiny arrays.
+
+The benchmarks themselves are not run here (they time things); this keeps their calls in step
+with the library, so ``python scripts/bench_*.py`` works from a fresh clone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _script(name: str):
+    sys.path.insert(0, str(SCRIPTS))  # the scripts import their shared helpers (bench_common) by name
+    try:
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return module
+
+
+@pytest.fixture(scope="module")
+def peers_arrays(tmp_path_factory):
+    bench = _script("bench_peers")
+    directory = tmp_path_factory.mktemp("peers")
+    bench._bench_selection().write_dataset(directory, 400, {"probs", "embeddings", "mc_probs"})
+    return bench, bench._load(directory)
+
+
+def test_bench_peers_lit_al_side_runs_every_case(peers_arrays):
+    bench, arrays = peers_arrays
+    for strategy, (variants, _) in bench.CASES.items():
+        for label, (name, _) in variants.items():
+            picked = np.asarray(bench._lit_al_call(label, strategy, arrays, 7)())
+            expected = (0,) if name in bench.FLOORS else (7,)  # a floor times a building block and picks nothing
+            assert picked.shape == expected and np.isin(picked, arrays["unlabeled"]).all(), (strategy, label)
+
+
+@pytest.mark.parametrize("case", ["entropy", "coreset", "kmeans", "badge", "density_weighted", "representativeness"])
+def test_bench_scale_child_runs_each_selection_case(tmp_path, case):
+    bench = _script("bench_scale")
+    bench.write_arrays(tmp_path, 3000)
+    result = bench.child(case, tmp_path, recall_sample=50)
+    assert result["seconds"] >= 0 and result["peak_rss_mib"] > 0
+    if case != "representativeness":
+        assert result["picked"] == bench.CASES[case][1]
