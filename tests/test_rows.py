@@ -146,6 +146,15 @@ def test_columnwise_least_confidence_and_margin_equal_the_float64_forms(classes)
     assert (U.margin(p)[:40][p[:40, 0] == p[:40].max(axis=1)] == 0).all()
 
 
+def test_entropy_equals_its_plain_form_bit_for_bit():
+    p = np.random.default_rng(9).dirichlet(np.ones(7), 2000)
+    p[:5, 0], p[:5, 1] = 0.0, p[:5, 0] + p[:5, 1]  # zero probabilities contribute 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plain = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+    np.testing.assert_array_equal(U.entropy(p), plain)
+    np.testing.assert_array_equal(U.entropy(p.astype(np.float32)), U.entropy(p.astype(np.float32).astype(np.float64)))
+
+
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_contrastive_kl_of_neighbors_is_bit_identical(multi_label):
     rng = np.random.default_rng(6)

@@ -22,8 +22,8 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     Zero probabilities contribute 0 (the limit of ``p ln p``).
     """
     p = np.asarray(probs, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(p), 0.0)
+    terms = np.log(p, out=np.zeros_like(p), where=p > 0)  # no log is taken of a zero
+    terms *= p
     return -terms.sum(axis=-1)
 
 
