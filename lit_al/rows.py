@@ -58,21 +58,21 @@ def has_nan_rows(array: np.ndarray, rows: np.ndarray, *, axis: int = 0) -> bool:
     """Whether any of ``rows`` (along ``axis``) holds a NaN, checked block by block without a full copy."""
     rows = np.asarray(rows, dtype=np.int64)
     step = block_rows(array, axis)
-    try:
-        for start in range(0, rows.size, step):
-            if np.isnan(np.take(array, rows[start : start + step], axis=axis)).any():
-                return True
-        return False
-    finally:
+    for start in range(0, rows.size, step):
+        found = bool(np.isnan(np.take(array, rows[start : start + step], axis=axis)).any())
         release_pages(array)
+        if found:
+            return True
+    return False
 
 
 def release_pages(array: np.ndarray) -> None:
     """Drop the pages of a memory-mapped ``array`` from the process (no-op for other arrays).
 
-    Safe for read-only and shared writable mappings alike (copy-on-write ones are left alone): the kernel keeps the data
-    (and any unwritten changes) in its page cache, and a later read faults the pages
-    back in. Best effort: where ``madvise`` is unavailable nothing happens.
+    Safe for read-only and shared writable mappings alike (copy-on-write ones are left
+    alone): the kernel keeps the data, and any unwritten changes, in its page cache, and a
+    later read faults the pages back in. Best effort: where ``madvise`` is unavailable
+    nothing happens.
     """
     handle = _shared_mapping(array)
     if handle is None or not hasattr(mmap, "MADV_DONTNEED"):
@@ -123,7 +123,7 @@ class RowSource:
             yield start, self.take(slice(start, start + step))
 
 
-def row_blocks(matrix: "np.ndarray | RowSource") -> Iterator[tuple[int, np.ndarray]]:
+def row_blocks(matrix: np.ndarray | RowSource) -> Iterator[tuple[int, np.ndarray]]:
     """Walk a matrix (array or :class:`RowSource`) in row blocks as float32 C-contiguous copies or views.
 
     A memory-mapped array's pages are released after each block (see :func:`release_pages`).
@@ -137,7 +137,7 @@ def row_blocks(matrix: "np.ndarray | RowSource") -> Iterator[tuple[int, np.ndarr
         release_pages(matrix)
 
 
-def rows_at(matrix: "np.ndarray | RowSource", positions: np.ndarray) -> np.ndarray:
+def rows_at(matrix: np.ndarray | RowSource, positions: np.ndarray) -> np.ndarray:
     """``matrix[positions]`` as a float32 C-contiguous array, for an array or a :class:`RowSource`."""
     if isinstance(matrix, RowSource):
         return matrix.take(positions)
