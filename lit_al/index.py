@@ -8,7 +8,7 @@ never changed globally); only calls below ``SMALL_WORK`` multiply-adds run on on
 thread for their duration, which changes their speed, not their results.
 
 Nothing here imports the rest of the project but ``lit_al.rows`` (block-wise row
-reads). Distances returned to callers are Euclidean (square roots of FAISS's squared L2 distances, clipped at 0 because
+reads) and ``lit_al.functional.ranking`` (the top-k cut-off). Distances returned to callers are Euclidean (square roots of FAISS's squared L2 distances, clipped at 0 because
 FAISS's BLAS path, ``||x||² + ||y||² - 2<x, y>``, can round slightly below 0).
 
 Primitives (STRATEGIES.md §0 "Shared primitives", §1.9, §1.12, §1.13, §2.2):
@@ -31,6 +31,7 @@ from typing import Callable, Iterator, Literal
 import faiss
 import numpy as np
 
+from .functional.ranking import best_candidates
 from .rows import RowSource, row_blocks, rows_at
 
 #: Query rows handed to FAISS per call: bounds the float32 copies and result
@@ -204,21 +205,13 @@ def kcenter_greedy(
 def _largest(values: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     """Positions of the ``width`` largest ``values`` (ties in any order) and the largest value among the rest.
 
-    Equivalent to ``argpartition(-values, width)``; a cut-off guessed from every 16th
-    value usually leaves a few times ``width`` candidates to partition instead of all
-    of them, and is checked (it must keep more than ``width``) before it is trusted.
+    Equivalent to ``argpartition(-values, width)``, partitioning only the candidates that
+    can be among the ``width + 1`` largest (``ranking.best_candidates``).
     """
-    probe = values[::16]
-    rank = 4 * (width + 1) // 16
-    if 0 < rank < probe.size:
-        cut = np.partition(probe, probe.size - rank)[probe.size - rank]
-        kept = np.flatnonzero(values >= cut)
-        if kept.size > width:
-            sub = values[kept]
-            part = np.argpartition(-sub, width)
-            return kept[part[:width]], sub[part[width]]
-    part = np.argpartition(-values, width)
-    return part[:width], values[part[width]]
+    kept = best_candidates(values, width + 1)
+    sub = values[kept]
+    part = np.argpartition(-sub, width)
+    return kept[part[:width]], sub[part[width]]
 
 
 def _eager_kcenter(x: np.ndarray, delta: np.ndarray, picks: np.ndarray, radius: np.ndarray, start: int, k: int) -> None:

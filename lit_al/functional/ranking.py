@@ -40,7 +40,7 @@ def top_k(scores: np.ndarray, k: int, *, largest: bool = True, index: np.ndarray
     k = int(min(max(k, 0), n))
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    survivors = _survivors(scores, k, largest) if k < n else np.arange(n)
+    survivors = best_candidates(scores, k, largest=largest) if k < n else np.arange(n)
     values = scores[survivors]
     key = -values if largest else values  # smaller key = better
     tie = survivors if index is None else np.asarray(index, dtype=np.int64)[survivors]
@@ -48,8 +48,12 @@ def top_k(scores: np.ndarray, k: int, *, largest: bool = True, index: np.ndarray
     return survivors[order[:k]].astype(np.int64)
 
 
-def _survivors(scores: np.ndarray, k: int, largest: bool) -> np.ndarray:
-    """Positions whose score is at least as good as the k-th best (at least k of them, ties included)."""
+def best_candidates(scores: np.ndarray, k: int, *, largest: bool = True) -> np.ndarray:
+    """Positions whose score is at least as good as the k-th best (at least k of them, ties included), ascending.
+
+    ``0 < k < len(scores)``. A cut-off guessed from every ``PROBE_STRIDE``-th score is
+    trusted once it keeps at least k; otherwise one ``partition`` of all scores finds it.
+    """
     n = scores.shape[0]
     probe = scores[::PROBE_STRIDE]
     rank = PROBE_MARGIN * k // PROBE_STRIDE
