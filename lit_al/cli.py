@@ -52,9 +52,12 @@ def _experiment_parser() -> ArgumentParser:
 
 def _report_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Write the report of an experiment directory.", exit_on_error=False)
-    parser.add_argument("experiment_dirs", type=str, nargs="+", help="directories written by lit_al experiment")
+    parser.add_argument("experiment_dirs", type=str, nargs="+",
+                        help="directories written by lit_al experiment, or earlier report folders; several of one grid "
+                             "are merged as more seeds (or pooled with --pool)")
     parser.add_argument("--out", type=str | None, default=None,
-                        help="report directory (default EXPERIMENT_DIR/report, or FIRST_DIR/report_pooled with --pool)")
+                        help="report directory (default EXPERIMENT_DIR/report, or FIRST_DIR/report_pooled with --pool; "
+                             "required when several directories are merged)")
     parser.add_argument("--pool", type=bool, default=False,
                         help="one significance test over the (scenario, seed, round) pairs of every scenario of every "
                              "experiment given (IBM's pooling over the datasets of a scenario type)")
@@ -138,10 +141,10 @@ def run_report(parser: ArgumentParser, cfg: Namespace) -> int:
     if cfg.pool:
         out = cfg.out or str(Path(cfg.experiment_dirs[0]) / "report_pooled")
         path = write_pooled_report(cfg.experiment_dirs, out, metric=cfg.metric)
-    elif len(cfg.experiment_dirs) > 1:
-        raise ConfigError("report: several experiment directories need --pool (or report them one at a time)")
     else:
-        path = write_report(cfg.experiment_dirs[0], out_dir=cfg.out, metric=cfg.metric, batch_analysis=cfg.batch_analysis)
+        if len(cfg.experiment_dirs) > 1 and not cfg.out:
+            raise ConfigError("report: several directories of one grid are merged into one report; name it with --out")
+        path = write_report(cfg.experiment_dirs, out_dir=cfg.out, metric=cfg.metric, batch_analysis=cfg.batch_analysis)
     print(f"report: {path}")
     return 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,6 +69,16 @@ class TextClassifier(pl.LightningModule):
         hidden_size: width of an optional hidden layer in the head (BEAL); ``null`` for none.
         hidden_activation: relu | tanh | gelu for that layer.
         lr: AdamW learning rate.
+        head_lr: learning rate of the head (hidden layer and outputs); ``null``: ``lr``. A
+            freshly initialised head far from its optimum learns little at an encoder's
+            fine-tuning rate within a few hundred steps (docs/multilabel.md).
+        output_bias: ``default`` (PyTorch's initialisation of the output layer) or
+            ``prior``: the output biases start at the labeled set's label prior, log-odds
+            ``log(p_j / (1 - p_j))`` for sigmoid outputs, ``log p_j`` for softmax, with
+            ``p_j = (n_j + 0.5) / (n + 1)`` (:func:`prior_output_bias`), so that training
+            starts from the prior instead of spending its first steps reaching it. ``auto``:
+            ``prior`` for multi-label (sigmoid) heads, ``default`` for softmax heads. Measured on
+            Reuters: micro-F1 0.0 → 0.76 at 500 labels (docs/multilabel.md).
         weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
         adam_eps: AdamW epsilon.
         warmup_ratio: fraction of the training steps with a linear warmup.
@@ -90,6 +101,8 @@ class TextClassifier(pl.LightningModule):
         hidden_size: int | None = None,
         hidden_activation: str = "relu",
         lr: float = 5e-5,
+        head_lr: float | None = None,
+        output_bias: Literal["auto", "default", "prior"] = "auto",
         weight_decay: float = 0.0,
         adam_eps: float = 1e-8,
         warmup_ratio: float = 0.0,
@@ -110,8 +123,10 @@ class TextClassifier(pl.LightningModule):
             raise ConfigError(f"model.pooling must be cls, pooled or mean, got {pooling!r}")
         if not 0 <= warmup_ratio < 1:
             raise ConfigError("model.warmup_ratio must be in [0, 1)")
-        if lr <= 0:
-            raise ConfigError("model.lr must be positive")
+        if lr <= 0 or (head_lr is not None and head_lr <= 0):
+            raise ConfigError("model.lr and model.head_lr must be positive")
+        if output_bias not in ("auto", "default", "prior"):
+            raise ConfigError(f"model.output_bias must be auto, default or prior, got {output_bias!r}")
         self.save_hyperparameters()
         self.model_path = resolve_model_path(model_name_or_path)
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
@@ -168,6 +183,25 @@ class TextClassifier(pl.LightningModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
+    def start_from_label_prior(self, targets: torch.Tensor | np.ndarray) -> bool:
+        """With ``output_bias: prior`` (or ``auto`` on a sigmoid head), set the output biases from the training targets (n × C, 0/1).
+
+        Called before fitting on the labeled set; returns whether it set them.
+        """
+        prior = self.hparams.output_bias == "prior" or (self.hparams.output_bias == "auto" and self.multi_label)
+        if not prior or targets.shape[0] == 0:
+            return False
+        if not isinstance(getattr(self.head, "out", None), nn.Linear):
+            message = "model.output_bias: prior needs a head whose output layer is the nn.Linear `head.out`"
+            if self.hparams.output_bias == "prior":
+                raise ConfigError(message)
+            log.warning("%s; this head keeps its own initialisation (set model.output_bias: default to silence this)", message)
+            return False
+        bias = prior_output_bias(targets, self.multi_label)
+        with torch.no_grad():
+            self.head.out.bias.copy_(bias.to(self.head.out.bias))
+        return True
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.multi_label:
             return F.binary_cross_entropy_with_logits(logits, targets)
@@ -216,13 +250,17 @@ class TextClassifier(pl.LightningModule):
 
     # -------------------------------------------------------------- optimizer
     def configure_optimizers(self):
-        decay, no_decay = [], []
+        head_lr = self.hparams.head_lr or self.hparams.lr
+        groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
-            (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+            decays = not (param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name)
+            lr = head_lr if name.startswith("head.") else self.hparams.lr
+            groups.setdefault((lr, decays), []).append(param)
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": params, "lr": lr, "weight_decay": self.hparams.weight_decay if decays else 0.0}
+             for (lr, decays), params in groups.items()],
             lr=self.hparams.lr, eps=self.hparams.adam_eps,
         )
         if self.hparams.lr_schedule == "constant" and self.hparams.warmup_ratio == 0:
@@ -264,6 +302,19 @@ class TextClassifier(pl.LightningModule):
                     "target_f1": C.MulticlassF1Score(k, average="none"),
                 })
         return MetricCollection(metrics, prefix=prefix)
+
+
+def prior_output_bias(targets: torch.Tensor | np.ndarray, multi_label: bool, smoothing: float = 0.5) -> torch.Tensor:
+    """Output biases at the label prior of ``targets`` (n × C, 0/1 rows).
+
+    ``p_j = (n_j + smoothing) / (n + 2 · smoothing)`` (add-½: a label without a positive
+    gets a finite bias); sigmoid outputs get the log-odds ``log p_j − log(1 − p_j)``, so
+    that ``sigmoid(b_j) = p_j``; softmax outputs get ``log p_j``, so that ``softmax(b) ∝ p``.
+    """
+    targets = torch.as_tensor(targets, dtype=torch.float64)
+    prior = (targets.sum(0) + smoothing) / (targets.shape[0] + 2 * smoothing)
+    bias = torch.log(prior) - torch.log1p(-prior) if multi_label else torch.log(prior)
+    return bias.to(torch.float32)
 
 
 def load_tokenizer(model_kwargs: dict[str, Any]):

@@ -21,6 +21,7 @@ def _script(name: str):
     try:
         spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     finally:
         sys.path.remove(str(SCRIPTS))
@@ -52,3 +53,20 @@ def test_bench_scale_child_runs_each_selection_case(tmp_path, case):
     assert result["seconds"] >= 0 and result["peak_rss_mib"] > 0
     if case != "representativeness":
         assert result["picked"] == bench.CASES[case][1]
+
+
+def test_multilabel_head_probe_trains_every_setting_from_the_prior():
+    """Every setting of the probe trains on tiny features; the prior setting starts at the labels' log-odds."""
+    import torch
+
+    probe = _script("multilabel_head_probe")
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 8, generator=generator)
+    y = (torch.rand(40, 5, generator=generator) < 0.2).float()
+    for setting in probe.SETTINGS:
+        head = probe.train_head(x, y, probe.Setting(setting.lr, setting.bias, 3 if setting.steps else None,
+                                                    setting.pos_weight), hidden=4, seed=0)
+        assert head(x).shape == (40, 5) and not head.training
+    untrained = probe.train_head(x, y, probe.Setting(1e-3, "prior", 1), hidden=4, seed=0)
+    prior = (y.sum(0) + 0.5) / 41.0
+    assert torch.allclose(torch.sigmoid(untrained[-1].bias), prior, atol=2e-3)  # one step of 1e-3 from the prior

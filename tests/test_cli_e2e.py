@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from lit_al.cli import main
 from lit_al.loop import ActiveLoop
@@ -177,3 +178,21 @@ def test_bf16_mixed_precision_and_token_capped_batches_run_a_round(tmp_path, tin
     assert len(selected) == 10 and selected["score"].between(0, 1).all()
     probs = np.load(run_dir / "rounds" / "round_000" / "outputs" / "probs.npy")
     assert probs.dtype == np.float32 and np.allclose(np.nansum(probs, axis=1)[~np.isnan(probs).any(axis=1)], 1, atol=1e-2)
+
+
+def test_multilabel_round_starts_from_the_labeled_sets_prior(tmp_path, tiny_bert, tiny_multilabel):
+    """A multi-label head starts at the prior (``model.output_bias: auto``): with learning rates too small to move
+    them, the saved biases are the prior's log-odds."""
+    from lit_al.model import load_run_model
+
+    run_dir = tmp_path / "prior"
+    config = write_config(tmp_path / "p.yaml", model=tiny_bert, data=tiny_multilabel, run_dir=run_dir, multi_label=True,
+                          rounds=0)
+    assert main(["fit", "--config", str(config), "--model.lr", "1e-12",
+                 "--model.head_lr", "1e-12", "--trainer.max_epochs", "1"]) == 0
+    model, _ = load_run_model(run_dir / "model")
+    names = model.label_names
+    labeled = [r["labels"] for r in _state(run_dir)["records"] if r.get("labels") is not None]
+    counts = torch.tensor([[name in row for name in names] for row in labeled], dtype=torch.float64).sum(0)
+    prior = (counts + 0.5) / (len(labeled) + 1.0)
+    torch.testing.assert_close(torch.sigmoid(model.head.out.bias.detach().double()), prior, atol=1e-6, rtol=1e-5)

@@ -227,26 +227,34 @@ def test_round0_fingerprint_ignores_what_does_not_change_the_round0_model(tmp_pa
 
 
 # ------------------------------------------------------------------ pooled significance (IBM's grouping)
-def _fake_experiment(root: Path, name: str, differences: dict[str, list[float]]) -> Path:
+def _fake_experiment(root: Path, name: str, differences: dict[str, list[float]], seeds: tuple[int, int] = (0, 1),
+                     all_data: float | None = None) -> Path:
     """An experiment directory with finished cells whose round ≥ 1 accuracies are random's + the differences.
 
-    Seeds 0 and 1, rounds 0..2: ``differences[s]`` lists (seed 0 round 1, seed 0 round 2, seed 1 round 1, seed 1 round 2).
+    Two seeds, rounds 0..2: ``differences[s]`` lists (first seed round 1, round 2, second seed round 1, round 2).
+    ``all_data``: the accuracy of each seed's all-data reference cell (none without).
     """
     exp = root / name
     cells = []
+
+    def finished_cell(strategy: str, seed: int, kind: str, metrics: dict) -> None:
+        run_dir = exp / "default" / strategy / f"seed_{seed}"
+        run_dir.mkdir(parents=True)
+        pd.DataFrame(metrics).to_csv(run_dir / "metrics.csv", index=False)
+        (run_dir / "state.json").write_text(json.dumps({"finished": True}))
+        cells.append({"name": f"default/{strategy}/seed_{seed}", "scenario": "default", "strategy": strategy,
+                      "seed": seed, "kind": kind, "run_dir": f"default/{strategy}/seed_{seed}"})
+
     for strategy, diffs in {"random": [0.0] * 4, **differences}.items():
-        for seed in (0, 1):
-            run_dir = exp / "default" / strategy / f"seed_{seed}"
-            run_dir.mkdir(parents=True)
-            accuracy = [0.4] + [0.5 + 0.1 * seed + 0.01 * r + diffs[2 * seed + r - 1] for r in (1, 2)]
-            pd.DataFrame({"round": [0, 1, 2], "labeled": [10, 20, 30], "test_accuracy": accuracy}).to_csv(
-                run_dir / "metrics.csv", index=False)
-            (run_dir / "state.json").write_text(json.dumps({"finished": True}))
-            cells.append({"name": f"default/{strategy}/seed_{seed}", "scenario": "default", "strategy": strategy,
-                          "seed": seed, "kind": "strategy", "run_dir": f"default/{strategy}/seed_{seed}"})
+        for position, seed in enumerate(seeds):
+            accuracy = [0.4] + [0.5 + 0.1 * position + 0.01 * r + diffs[2 * position + r - 1] for r in (1, 2)]
+            finished_cell(strategy, seed, "strategy", {"round": [0, 1, 2], "labeled": [10, 20, 30], "test_accuracy": accuracy})
+    if all_data is not None:
+        for seed in seeds:
+            finished_cell("all_data", seed, "reference", {"round": [0], "labeled": [100], "test_accuracy": [all_data]})
     (exp / "experiment.json").write_text(json.dumps({
         "grid": {}, "metric": None, "scenarios": ["default"], "strategies": ["random", *differences],
-        "seeds": [0, 1], "cells": cells}))
+        "seeds": list(seeds), "cells": cells}))
     return exp
 
 
@@ -277,9 +285,42 @@ def test_pooled_report_pools_seed_round_pairs_across_experiments(tmp_path, capsy
     lc_alone = next(r for r in alone["wilcoxon_vs_random"] if r["strategy"] == "lc")
     assert lc_alone["pairs"] == 4 and lc_alone["p_value"] == pytest.approx(2 / 2**4) and not lc_alone["significant"]
     assert "Grouping: scenario `default` alone" in (tmp_path / "a_report" / "report.md").read_text()
+
+
+def test_report_merges_the_seeds_of_a_grid_from_run_directories_and_report_folders(tmp_path, capsys):
+    """Seeds run elsewhere (another machine, an earlier session whose run directories are gone) join one report."""
+    lc_first, lc_second = [0.01, 0.02, 0.03, 0.04], [0.05, 0.06, 0.07, 0.08]
+    first = _fake_experiment(tmp_path, "first", {"lc": lc_first}, seeds=(0, 1), all_data=0.9)
+    second = _fake_experiment(tmp_path, "second", {"lc": lc_second}, seeds=(2, 3), all_data=0.7)
+    archive = tmp_path / "first_report"
+    assert main(["report", str(first), "--out", str(archive), "--batch_analysis", "false"]) == 0
+    shutil.rmtree(first)  # only the report folder is left of the first two seeds
+
+    merged = tmp_path / "merged"
+    assert main(["report", str(archive), str(second), "--out", str(merged), "--batch_analysis", "false"]) == 0
+    summary = json.loads((merged / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2, 3] and summary["merged_from"] == [str(archive), str(second)]
+    lc = next(r for r in summary["wilcoxon_vs_random"] if r["strategy"] == "lc")
+    # lc beats random on all 8 (seed, round ≥ 1) pairs, by distinct margins: exact two-sided p = 2 / 2^8
+    assert lc["pairs"] == 8 and lc["seeds"] == 4 and lc["wins"] == 8
+    assert lc["p_value"] == pytest.approx(2 / 2**8)
+    assert lc["mean_difference"] == pytest.approx(np.mean(lc_first + lc_second))
+    # the all-data reference of every seed: 0.9 twice from the archive's references.csv, 0.7 twice from the run cells
+    reach = next(r for r in summary["labels_to_reach"] if r["strategy"] == "lc")
+    assert reach["all_data"] == pytest.approx(0.8)
+    curves = pd.read_csv(merged / "curves.csv")
+    assert set(curves["test_accuracy_count"]) == {4}
+    assert "Merged from:" in (merged / "report.md").read_text()
+
+    again = _fake_experiment(tmp_path, "again", {"lc": lc_second}, seeds=(1, 2))
     capsys.readouterr()
-    assert main(["report", str(a), str(b)]) == 1
-    assert "need --pool" in capsys.readouterr().err
+    assert main(["report", str(archive), str(again), "--out", str(tmp_path / "bad")]) == 1
+    err = capsys.readouterr().err
+    assert "default/lc/seed 1 is in both" in err or "default/random/seed 1 is in both" in err
+    assert main(["report", str(archive), str(second)]) == 1
+    assert "name it with --out" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 1
+    assert "not a report folder" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ launchers

@@ -24,11 +24,15 @@ from ..errors import ConfigError
 from .figures import gd_gu_figure, learning_curve_figure, pretty, runtime_figure
 from .results import (
     REFERENCE_STRATEGY,
+    REPORT_REFERENCES,
+    REPORT_RUNS,
+    REPORT_SUMMARY,
     alc_table,
     component_differences,
     labels_to_reach_table,
     learning_curves,
     load_experiment,
+    merge_experiments,
     reference_metric,
     pooled_groups,
     runtime_by_round,
@@ -74,9 +78,17 @@ def _curve_metrics(experiment, headline: str) -> tuple[list[str], list[list[str]
 
 
 def write_report(
-    experiment_dir: str | Path, out_dir: str | Path | None = None, metric: str | None = None, batch_analysis: bool = True
+    experiment_dirs: str | Path | list[str | Path], out_dir: str | Path | None = None, metric: str | None = None,
+    batch_analysis: bool = True,
 ) -> Path:
-    experiment = load_experiment(experiment_dir)
+    """The report of one experiment, or of several directories of one grid merged as more seeds.
+
+    A directory is one written by ``lit_al experiment`` or a report folder written by this
+    function (``runs.csv`` and ``references.csv`` keep what the tables need); the batch
+    analysis reads run directories and covers the seeds that still have them.
+    """
+    dirs = [experiment_dirs] if isinstance(experiment_dirs, (str, Path)) else list(experiment_dirs)
+    experiment = merge_experiments([load_experiment(d) for d in dirs])
     out = Path(out_dir) if out_dir else experiment.directory / "report"
     figures = out / "figures"
     headline = experiment.headline_metric(metric)
@@ -93,8 +105,11 @@ def write_report(
     runtime = runtime_table(experiment)
     per_round = runtime_by_round(experiment)
 
-    lines: list[str] = [f"# Experiment report: {experiment.directory.name}", ""]
+    name = " + ".join(Path(d).name for d in dirs) if len(dirs) > 1 else experiment.directory.name
+    lines: list[str] = [f"# Experiment report: {name}", ""]
     seeds = sorted(experiment.runs["seed"].unique().tolist())
+    if len(dirs) > 1:
+        lines.append("- Merged from: " + ", ".join(f"`{d}`" for d in dirs) + " (the seeds of each, side by side).")
     lines += [
         f"- Strategies: {', '.join(strategies)}; scenarios: {', '.join(scenarios)}; seeds with finished cells: {seeds}.",
         f"- Headline metric: **{pretty(headline)}** (test set). Cells used: {experiment.runs.groupby(['scenario', 'strategy', 'seed']).ngroups} finished.",
@@ -165,9 +180,13 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
     atomic_write_text(out / "runtime.csv", per_round.to_csv(index=False))
-    atomic_write_text(out / "runs.csv", experiment.runs.drop(columns=["run_dir"]).to_csv(index=False))
-    atomic_write_json(out / "summary.json", _jsonable({
-        "experiment": experiment.directory.name,
+    atomic_write_text(out / REPORT_RUNS, experiment.runs.drop(columns=["run_dir"]).to_csv(index=False))
+    if not experiment.references.empty:
+        references = experiment.references.drop(columns=["run_dir"], errors="ignore")
+        atomic_write_text(out / REPORT_REFERENCES, references.to_csv(index=False))
+    atomic_write_json(out / REPORT_SUMMARY, _jsonable({
+        "experiment": name,
+        "merged_from": [str(d) for d in dirs] if len(dirs) > 1 else None,
         "headline_metric": headline,
         "strategies": strategies,
         "scenarios": scenarios,
@@ -276,7 +295,10 @@ def _batch_section(
 
     lines = ["### Batch analysis (§2.1–§2.5)", ""]
     runs = experiment.runs
-    pool = ScenarioPool(Path(runs.loc[runs["scenario"] == scenario, "run_dir"].iloc[0]))
+    run_dirs = runs.loc[runs["scenario"] == scenario, "run_dir"].dropna()
+    if run_dirs.empty:
+        return lines + ["No run directory of this scenario is at hand (read from a report folder): no batch analysis.", ""]
+    pool = ScenarioPool(Path(run_dirs.iloc[0]))
     first, overlap = first_batch_analysis(experiment, scenario, pool)
     if first.empty:
         lines += ["D(B), Rep(B) and overlap need the shared round-0 model (not available in a cold-start scenario).", ""]

@@ -1,7 +1,10 @@
 """Reading an experiment directory into tables: one row per (cell, round), and the summaries.
 
 - :func:`load_experiment`: the manifest (``experiment.json``) and every finished cell's
-  ``metrics.csv`` as one long table.
+  ``metrics.csv`` as one long table; or a report folder written earlier (its ``runs.csv``,
+  ``references.csv`` and ``summary.json``), when the run directories are gone.
+- :func:`merge_experiments`: the seeds of one grid run in several directories (other machines,
+  other sessions, an earlier report) as one experiment.
 - :func:`learning_curves`: mean ± std over seeds per (scenario, strategy, labeled).
 - :func:`alc_table`, :func:`labels_to_reach_table`, :func:`significance_tables`,
   :func:`runtime_table`: the report's numbers (STRATEGIES.md §2.6–§2.8). The tests run
@@ -67,11 +70,19 @@ class Experiment:
         return metric
 
 
+#: What a report folder keeps of its experiment (written by ``write_report``, read back by ``load_experiment``).
+REPORT_RUNS, REPORT_REFERENCES, REPORT_SUMMARY = "runs.csv", "references.csv", "summary.json"
+
+
 def load_experiment(directory: str | Path) -> Experiment:
+    """An experiment directory (``experiment.json``), or a report folder that archives one."""
     directory = Path(directory)
     manifest_path = directory / "experiment.json"
     if not manifest_path.exists():
-        raise ConfigError(f"{directory}: no experiment.json (not written by lit_al experiment)")
+        if (directory / REPORT_RUNS).exists() and (directory / REPORT_SUMMARY).exists():
+            return load_report_archive(directory)
+        raise ConfigError(f"{directory}: no experiment.json (not written by lit_al experiment) "
+                          f"and no {REPORT_RUNS} + {REPORT_SUMMARY} (not a report folder)")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     frames, references, unfinished = [], [], []
     cell_dirs: dict[tuple[str, str, int], Path | None] = {}
@@ -94,6 +105,76 @@ def load_experiment(directory: str | Path) -> Experiment:
     runs = pd.concat(frames, ignore_index=True).sort_values(["scenario", "strategy", "seed", "round"], ignore_index=True)
     refs = pd.concat(references, ignore_index=True) if references else pd.DataFrame()
     return Experiment(directory, manifest, runs, refs, unfinished, cell_dirs)
+
+
+def load_report_archive(directory: Path) -> Experiment:
+    """The runs a report folder kept: curves, ALC and tests work; batch analysis has no cells to read.
+
+    The all-data references come from ``references.csv`` (reports before it kept only
+    their mean, in ``summary.json``; those archives have none). Cells the report listed
+    as unfinished are not carried over: they may have been run elsewhere since.
+    """
+    summary = json.loads((directory / REPORT_SUMMARY).read_text(encoding="utf-8"))
+    missing = [key for key in ("strategies", "scenarios", "seeds", "headline_metric") if key not in summary]
+    if missing:
+        raise ConfigError(f"{directory / REPORT_SUMMARY}: not an experiment report's summary (no {', '.join(missing)})")
+    runs = pd.read_csv(directory / REPORT_RUNS)
+    needed = {"scenario", "strategy", "seed", "round", "labeled"} - set(runs.columns)
+    if needed:
+        raise ConfigError(f"{directory / REPORT_RUNS}: missing column(s) {sorted(needed)}")
+    runs["run_dir"] = None
+    references_path = directory / REPORT_REFERENCES
+    refs = pd.read_csv(references_path) if references_path.exists() else pd.DataFrame()
+    manifest = {"strategies": summary["strategies"], "scenarios": summary["scenarios"], "seeds": summary["seeds"],
+                "metric": summary["headline_metric"], "cells": []}
+    return Experiment(directory, manifest, runs, refs)
+
+
+def merge_experiments(experiments: list[Experiment]) -> Experiment:
+    """Several directories of one grid as one experiment: their seeds side by side.
+
+    A (scenario, strategy, seed) present in two of them is an error, not a silent choice.
+    The first directory with run directories holds the merged analysis cache.
+    """
+    if len(experiments) == 1:
+        return experiments[0]
+    seen: dict[tuple, Path] = {}
+    for experiment in experiments:
+        for key in experiment.runs[["scenario", "strategy", "seed"]].drop_duplicates().itertuples(index=False):
+            if tuple(key) in seen:
+                scenario, strategy, seed = key
+                raise ConfigError(f"merge: {scenario}/{strategy}/seed {seed} is in both {seen[tuple(key)]} and "
+                                  f"{experiment.directory}; give each seed once")
+            seen[tuple(key)] = experiment.directory
+    runs = pd.concat([e.runs for e in experiments], ignore_index=True)
+    references = [e.references for e in experiments if not e.references.empty]
+    cell_dirs: dict[tuple[str, str, int], Path | None] = {}
+    for experiment in experiments:
+        for key, path in experiment.cell_dirs.items():
+            if path is not None or key not in cell_dirs:
+                cell_dirs[key] = path
+    manifest = dict(
+        experiments[0].manifest,
+        strategies=list(dict.fromkeys(s for e in experiments for s in e.manifest["strategies"])),
+        scenarios=list(dict.fromkeys(s for e in experiments for s in e.manifest["scenarios"])),
+        seeds=sorted({int(s) for e in experiments for s in e.manifest["seeds"]}),
+        cells=[dict(cell, run_dir=str((e.directory / cell["run_dir"]).resolve())) for e in experiments for cell in e.manifest["cells"]],
+    )
+    finished = set(seen)
+    return Experiment(
+        directory=next((e.directory for e in experiments if e.manifest["cells"]), experiments[0].directory),
+        manifest=manifest,
+        runs=runs.sort_values(["scenario", "strategy", "seed", "round"], ignore_index=True),
+        references=pd.concat(references, ignore_index=True) if references else pd.DataFrame(),
+        unfinished=[name for e in experiments for name in e.unfinished if _cell_key(name) not in finished],
+        cell_dirs=cell_dirs,
+    )
+
+
+def _cell_key(name: str) -> tuple[str, str, int]:
+    """``SCENARIO/STRATEGY/seed_S`` (a cell's name) as its (scenario, strategy, seed)."""
+    scenario, strategy, seed = name.split("/")
+    return scenario, strategy, int(seed.removeprefix("seed_"))
 
 
 # -------------------------------------------------------------- learning curves
