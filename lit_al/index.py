@@ -32,7 +32,7 @@ import faiss
 import numpy as np
 
 from .functional.ranking import best_candidates
-from .rows import RowSource, row_blocks, rows_at
+from .rows import RowSource, row_blocks, rows_at, whole
 
 #: Query rows handed to FAISS per call: bounds the float32 copies and result
 #: arrays held at once, so memory stays O(block · (d + k)) beyond the inputs.
@@ -790,7 +790,7 @@ def _approximate_index(base: np.ndarray | RowSource, method: str, seed: int) -> 
         index = faiss.IndexHNSWFlat(d, HNSW_M)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         with _single_thread():  # a deterministic graph: one add call inserts in FAISS's level order
-            index.add(rows_at(base, np.arange(n)))
+            index.add(whole(base))
         return index
     nlist = max(1, min(n, int(np.ceil(IVF_LISTS_PER_SQRT * np.sqrt(n)))))
     quantizer = faiss.IndexFlatL2(d)

@@ -356,7 +356,8 @@ class ActiveLoop:
             row.update(restored)
         else:
             log.info("round %d: training on %d labels", round_index, labeled.size)
-            model.start_from_label_prior(data.labeled_targets()[1])
+            if model.starts_from_label_prior:  # the targets are read only for a head that uses them
+                model.start_from_label_prior(data.labeled_targets()[1])
             row.update(self._fit_and_test(model, self._round_dir(round_index)))
             if shared is not None and self.writes:
                 shared.save(model, row)

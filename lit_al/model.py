@@ -183,13 +183,17 @@ class TextClassifier(pl.LightningModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
+    @property
+    def starts_from_label_prior(self) -> bool:
+        """Whether each fit starts its output biases at the labeled set's prior (``output_bias``)."""
+        return self.hparams.output_bias == "prior" or (self.hparams.output_bias == "auto" and self.multi_label)
+
     def start_from_label_prior(self, targets: torch.Tensor | np.ndarray) -> bool:
         """With ``output_bias: prior`` (or ``auto`` on a sigmoid head), set the output biases from the training targets (n × C, 0/1).
 
         Called before fitting on the labeled set; returns whether it set them.
         """
-        prior = self.hparams.output_bias == "prior" or (self.hparams.output_bias == "auto" and self.multi_label)
-        if not prior or targets.shape[0] == 0:
+        if not self.starts_from_label_prior or targets.shape[0] == 0:
             return False
         if not isinstance(getattr(self.head, "out", None), nn.Linear):
             message = "model.output_bias: prior needs a head whose output layer is the nn.Linear `head.out`"

@@ -45,25 +45,25 @@ def take_rows(array: np.ndarray, rows: np.ndarray, dtype: np.dtype | type | None
     shape = list(array.shape)
     shape[axis] = rows.size
     out = np.empty(shape, dtype=dtype)
-    for start in range(0, rows.size, step):
-        chunk = rows[start : start + step]
+    for start, block in _taken_blocks(array, rows, axis):
         target = [slice(None)] * out.ndim
-        target[axis] = slice(start, start + chunk.size)
-        out[tuple(target)] = np.take(array, chunk, axis=axis)
-        release_pages(array)
+        target[axis] = slice(start, start + block.shape[axis])
+        out[tuple(target)] = block
     return out
 
 
 def has_nan_rows(array: np.ndarray, rows: np.ndarray, *, axis: int = 0) -> bool:
     """Whether any of ``rows`` (along ``axis``) holds a NaN, checked block by block without a full copy."""
-    rows = np.asarray(rows, dtype=np.int64)
+    return any(bool(np.isnan(block).any()) for _, block in _taken_blocks(array, np.asarray(rows, dtype=np.int64), axis))
+
+
+def _taken_blocks(array: np.ndarray, rows: np.ndarray, axis: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, np.take(array, rows[start:start + b], axis))`` in order; a memory-mapped
+    ``array`` hands each block's pages back once the caller is done with the block."""
     step = block_rows(array, axis)
     for start in range(0, rows.size, step):
-        found = bool(np.isnan(np.take(array, rows[start : start + step], axis=axis)).any())
+        yield start, np.take(array, rows[start : start + step], axis=axis)
         release_pages(array)
-        if found:
-            return True
-    return False
 
 
 def release_pages(array: np.ndarray) -> None:
@@ -135,6 +135,13 @@ def row_blocks(matrix: np.ndarray | RowSource) -> Iterator[tuple[int, np.ndarray
     for start in range(0, matrix.shape[0], step):
         yield start, np.ascontiguousarray(matrix[start : start + step], dtype=np.float32)
         release_pages(matrix)
+
+
+def whole(matrix: np.ndarray | RowSource) -> np.ndarray:
+    """All rows as one float32 C-contiguous array: an array that already is one is returned as is."""
+    if isinstance(matrix, RowSource):
+        return matrix.take(slice(None))
+    return np.ascontiguousarray(matrix, dtype=np.float32)
 
 
 def rows_at(matrix: np.ndarray | RowSource, positions: np.ndarray) -> np.ndarray:

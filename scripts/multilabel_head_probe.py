@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchmetrics.functional.classification import multilabel_f1_score
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from lit_al.experiment.report import markdown_table  # noqa: E402
 from lit_al.hub import resolve_model_path  # noqa: E402
-from lit_al.model import DEFAULT_MODEL, prior_output_bias  # noqa: E402
+from lit_al.model import DEFAULT_MODEL, ClassificationHead, prior_output_bias  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "reuters"
 
@@ -110,12 +109,12 @@ def features(cache: Path, max_length: int, names: list[str]) -> dict[str, dict[s
     return result
 
 
-def train_head(x: torch.Tensor, y: torch.Tensor, setting: Setting, hidden: int, seed: int, batch: int = 32) -> nn.Module:
+def train_head(x: torch.Tensor, y: torch.Tensor, setting: Setting, hidden: int, seed: int, batch: int = 32) -> ClassificationHead:
     torch.manual_seed(seed)
-    head = nn.Sequential(nn.Dropout(0.1), nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, y.shape[1]))
+    head = ClassificationHead(x.shape[1], y.shape[1], dropout=0.1, hidden_size=hidden)
     if setting.bias == "prior":
         with torch.no_grad():
-            head[-1].bias.copy_(prior_output_bias(y, multi_label=True))
+            head.out.bias.copy_(prior_output_bias(y, multi_label=True))
     total = setting.steps or 5 * -(-x.shape[0] // batch)
     optimizer = torch.optim.AdamW(head.parameters(), lr=setting.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, (total - step) / total))
