@@ -173,8 +173,7 @@ class TextClassifier(pl.LightningModule):
             if pooled is None:
                 raise ConfigError("model.pooling 'pooled': this encoder has no pooler output; use cls or mean")
             return pooled
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return mean_pooled(hidden, attention_mask)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         output = self.encode(batch)
@@ -306,6 +305,12 @@ class TextClassifier(pl.LightningModule):
                     "target_f1": C.MulticlassF1Score(k, average="none"),
                 })
         return MetricCollection(metrics, prefix=prefix)
+
+
+def mean_pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mask-aware mean of ``hidden`` (batch × tokens × d) over the tokens ``attention_mask`` keeps."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
 
 
 def prior_output_bias(targets: torch.Tensor | np.ndarray, multi_label: bool, smoothing: float = 0.5) -> torch.Tensor:

@@ -40,9 +40,11 @@ from torchmetrics.functional.classification import multilabel_f1_score
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lit_al.data.readers import read_table  # noqa: E402
+from lit_al.data.schema import LabelSchema, read_label_file  # noqa: E402
 from lit_al.experiment.report import markdown_table  # noqa: E402
 from lit_al.hub import resolve_model_path  # noqa: E402
-from lit_al.model import DEFAULT_MODEL, ClassificationHead, prior_output_bias  # noqa: E402
+from lit_al.model import DEFAULT_MODEL, ClassificationHead, mean_pooled, prior_output_bias  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "reuters"
 
@@ -65,14 +67,11 @@ SETTINGS = [
 ]
 
 
-def read_split(split: str, names: list[str]) -> tuple[list[str], np.ndarray]:
-    frame = pd.read_csv(DATA / f"{split}.csv", dtype=str, keep_default_na=False)
-    targets = np.zeros((len(frame), len(names)), dtype=np.float32)
-    column = {name: j for j, name in enumerate(names)}
-    for i, labels in enumerate(frame["labels"]):
-        for name in labels.split("|"):
-            targets[i, column[name]] = 1.0
-    return frame["text"].tolist(), targets
+def read_split(split: str, schema: LabelSchema) -> tuple[list[str], np.ndarray]:
+    path = DATA / f"{split}.csv"
+    frame = read_table(path)
+    targets = [schema.encode(schema.parse(raw, "|", f"{path}:{line}")) for line, raw in frame["labels"].items()]
+    return frame["text"].tolist(), np.stack(targets)
 
 
 def encode(texts: list[str], max_length: int) -> dict[str, np.ndarray]:
@@ -90,17 +89,16 @@ def encode(texts: list[str], max_length: int) -> dict[str, np.ndarray]:
             batch = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length, padding=True,
                               return_tensors="pt")
             hidden = encoder(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             out["cls"][rows] = hidden[:, 0].numpy()
-            out["mean"][rows] = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+            out["mean"][rows] = mean_pooled(hidden, batch["attention_mask"]).numpy()
     return out
 
 
-def features(cache: Path, max_length: int, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+def features(cache: Path, max_length: int, schema: LabelSchema) -> dict[str, dict[str, np.ndarray]]:
     result = {}
     for split in ("train", "test"):
         path = cache / f"reuters_{split}_{max_length}.npz"
-        texts, targets = read_split(split, names)
+        texts, targets = read_split(split, schema)
         if not path.exists():
             start = time.perf_counter()
             np.savez(path, **encode(texts, max_length))
@@ -146,8 +144,8 @@ def main() -> None:
     torch.set_num_threads(1)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    names = (DATA / "labels.txt").read_text(encoding="utf-8").split()
-    data = features(cache, args.max_length, names)
+    schema = LabelSchema(read_label_file(DATA / "labels.txt"), multi_label=True)
+    data = features(cache, args.max_length, schema)
     test_y = torch.from_numpy(data["test"]["targets"]).long()
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
@@ -164,7 +162,7 @@ def main() -> None:
                 for threshold in (0.5, 0.3):
                     for average in ("micro", "macro"):
                         row[f"{average}-F1 @{threshold}"] = float(multilabel_f1_score(
-                            probs, test_y, num_labels=len(names), threshold=threshold, average=average, zero_division=0))
+                            probs, test_y, num_labels=schema.num_classes, threshold=threshold, average=average, zero_division=0))
                 row["labels per doc @0.5"] = float((probs >= 0.5).sum(1).float().mean())
                 rows.append(row)
                 print(" | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()), flush=True)

@@ -29,6 +29,7 @@ from ..analysis import (
     representativeness,
     token_jaccard_from_counts,
 )
+from .grid import REFERENCE
 from .pool_outputs import ScenarioPool, has_saved_model
 from .results import Experiment
 
@@ -98,9 +99,8 @@ def first_batch_analysis(experiment: Experiment, scenario: str, pool: ScenarioPo
 def cumulative_analysis(experiment: Experiment, scenario: str, pool: ScenarioPool) -> pd.DataFrame:
     """Gd and Gu of the cumulative queried set after each round, per (strategy, seed)."""
     analysis_dir = experiment.directory / "analysis"
-    reference = next((c for c in experiment.manifest["cells"]
-                      if c["scenario"] == scenario and c["kind"] == "reference"), None)
-    reference_dir = experiment.directory / reference["run_dir"] if reference else None
+    reference_dir = next((path for (cell_scenario, strategy, _), path in experiment.cell_dirs.items()
+                          if cell_scenario == scenario and strategy == REFERENCE), None)
     probs = None
     if reference_dir is not None and has_saved_model(reference_dir / "model"):
         probs = _cached(analysis_dir / f"{scenario}_all_data_probs.npy",

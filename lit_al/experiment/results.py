@@ -158,15 +158,14 @@ def merge_experiments(experiments: list[Experiment]) -> Experiment:
         strategies=list(dict.fromkeys(s for e in experiments for s in e.manifest["strategies"])),
         scenarios=list(dict.fromkeys(s for e in experiments for s in e.manifest["scenarios"])),
         seeds=sorted({int(s) for e in experiments for s in e.manifest["seeds"]}),
-        cells=[dict(cell, run_dir=str((e.directory / cell["run_dir"]).resolve())) for e in experiments for cell in e.manifest["cells"]],
+        cells=[],  # paths relative to several directories: the merged cells are ``cell_dirs``
     )
-    finished = set(seen)
     return Experiment(
         directory=next((e.directory for e in experiments if e.manifest["cells"]), experiments[0].directory),
         manifest=manifest,
         runs=runs.sort_values(["scenario", "strategy", "seed", "round"], ignore_index=True),
         references=pd.concat(references, ignore_index=True) if references else pd.DataFrame(),
-        unfinished=[name for e in experiments for name in e.unfinished if _cell_key(name) not in finished],
+        unfinished=[name for e in experiments for name in e.unfinished if _cell_key(name) not in seen],
         cell_dirs=cell_dirs,
     )
 
