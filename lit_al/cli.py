@@ -54,9 +54,9 @@ def _report_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Write the report of an experiment directory.", exit_on_error=False)
     parser.add_argument("experiment_dirs", type=str, nargs="+",
                         help="directories written by lit_al experiment, or earlier report folders; several of one grid "
-                             "are merged as more seeds (or pooled with --pool)")
+                             "are merged as more seeds (or pooled with --pool true)")
     parser.add_argument("--out", type=str | None, default=None,
-                        help="report directory (default EXPERIMENT_DIR/report, or FIRST_DIR/report_pooled with --pool; "
+                        help="report directory (default EXPERIMENT_DIR/report, or FIRST_DIR/report_pooled with --pool true; "
                              "required when several directories are merged)")
     parser.add_argument("--pool", type=bool, default=False,
                         help="one significance test over the (scenario, seed, round) pairs of every scenario of every "

@@ -6,7 +6,7 @@ the all-data metric (§2.7), Wilcoxon signed-rank + Bonferroni vs Random and pai
 batch analysis (§2.1–§2.5) and runtime per round split into fit / pool inference / selection.
 Only finished cells are used; unfinished ones are listed.
 
-``lit_al report EXP_A EXP_B ... --pool`` (:func:`write_pooled_report`) writes the significance
+``lit_al report EXP_A EXP_B ... --pool true`` (:func:`write_pooled_report`) writes the significance
 tests alone, over the pairs of every scenario of every experiment pooled (IBM's grouping).
 """
 
@@ -163,7 +163,7 @@ def write_report(
 
         lines += _significance_section(versus, pairwise, components, scenario, strategies, headline, curve_metrics,
                                        f"scenario `{scenario}` alone (its seeds × rounds; "
-                                       "`lit_al report EXP_A EXP_B ... --pool` pools scenarios and experiments)")
+                                       "`lit_al report EXP_A EXP_B ... --pool true` pools scenarios and experiments)")
         if batch_analysis:
             lines += _batch_section(experiment, scenario, strategies, figures, figure_paths, batch_results)
 
@@ -244,7 +244,7 @@ def _significance_section(
 
 
 def write_pooled_report(experiment_dirs: list[str | Path], out_dir: str | Path, metric: str | None = None) -> Path:
-    """``lit_al report EXP_A EXP_B ... --pool``: the significance tests over every scenario of every experiment at once.
+    """``lit_al report EXP_A EXP_B ... --pool true``: the significance tests over every scenario of every experiment at once.
 
     IBM (Ein-Dor et al. 2020; STRATEGIES.md §2.8) pools the (dataset, seed, iteration ≥ 1)
     pairs of all the datasets of a scenario type before one Wilcoxon test per comparison,
