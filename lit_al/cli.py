@@ -60,7 +60,7 @@ def _report_parser() -> ArgumentParser:
                              "required when several directories are merged)")
     parser.add_argument("--pool", type=bool, default=False,
                         help="one significance test over the (scenario, seed, round) pairs of every scenario of every "
-                             "experiment given (IBM's pooling over the datasets of a scenario type)")
+                             "experiment given (IBM's pooling when they are the datasets of one scenario type)")
     parser.add_argument("--metric", type=str | None, default=None, help="headline test metric (default: the grid's, else by task)")
     parser.add_argument("--batch_analysis", type=bool, default=True,
                         help="diversity, representativeness, Gd, Gu and overlap (re-embeds the pool with the round-0 models)")

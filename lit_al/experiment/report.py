@@ -7,7 +7,8 @@ batch analysis (§2.1–§2.5) and runtime per round split into fit / pool infer
 Only finished cells are used; unfinished ones are listed.
 
 ``lit_al report EXP_A EXP_B ... --pool true`` (:func:`write_pooled_report`) writes the significance
-tests alone, over the pairs of every scenario of every experiment pooled (IBM's grouping).
+tests alone, over the pairs of every scenario of every experiment pooled (IBM's grouping when
+they are all of one scenario type).
 """
 
 from __future__ import annotations
