@@ -174,14 +174,16 @@ def encoder_dropout_is_zero(encoder: nn.Module) -> bool:
 def warn_if_encoder_has_no_dropout(module: "TextClassifier") -> None:
     """Warn once per model when no dropout of its encoder can act (ALBERT, ModernBERT checkpoints: all rates 0).
 
-    ``mc_scope: full`` then varies only through the head's dropout, as ``mc_scope: head`` does.
+    ``mc_scope: full`` then varies only through the head's dropout, as ``mc_scope: head`` does;
+    and when the head's rates are 0 too (ModernBERT's ``classifier_dropout``), not at all.
     """
     def check() -> bool:
         if encoder_dropout_is_zero(module.encoder):
-            log.warning(
-                "mc_probs: every dropout rate of %s is 0, so MC dropout (mc_scope: full) varies only through the head's "
-                "dropout; set non-zero dropout rates in the encoder's config.json for MC dropout over the encoder",
-                type(module.encoder).__name__)
+            what = ("so do the head's: the MC passes are all the same; set model.dropout"
+                    if encoder_dropout_is_zero(module) else
+                    "so MC dropout (mc_scope: full) varies only through the head's dropout")
+            log.warning("mc_probs: every dropout rate of %s is 0, %s (or non-zero dropout rates in the encoder's "
+                        "config.json for MC dropout over the encoder)", type(module.encoder).__name__, what)
         return True
 
     cached_on_module(module, "warned_encoder_dropout", check)
