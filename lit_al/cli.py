@@ -215,8 +215,6 @@ def _export_parser() -> ArgumentParser:
     parser.add_argument("run_dir", type=str, help="a run directory written by lit_al fit")
     parser.add_argument("out_dir", type=str, help="the folder to write (new, or empty)")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace out_dir if it is not empty")
-    parser.add_argument("--format", type=str, default="hf",
-                        help="hf (save_pretrained folder) or onnx (that folder plus model.onnx; the onnx extra)")
     return parser
 
 
@@ -242,14 +240,12 @@ def _status_parser() -> ArgumentParser:
 def run_export(parser: ArgumentParser, cfg: Namespace) -> int:
     from .product.export import export_run
 
-    exported = export_run(cfg.run_dir, cfg.out_dir, overwrite=cfg.overwrite, format=cfg.format)
+    exported = export_run(cfg.run_dir, cfg.out_dir, overwrite=cfg.overwrite)
     how = "trust_remote_code=True" if exported.trust_remote_code else "no remote code"
     print(f"exported the round-{exported.round} model of {cfg.run_dir} to {exported.directory} "
           f"({exported.architecture}; loads with {how})")
     print(f'  from transformers import pipeline; pipeline("text-classification", model="{exported.directory}"'
           + (", trust_remote_code=True" if exported.trust_remote_code else "") + ")")
-    if exported.onnx is not None:
-        print(f"  ONNX: {exported.onnx} (onnxruntime; inputs input_ids, attention_mask; output logits)")
     return 0
 
 

@@ -47,7 +47,9 @@ def test_two_processes_pick_exactly_what_one_process_picks(tmp_path, tiny_bert, 
     data.load()
     torch.manual_seed(0)
     weights = tmp_path / "weights.pt"
-    torch.save(TextClassifier(model_name_or_path=str(tiny_bert), **data.task_info()).state_dict(), weights)
+    model = TextClassifier(model_name_or_path=str(tiny_bert), **data.task_info())
+    assert model.head_kind == "native"  # the default head: the picks below are the native head's
+    torch.save(model.state_dict(), weights)
     one = _worker(tiny_bert, pool, weights, 1, tmp_path / "one.json")
     two = _worker(tiny_bert, pool, weights, 2, tmp_path / "two.json")
     assert (one["world"], two["world"]) == (1, 2)

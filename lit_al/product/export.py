@@ -22,7 +22,6 @@ sigmoid), safetensors weights, and the encoder's tokenizer with ``model_max_leng
 the run's ``data.max_length`` (``truncation=True`` then cuts texts as lit_al did). No local
 path is written (``_name_or_path`` is the hub name the run was configured with, or empty),
 and the folder and its files get the permissions the process's umask gives new files.
-``format="onnx"`` also writes ``model.onnx`` with optimum's exporter (the ``onnx`` extra).
 """
 
 from __future__ import annotations
@@ -68,18 +67,16 @@ CUSTOM_ARCHITECTURE = "LitAlForSequenceClassification"
 CUSTOM_CODE = Path(__file__).resolve().parent / "hf_code"
 CUSTOM_FILES = ("configuration_lit_al.py", "modeling_lit_al.py")
 EXPORT_INFO = "lit_al_export.json"
-FORMATS = ("hf", "onnx")
 
 
 @dataclass(frozen=True)
 class Exported:
-    """What ``export_run`` wrote: the folder, its architecture, whether loading it needs ``trust_remote_code``, the ONNX file."""
+    """What ``export_run`` wrote: the folder, its architecture and whether loading it needs ``trust_remote_code``."""
 
     directory: Path
     architecture: str
     trust_remote_code: bool
     round: int
-    onnx: Path | None = None
 
 
 def exact_head(model: TextClassifier) -> ExactHead | None:
@@ -101,10 +98,8 @@ def exact_head(model: TextClassifier) -> ExactHead | None:
     return exact
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False, format: str = "hf") -> Exported:
+def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Exported:
     """Write the last model of ``run_dir`` to ``out_dir`` (a new folder, filled in a temporary one and renamed)."""
-    if format not in FORMATS:
-        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     run_dir = check_run_dir(run_dir)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -114,12 +109,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
         raise ConfigError(f"{run_dir}: the encoder {meta['model'].get('model_name_or_path')!r} runs its own remote code; "
                           "lit_al exports only encoders that transformers ships")
     network = native_network(model, meta["model"].get("model_name_or_path"))
-    if format == "onnx" and network is None:
-        raise ConfigError(f"{run_dir}: --format onnx needs a model that exports as a standard transformers class "
-                          "(model.head: native); this lit_al head exports only with lit_al's own code")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    onnx_file = None
     try:
         if network is not None:
             network.save_pretrained(staging)
@@ -134,10 +125,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
         info = {"run": run_dir.resolve().name, "round": meta["round"], "architecture": architecture,
                 "head": model.head_kind, "trust_remote_code": network is None, "threshold": model.threshold}
         (staging / EXPORT_INFO).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-        if format == "onnx":
-            from .onnx import export_onnx
-
-            onnx_file = export_onnx(staging)
         _follow_umask(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -145,8 +132,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Exported(out_dir, architecture, network is None, int(meta["round"]),
-                    out_dir / onnx_file.name if onnx_file is not None else None)
+    return Exported(out_dir, architecture, network is None, int(meta["round"]))
 
 
 def public_name(name: str | None) -> str:
