@@ -165,43 +165,11 @@ class TextClassifier(pl.LightningModule):
 
         try:
             if head == "native":
-                self.network = native.load_native(self.model_path, num_labels=num_labels, multi_label=multi_label,
-                                                  label_names=names, kwargs=kwargs)
+                self._build_native(kwargs, num_labels, multi_label, names, dropout)
             else:
-                from transformers import AutoModel
-
-                self.encoder = AutoModel.from_pretrained(self.model_path, **kwargs)
-        except (OSError, ValueError, KeyError, SafetensorError) as exc:  # SafetensorError: a truncated or corrupt weights file
-            what = "a sequence classifier" if head == "native" else "the encoder"
-            raise ConfigError(f"model.model_name_or_path {model_name_or_path!r}: cannot load {what}: {exc}".splitlines()[0]) from None
-        if head == "native":
-            self.network.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
-            # the encoder is the network's own base model: a second name for it, not a second registered submodule
-            object.__setattr__(self, "encoder", self.network.base_model)
-            self._output_layer_name = native.output_layer_name(self.network, num_labels)
-            self._head_prefixes = tuple(f"network.{name}" for name, _ in self.network.named_children()
-                                        if name != native.base_prefix(self.network))
-            if dropout is not None:
-                native.set_head_dropout(self.network, dropout)
-            self.pooling = native.native_pooling(self.network)
-        else:
-            self.encoder.train()
-            pooling = pooling or "cls"
-            if pooling not in ("cls", "pooled", "mean"):
-                raise ConfigError(f"model.pooling must be cls, pooled or mean, got {pooling!r}")
-            pooler = getattr(self.encoder, "pooler", None)
-            if pooling == "pooled" and not isinstance(pooler, nn.Module):
-                raise ConfigError(f"model.pooling 'pooled': {type(self.encoder).__name__} has no pooler; use cls or mean "
-                                  "(or model.head: native, the encoder's own classification head)")
-            if pooling != "pooled" and isinstance(pooler, nn.Module):
-                # unused by this head: it gets no gradient anyway, and DDP refuses parameters without one
-                pooler.requires_grad_(False)
-            config = self.encoder.config
-            encoder_dropout = getattr(config, "hidden_dropout_prob", None)  # an explicit 0.0 stays 0.0
-            head_dropout = dropout if dropout is not None else float(0.1 if encoder_dropout is None else encoder_dropout)
-            self.head = ClassificationHead(config.hidden_size, num_labels, head_dropout, hidden_size,
-                                           hidden_activation or "relu")
-            self.pooling = pooling
+                self._build_lit_al(kwargs, num_labels, pooling or "cls", dropout, hidden_size, hidden_activation or "relu")
+        except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a truncated or corrupt weights file
+            raise ConfigError(f"model.model_name_or_path {model_name_or_path!r}: cannot load the encoder: {exc}".splitlines()[0]) from None
         if compile:
             self.encoder.compile(dynamic=True)  # in place: state_dict keys stay those of the plain encoder
         self.multi_label = multi_label
@@ -213,6 +181,43 @@ class TextClassifier(pl.LightningModule):
         self.prediction_request = None
         self.val_metrics = self._metrics("val_")
         self.test_metrics = self._metrics("test_")
+
+    def _build_native(self, kwargs: dict[str, Any], num_labels: int, multi_label: bool, names: list[str],
+                      dropout: float | None) -> None:
+        """The encoder's own ``AutoModelForSequenceClassification`` as ``network``; ``encoder`` names its base model."""
+        self.network = native.load_native(self.model_path, num_labels=num_labels, multi_label=multi_label,
+                                          label_names=names, kwargs=kwargs)
+        self.network.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        # the encoder is the network's own base model: a second name for it, not a second registered submodule
+        object.__setattr__(self, "encoder", self.network.base_model)
+        self._output_layer_name = native.output_layer_name(self.network, num_labels)
+        base = native.base_prefix(self.network)
+        self._head_prefixes = tuple(f"network.{name}" for name, _ in self.network.named_children() if name != base)
+        if dropout is not None:
+            native.set_head_dropout(self.network, dropout)
+        self.pooling = native.native_pooling(self.network)
+
+    def _build_lit_al(self, kwargs: dict[str, Any], num_labels: int, pooling: str, dropout: float | None,
+                      hidden_size: int | None, hidden_activation: str) -> None:
+        """``AutoModel`` as ``encoder`` and lit_al's ``ClassificationHead`` as ``head``."""
+        from transformers import AutoModel
+
+        if pooling not in ("cls", "pooled", "mean"):
+            raise ConfigError(f"model.pooling must be cls, pooled or mean, got {pooling!r}")
+        self.encoder = AutoModel.from_pretrained(self.model_path, **kwargs)
+        self.encoder.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        pooler = getattr(self.encoder, "pooler", None)
+        if pooling == "pooled" and not isinstance(pooler, nn.Module):
+            raise ConfigError(f"model.pooling 'pooled': {type(self.encoder).__name__} has no pooler; use cls or mean "
+                              "(or model.head: native, the encoder's own classification head)")
+        if pooling != "pooled" and isinstance(pooler, nn.Module):
+            # unused by this head: it gets no gradient anyway, and DDP refuses parameters without one
+            pooler.requires_grad_(False)
+        config = self.encoder.config
+        encoder_dropout = getattr(config, "hidden_dropout_prob", None)  # an explicit 0.0 stays 0.0
+        head_dropout = dropout if dropout is not None else float(0.1 if encoder_dropout is None else encoder_dropout)
+        self.head = ClassificationHead(config.hidden_size, num_labels, head_dropout, hidden_size, hidden_activation)
+        self.pooling = pooling
 
     # ------------------------------------------------------------------ forward
     def encode(self, batch: dict[str, torch.Tensor], **kwargs: Any):
