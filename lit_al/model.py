@@ -96,7 +96,7 @@ class TextClassifier(pl.LightningModule):
         hidden_size: (``head: lit_al``) width of an optional hidden layer in the head (BEAL); ``null`` for none.
         hidden_activation: (``head: lit_al``) relu (default) | tanh | gelu for that layer.
         lr: AdamW learning rate.
-        head_lr: learning rate of the head (hidden layer and outputs); ``null``: ``lr``. A
+        head_lr: learning rate of the head (every module outside the encoder); ``null``: ``lr``. A
             freshly initialised head far from its optimum learns little at an encoder's
             fine-tuning rate within a few hundred steps (docs/multilabel.md).
         output_bias: ``default`` (PyTorch's initialisation of the output layer) or

@@ -36,9 +36,12 @@ POOLER_HEADS = {"bert", "albert", "megatron-bert", "nezha", "ernie"}
 
 def load_native(path: str, *, num_labels: int, multi_label: bool, label_names: list[str],
                 kwargs: dict[str, Any]) -> nn.Module:
-    """``AutoModelForSequenceClassification`` of ``path`` with the task's labels (head freshly initialised)."""
+    """``AutoModelForSequenceClassification`` of ``path`` with the task's labels (head freshly initialised).
+
+    transformers reports the head's missing weights on every load (they are new, as intended);
+    that report is silenced, and only encoder weights the checkpoint lacks are logged.
+    """
     from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
     task = {
         "num_labels": num_labels,
@@ -46,12 +49,19 @@ def load_native(path: str, *, num_labels: int, multi_label: bool, label_names: l
         "label2id": {name: i for i, name in enumerate(label_names)},
         "problem_type": "multi_label_classification" if multi_label else "single_label_classification",
     }
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "some weights are newly initialized": the head, as intended
+    reporter = logging.getLogger("transformers.modeling_utils")
+    level = reporter.level
+    reporter.setLevel(logging.ERROR)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, **task, **kwargs)
+        network, info = AutoModelForSequenceClassification.from_pretrained(path, output_loading_info=True, **task, **kwargs)
     finally:
-        hf_logging.set_verbosity(verbosity)
+        reporter.setLevel(level)
+    prefix = base_prefix(network) + "."
+    missing = sorted(key for key in info.get("missing_keys") or () if key.startswith(prefix))
+    if missing:
+        log.warning("%s: the checkpoint has no weights for %s; they start at random", path,
+                    ", ".join(missing[:4]) + (", …" if len(missing) > 4 else ""))
+    return network
 
 
 def base_prefix(network: nn.Module) -> str:
