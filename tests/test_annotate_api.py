@@ -15,7 +15,7 @@ pytest.importorskip("httpx", reason="Starlette's test client needs httpx (the 'a
 from filelock import FileLock  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from annotate_runs import copy_run, make_run, state  # noqa: E402
+from annotate_runs import copy_run, make_run, set_suggestions, state  # noqa: E402
 from lit_al.annotate import RunStore, check_exposure, create_app  # noqa: E402
 from lit_al.annotate.app import PAGE_HEADER  # noqa: E402
 from lit_al.annotate.leases import Leases  # noqa: E402
@@ -699,19 +699,3 @@ def test_the_api_marks_low_confidence_suggestions(run):
     second = _item(client, "b")["item"]
     assert (first["confidence"], first["low_confidence"]) == (0.4, True)
     assert (second["confidence"], second["low_confidence"]) == (0.93, False)
-
-
-def set_suggestions(run_dir: Path, by_position: dict[int, tuple[tuple[str, ...], float]]) -> None:
-    """Give the pending batch's first items these suggestions and confidences (the others: none, nan)."""
-    from dataclasses import replace
-
-    from lit_al.data.state import LabelState
-    from lit_al.session import load_run_data
-
-    ids = load_run_data(run_dir).pool.ids
-    label_state = LabelState.load(run_dir / "state.json", ids)
-    n = len(label_state.pending.pool_indices)
-    suggestions = tuple(by_position.get(k, ((), 0.0))[0] for k in range(n))
-    confidence = tuple(by_position.get(k, ((), float("nan")))[1] for k in range(n))
-    label_state.pending = replace(label_state.pending, suggestions=suggestions, confidence=confidence)
-    label_state.save()
