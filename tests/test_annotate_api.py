@@ -323,6 +323,11 @@ def test_a_token_is_required_when_given_and_off_loopback(run):
     page = client.get("/", params={"token": "s3cret-token"})
     assert page.status_code == 200 and "/static/app.js?token=s3cret-token" in page.text
     assert client.get("/api/item", params={"client": "c"}, headers={"X-Lit-Al-Token": "s3cret-token"}).status_code == 200
+    secret = page_secret(client, token="s3cret-token")
+    take = client.post("/api/take", json={"client": "c"}, headers={"X-Lit-Al-Token": "s3cret-token", PAGE_HEADER: secret})
+    assert take.status_code == 200 and take.json()["mode"] == "item"  # a POST needs the token and the page's secret
+    assert client.post("/api/take", json={"client": "c"}, headers={PAGE_HEADER: secret}).status_code == 401
+    assert client.post("/api/take", json={"client": "c"}, headers={"X-Lit-Al-Token": "s3cret-token"}).status_code == 403
     assert check_exposure("127.0.0.1", None).token is None and check_exposure("localhost", None).token is None
     exposed = check_exposure("0.0.0.0", None)
     assert exposed.generated and len(exposed.token) >= 24
@@ -416,6 +421,9 @@ def test_the_command_refuses_a_folder_that_is_not_a_run_and_a_bad_token(tmp_path
     assert "not a lit_al run (no state.json)" in capsys.readouterr().err
     assert main(["annotate", str(run[0]), "--host", "0.0.0.0", "--token", "short"]) == 1
     assert "--token: 8 to 200 characters" in capsys.readouterr().err
+    assert main(["annotate", str(run[0]), "--annotator", "ana\udcff"]) == 1
+    assert capsys.readouterr().err.strip() == ("lit_al: error: --annotator: character 4 ('\\udcff') is not printable; "
+                                               "a name holds letters, digits, marks, symbols and spaces")
 
 
 def test_an_oversized_body_is_refused(run):

@@ -314,3 +314,24 @@ def test_an_item_held_by_a_crashed_tab_is_taken_back_by_its_annotator(single, tm
         sync_api.expect(page.locator("#item-id")).to_have_text(f"id {crashed}")
         sync_api.expect(page.locator("#reclaim")).to_be_hidden()
         assert crashed not in held
+
+
+def test_a_tab_navigated_away_gives_its_item_back_at_once(single, tmp_path, browser):
+    """The page's goodbye (a keepalive POST on pagehide) passes the same checks as every other POST."""
+    run_dir = copy_run(single[0], tmp_path / "run")
+    first, second = (browser.new_context() for _ in range(2))
+    try:
+        with serving(run_dir) as url:
+            one, two = first.new_page(), second.new_page()
+            one.goto(url)
+            sync_api.expect(one.locator("#item-id")).to_have_text(re.compile(r"^id "))
+            held = _shown_id(one)
+            two.goto(url)
+            sync_api.expect(two.locator("#item-id")).not_to_have_text(f"id {held}")  # held by the first tab
+            one.goto("about:blank")  # the first tab leaves: its item goes back at once
+            three = second.new_page()
+            three.goto(url)
+            sync_api.expect(three.locator("#item-id")).to_have_text(f"id {held}")
+    finally:
+        first.close()
+        second.close()
