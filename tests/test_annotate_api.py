@@ -132,6 +132,23 @@ def test_a_different_label_for_an_answered_item_is_refused(run):
     assert (run_dir / "state.json").read_bytes() == before
 
 
+def test_an_answer_after_the_batch_was_committed_says_what_to_do_on_the_page(run):
+    from lit_al.data.state import LabelState
+    from lit_al.session import load_run_data
+
+    run_dir, gold = run
+    client, _ = _client(run_dir)
+    shown = _item(client)["item"]["id"]
+    label_state = LabelState.load(run_dir / "state.json", load_run_data(run_dir).pool.ids)
+    label_state.pending = None  # what lit_al query in a terminal does when it commits the batch
+    label_state.save()
+    before = (run_dir / "state.json").read_bytes()
+    response = _answer(client, "c1", shown, gold[shown])
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "no batch is pending: reload the page, then train and propose the next batch"
+    assert (run_dir / "state.json").read_bytes() == before
+
+
 def test_undo_takes_the_last_answer_back_and_shows_the_item_again(run):
     run_dir, gold = run
     client, _ = _client(run_dir)

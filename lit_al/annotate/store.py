@@ -209,7 +209,10 @@ class RunStore:
             self._refuse_while_training()
             if example_id not in self._index:
                 raise DataError(f"id: unknown id {example_id!r} (not in the pool)")
-            self._new_batch(self.state())
+            state = self.state()
+            self._new_batch(state)
+            if state.pending is None and self._index[example_id] not in state.records:  # committed meanwhile
+                raise ConfigError("no batch is pending: reload the page, then train and propose the next batch")
             answer = Answer(example_id, None if labels is None else tuple(labels), skip, who, "answer")
             summary = import_answers(self.run_dir, [answer], schema=self.schema, ids=self.ids, annotator=who,
                                      correct_with=CORRECT_ON_PAGE)
