@@ -196,10 +196,12 @@ def waiting_line(run_dir: Path, state) -> str:
 
 def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al label RUN_DIR FILE``: validate a person's answers, then record them in one atomic write."""
-    from .labeling import check_name, read_answers
+    from .labeling import read_answers
     from .session import import_answers, load_run_data
 
-    if cfg.annotator is not None:
+    if cfg.annotator is not None:  # one line now, not a UnicodeEncodeError when the labels are saved
+        from .labeling import check_name
+
         check_name(cfg.annotator, "--annotator")
     run_dir = Path(cfg.run_dir)
     data = load_run_data(run_dir)

@@ -128,7 +128,8 @@ def test_a_different_label_for_an_answered_item_is_refused(run):
     response = _answer(client, "c2", first, [other])
     error = response.json()["error"]
     assert response.status_code == 400 and f"was labeled {gold[first]} before" in error
-    assert "undo it (Backspace) in the tab that gave it" in error and "--overwrite" not in error  # what to do on the page
+    assert error.endswith("; undo the first answer (Backspace, in the tab that gave it) and answer again to correct it")
+    assert "--overwrite" not in error  # what to do on the page, not on the command line
     assert (run_dir / "state.json").read_bytes() == before
 
 

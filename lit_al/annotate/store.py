@@ -30,7 +30,7 @@ from .rounds import RoundRunner
 SKIP_REASONS = ("skip", "not sure")
 KEYWORD_STRATEGY = "keyword_query"
 #: What the page tells a person whose label contradicts an earlier answer (the page has no --overwrite).
-CORRECT_ON_PAGE = "the first answer stands: to change it, undo it (Backspace) in the tab that gave it, then answer again"
+CORRECT_ON_PAGE = "undo the first answer (Backspace, in the tab that gave it) and answer again"
 
 
 def keyword_spans(pattern: re.Pattern | None, text: str) -> list[list[int]]:
@@ -215,7 +215,7 @@ class RunStore:
                 raise ConfigError("no batch is pending: reload the page, then train and propose the next batch")
             answer = Answer(example_id, None if labels is None else tuple(labels), skip, who, "answer")
             summary = import_answers(self.run_dir, [answer], schema=self.schema, ids=self.ids, annotator=who,
-                                     correct_with=CORRECT_ON_PAGE)
+                                     how_to_overwrite=CORRECT_ON_PAGE)
             self.leases.drop(example_id)
             if summary.added or summary.skipped:
                 history = self._history.setdefault(client, [])

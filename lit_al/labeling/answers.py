@@ -20,8 +20,6 @@ from ..data.state import LabelRecord, LabelState, SkipRecord
 from ..errors import DataError
 
 PERSON = "person"
-#: How ``lit_al label`` corrects a label (the default wording of the refusal of a contradicting one).
-CORRECT_WITH_OPTION = "use --overwrite to correct it"
 
 
 @dataclass(frozen=True)
@@ -101,22 +99,22 @@ def apply_answers(
     annotator: str | None = None,
     time: str | None = None,
     seed: bool = False,
-    correct_with: str = CORRECT_WITH_OPTION,
+    how_to_overwrite: str = "use --overwrite",
 ) -> ImportSummary:
     """Validate every answer against the state and the schema, then record them (see the module docstring).
 
     ``seed``: the answers are a person's seed labels for round 0 (source ``seed``): any pool
-    id may be answered, not only the pending batch's. ``correct_with``: what the refusal of a
-    contradicting label tells the person to do (the caller knows how its user corrects a label).
+    id may be answered, not only the pending batch's. ``how_to_overwrite``: how the caller
+    lets an answer correct a label, as its refusal says it (an option, a keyword argument).
     """
-    if annotator:
-        check_name(annotator, "annotator")
     pending = state.pending
     pending_rows = set(pending.pool_indices) if pending is not None else set()
     label_round = 0 if seed else pending.round + 1 if pending is not None else state.completed_rounds
     source = "seed" if seed else PERSON
     index_of = {example_id: i for i, example_id in enumerate(state.ids)}
     time = time or now_utc()
+    if annotator:  # a lone surrogate could not be saved, a line break would garble the files that record it
+        check_name(annotator, "annotator")
     plan: dict[int, tuple[str, Answer, tuple[str, ...] | None]] = {}
     for answer in answers:
         index = index_of.get(answer.id)
@@ -142,7 +140,7 @@ def apply_answers(
             plan[index] = ("same", answer, names)
         elif not overwrite:
             raise DataError(f"{answer.where}: id {answer.id!r} was labeled {list(earlier.labels)} before, now "
-                            f"{list(names)}; {correct_with}")
+                            f"{list(names)}; {how_to_overwrite} to correct it")
         else:
             plan[index] = ("overwrite", answer, names)
     counts = {"add": 0, "overwrite": 0, "skip": 0, "same": 0}
