@@ -681,6 +681,18 @@ def test_a_busy_port_is_one_line_and_exit_1(run, capsys):
                                          "(another lit_al annotate?); stop it or choose another --port")
 
 
+@pytest.mark.parametrize("host,fragment", [
+    ("203.0.113.7", "--host 203.0.113.7: not an address of this machine"),  # TEST-NET-3: never this machine's
+    ("no-such-host.invalid", "--host no-such-host.invalid: not an address of this machine"),
+])
+def test_an_address_that_cannot_be_bound_is_one_line(host, fragment):
+    from lit_al.annotate.server import listen
+
+    with pytest.raises(ConfigError) as refused:
+        listen(host, 0)
+    assert str(refused.value).startswith(fragment) and "\n" not in str(refused.value)
+
+
 def test_the_address_is_printed_before_the_page_is_ready_and_a_browser_waits_for_it(run):
     """Before: nothing for seconds (the app's imports), then the address. Now: the address at once; a request
     sent at once waits in the listening socket's backlog until the page is ready, and is served."""
