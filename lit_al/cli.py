@@ -200,7 +200,7 @@ def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     from .session import import_answers, load_run_data
 
     if cfg.annotator is not None:  # one line now, not a UnicodeEncodeError when the labels are saved
-        from .labeling import check_name
+        from .labeling.answers import check_name
 
         check_name(cfg.annotator, "--annotator")
     run_dir = Path(cfg.run_dir)

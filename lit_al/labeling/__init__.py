@@ -6,7 +6,7 @@ state, with annotator and time. ``lit_al label``, the Python ``Session`` and the
 labeling page all go through ``apply_answers``.
 """
 
-from .answers import Answer, ImportSummary, apply_answers, check_name, now_utc, retract
+from .answers import Answer, ImportSummary, apply_answers, now_utc, retract
 from .formats import read_answers, write_batch_files
 
-__all__ = ["Answer", "ImportSummary", "apply_answers", "check_name", "now_utc", "read_answers", "retract", "write_batch_files"]
+__all__ = ["Answer", "ImportSummary", "apply_answers", "now_utc", "read_answers", "retract", "write_batch_files"]
