@@ -27,6 +27,7 @@
   let selectedFor = null;   // ... and which item they belong to
   let busy = false;        // one request at a time: a held key must not answer twice
   let polling = null;
+  let waiting = null;      // the next try to take an item while every one is held
 
   function withToken(path) {
     return token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path;
@@ -178,7 +179,8 @@
     }
     renderRound(view.round_progress);
     if (view.mode === "training") follow();
-    if (view.mode === "waiting") setTimeout(() => load(), 5000);
+    clearTimeout(waiting);  // one retry pending at a time, however the last view came
+    if (view.mode === "waiting") waiting = setTimeout(() => load(), 5000);
   }
 
   async function load(reclaim) {
