@@ -1,0 +1,196 @@
+"""Every answer file the labeling tools write, imported through ``lit_al label``: (id, label) pairs → state.
+
+The fixtures in ``tests/fixtures/label_files`` were written by the tools' own code where it
+runs here (Label Studio's converter, the argilla 1.x and 2.x SDKs) and from the documentation
+otherwise (Label Studio's full JSON, Prodigy); ``tests/fixtures/label_files/README.md`` says which.
+Each fixture answers the same eight pool items (p01..p08) the same way, as far as its format can:
+p01 labeled; p02 labeled by one annotator and skipped by another; p03 skipped by everyone; p04
+two annotators disagree (the later says money); p05 a draft only; p06 and p08 nobody; p07 labeled.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lit_al.cli import main
+from lit_al.data.schema import LabelSchema
+from lit_al.errors import DataError
+from lit_al.labeling import read_answer_file
+from lit_al.labeling.formats import write_batch_files
+
+FIXTURES = Path(__file__).parent / "fixtures" / "label_files"
+SCHEMA = LabelSchema(("money", "sport", "tech"))
+MULTI = LabelSchema(("money", "sport", "tech"), multi_label=True)
+LABELED = {"p01": ["money"], "p02": ["sport"], "p04": ["money"], "p07": ["money"]}
+DISAGREE = "1 item with disagreeing annotators, the latest answer taken: p04"
+
+# file, labels in the state, skips in the state, lines the import prints
+CASES = [
+    ("label_studio.json", LABELED, {"p03": "skip"}, [DISAGREE, "not imported: 1 draft, 2 tasks nobody annotated"]),
+    ("label_studio_min.json", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
+    ("label_studio.csv", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
+    ("label_studio.tsv", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
+    ("argilla_v1_records.jsonl", LABELED, {"p03": "discarded"}, [DISAGREE, "not imported: 2 drafts, 1 pending"]),
+    ("argilla_v1_hf.jsonl", LABELED, {}, [DISAGREE, "not imported: 2 pending, 2 drafts"]),
+    ("argilla_v1_legacy.jsonl", {k: v for k, v in LABELED.items() if k != "p07"}, {"p03": "discarded"},
+     ["not imported: 2 pending"]),
+    ("argilla_v2_datasets.jsonl", LABELED, {"p03": "discarded"}, [DISAGREE, "not imported: 1 draft, 2 pending"]),
+    # records.to_json() drops each response's status: a completed record whose answers differ is not guessed
+    ("argilla_v2_records.json", {"p01": ["money"], "p07": ["money"]}, {}, ["2 completed with differing answers", "4 pending"]),
+    ("argilla_v2_nested.jsonl", {"p01": ["money"], "p07": ["money"]}, {}, ["2 completed with differing answers", "4 pending"]),
+    ("prodigy_choice.jsonl", LABELED, {"p03": "not sure"}, [DISAGREE]),
+    ("prodigy_binary.jsonl", {"p01": ["money"], "p07": ["money"]}, {"p02": "rejected", "p03": "not sure"}, []),
+]
+
+
+@pytest.fixture(scope="module")
+def batch_run(tmp_path_factory, tiny_bert):
+    """A run whose pending batch is the whole fixture pool (p01..p08), proposed by ``lit_al query``."""
+    root = tmp_path_factory.mktemp("label_files")
+    data = root / "data"
+    data.mkdir()
+    for name in ("pool.csv", "labels.txt"):
+        shutil.copy(FIXTURES / name, data / name)
+    run_dir = root / "run"
+    config = {
+        "seed": 0, "run_dir": str(run_dir),
+        "model": {"model_name_or_path": str(tiny_bert)},
+        "data": {"train": str(data / "pool.csv"), "max_length": 16, "batch_size": 8,
+                 "initial": {"scenario": "keyword_query", "query": ".", "n": 8}},
+        "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
+        "strategy": "random", "loop": {"query_size": 4, "rounds": None},
+    }
+    (root / "c.yaml").write_text(json.dumps(config), encoding="utf-8")
+    assert main(["query", "--config", str(root / "c.yaml")]) == 0
+    pending = json.loads((run_dir / "state.json").read_text())["pending"]
+    assert len(pending["pool_indices"]) == 8
+    return run_dir
+
+
+@pytest.mark.parametrize("name,labels,skips,notes", CASES, ids=[c[0] for c in CASES])
+def test_each_tools_export_imports_right(tmp_path, batch_run, capsys, name, labels, skips, notes):
+    run_dir = tmp_path / "run"
+    shutil.copytree(batch_run, run_dir)
+    capsys.readouterr()
+    assert main(["label", str(run_dir), str(FIXTURES / name)]) == 0
+    out = capsys.readouterr().out
+    state = json.loads((run_dir / "state.json").read_text())
+    assert {r["id"]: r["labels"] for r in state["records"]} == labels
+    assert {r["id"]: r["reason"] for r in state["skipped"]} == skips
+    assert all(r["source"] == "person" and r["annotator"] for r in state["records"])
+    for note in notes:
+        assert note in out
+    assert f"{len(labels)} labeled, 0 corrected, {len(skips)} skipped" in out
+
+
+@pytest.mark.parametrize("name", ["label_studio_multi.json", "label_studio_multi_min.json", "label_studio_multi.csv",
+                                  "label_studio_multi.tsv"])
+def test_label_studio_multi_label_exports(name):
+    found = read_answer_file(FIXTURES / name, MULTI)
+    assert [(a.id, a.labels) for a in found.answers] == [("p01", ("money", "tech")), ("p02", ("sport",))]
+    assert found.unanswered == {"task nobody annotated": 1}
+
+
+def test_label_studio_tasks_carry_the_id_the_converter_keeps(tmp_path):
+    """lit_al's tasks hold the id under data.lit_al_id; the converter's JSON-MIN/CSV put the task number in ``id``."""
+    write_batch_files(tmp_path, [{"id": "p01", "text": "x", "suggestion": ("money",), "confidence": 0.7, "score": 1.0}],
+                      SCHEMA, 0)
+    task = json.loads((tmp_path / "label_studio_tasks.json").read_text())[0]
+    assert task["data"] == {"lit_al_id": "p01", "text": "x"}
+    exported = json.loads((FIXTURES / "label_studio_min.json").read_text())[0]
+    assert exported["id"] == 1 and exported["lit_al_id"] == "p01"  # what the converter made of such a task
+
+
+def _refused(tmp_path: Path, name: str, text: str, schema: LabelSchema = SCHEMA) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_answer_file(path, schema)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+def _ls(annotations) -> str:
+    return json.dumps([{"id": 1, "data": {"lit_al_id": "p01", "text": "x"}, "annotations": annotations}])
+
+
+def _region(value) -> dict:
+    return {"from_name": "label", "to_name": "text", "type": "choices", "value": value}
+
+
+REFUSED = [
+    # Label Studio: types a JSON export can be corrupted into
+    ("ls.json", _ls([{"result": None}]), "line 1: annotation 1: result is null; expected a list"),
+    ("ls.json", _ls([3]), "annotation 1 is the number 3; expected an object"),
+    ("ls.json", _ls([{"result": ["money"]}]), "region 1 of result is the string 'money'; expected an object"),
+    ("ls.json", _ls([{"result": [_region({"choices": "money"})]}]), "value.choices is the string 'money'; expected a list"),
+    ("ls.json", _ls([{"result": [_region({"choices": [1]})]}]), "value.choices holds the number 1"),
+    ("ls.json", _ls("money"), "annotations is the string 'money'; expected a list"),
+    ("ls.json", json.dumps([{"data": {"text": "x"}, "annotations": []}]), "the task's data has no lit_al_id"),
+    ("ls.json", _ls([{"result": [{"type": "labels", "value": {"labels": ["money"]}}]}]), "no Choices answer"),
+    ("min.json", json.dumps([{"id": 1, "text": "x", "label": "money", "annotator": 1, "annotation_id": 5}]),
+     "no lit_al_id: Label Studio's JSON-MIN and CSV exports write the task's own number into id"),
+    ("min.json", json.dumps([{"lit_al_id": "p01", "label": ["money"]}]), "label is a list; expected a class name"),
+    ("ls.csv", "annotation_id,id,lit_al_id,sentiment\n5,1,p01,money\n", "a Label Studio export without a 'label' column"),
+    # Argilla
+    ("a.jsonl", json.dumps({"external_id": "p01", "responses": {"values": {"label": {"value": "money"}}}}),
+     "responses is an object; expected a list"),
+    ("a.jsonl", json.dumps({"id": "p01", "responses": {"label": {"value": "money"}}}),
+     "responses.label is an object; expected a list"),
+    ("a.jsonl", json.dumps({"responses": [{"values": {"label": {"value": "money"}}, "status": "submitted"}]}),
+     "no external_id (nor metadata.lit_al_id)"),
+    ("a.jsonl", json.dumps({"external_id": "p01", "responses": [{"values": {"label": {"value": 3}},
+                                                                  "status": "submitted"}]}),
+     "the answer to 'label' is the number 3"),
+    ("a.jsonl", json.dumps({"external_id": "p01", "responses": [{"values": {"label": {"value": "money"}},
+                                                                  "status": "accepted"}]}),
+     "response status is the string 'accepted'; expected one of submitted, discarded, draft"),
+    ("a.jsonl", json.dumps({"id": "p01", "label.responses": "money", "label.responses.status": ["submitted"]}),
+     "label.responses is the string 'money'; expected a list"),
+    ("a.jsonl", json.dumps({"id": "p01", "annotation": "money", "status": "Done"}),
+     "status is the string 'Done'; expected Validated, Discarded or Default"),
+    # Prodigy
+    ("p.jsonl", json.dumps({"id": "p01", "options": [], "accept": "money", "answer": "accept"}),
+     "accept is the string 'money'; expected a list"),
+    ("p.jsonl", json.dumps({"id": "p01", "label": "money", "answer": "maybe"}), "answer is the string 'maybe'"),
+    ("p.jsonl", json.dumps({"text": "x", "label": "money", "answer": "accept"}), "a Prodigy task with no id"),
+    # shapes lit_al does not know, and files without answers
+    ("x.jsonl", json.dumps({"id": "p01", "sentiment": "money"}), "line 1: a record of unknown shape (keys: id, sentiment)"),
+    ("x.json", json.dumps([["p01", "money"]]), "line 1: the record is a list; expected an object"),
+    ("x.jsonl", json.dumps({"id": "p01", "answer": "accept", "label": "money"}) + "\n"
+     + json.dumps({"external_id": "p02", "responses": []}), "line 2: an Argilla record in a file of Prodigy tasks"),
+    ("x.json", "[1, 2", "line 1: not valid JSON"),
+    ("x.json", "[]", "no records; nothing imported"),
+    ("x.jsonl", "\n".join([json.dumps({"id": f"p0{i}", "status": "pending", "responses": {}}) for i in range(3)]
+                          + [json.dumps({"id": "p09", "label.responses": ["money"], "label.responses.status": ["draft"]})]),
+     "4 records, none answered: 3 pending, 1 draft"),
+    ("drafts.jsonl", "\n".join([json.dumps({"external_id": f"p{i}", "responses": [
+        {"values": {"label": {"value": "money"}}, "status": "draft"}]}) for i in range(9)]
+        + [json.dumps({"external_id": f"q{i}", "responses": []}) for i in range(3)]),
+     "12 records, none answered: 9 drafts, 3 pending; nothing imported"),
+    ("to_label.csv", "id,text,label,skip\np01,x,,\np02,y,,\n", "2 records, none answered: 2 rows left empty"),
+    ("x.txt", "p01 money", "unknown answer format"),
+]
+
+
+@pytest.mark.parametrize("name,text,fragment", REFUSED, ids=[f"{i}-{c[0]}" for i, c in enumerate(REFUSED)])
+def test_bad_records_are_one_line_naming_file_line_and_what_was_expected(tmp_path, name, text, fragment):
+    assert fragment in _refused(tmp_path, name, text)
+
+
+def test_a_refused_file_changes_nothing(tmp_path, batch_run, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(batch_run, run_dir)
+    before = (run_dir / "state.json").read_bytes()
+    bad = tmp_path / "bad.json"
+    bad.write_text(_ls([{"result": None}]), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["label", str(run_dir), str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "result is null" in err
+    assert (run_dir / "state.json").read_bytes() == before
