@@ -194,3 +194,51 @@ def test_a_refused_file_changes_nothing(tmp_path, batch_run, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "result is null" in err
     assert (run_dir / "state.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------ lit_al's own files (#24 2.2-2.4)
+def _no_nan(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON")
+
+
+def test_to_label_jsonl_survives_line_separators_and_writes_no_nan(tmp_path):
+    texts = ["one\u2028two", "three\u2029four", "five\u0085six", "plain"]
+    items = [{"id": f"p0{k + 1}", "text": text, "suggestion": ("money",), "confidence": float("nan"),
+              "score": float("nan") if k else float("inf")} for k, text in enumerate(texts)]
+    write_batch_files(tmp_path, items, SCHEMA, 0)
+    raw = (tmp_path / "to_label.jsonl").read_text(encoding="utf-8")
+    assert len(raw.splitlines()) == 4  # what str.splitlines (and JavaScript) call lines
+    lines = [json.loads(line, parse_constant=_no_nan) for line in raw.splitlines()]
+    assert [line["text"] for line in lines] == texts and lines[0]["meta"]["score"] is None
+    json.loads((tmp_path / "label_studio_tasks.json").read_text(encoding="utf-8"), parse_constant=_no_nan)
+    # answered by a tool that writes the separators raw: still one record per line
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps(dict(line, answer="accept", accept=["sport"]), ensure_ascii=False) + "\n"
+                               for line in lines), encoding="utf-8")
+    assert "\u2028" in answers.read_text(encoding="utf-8")
+    found = read_answer_file(answers, SCHEMA)
+    assert [(a.id, a.labels, a.where.rsplit(" ", 1)[1]) for a in found.answers] == [
+        (f"p0{k}", ("sport",), str(k)) for k in range(1, 5)]
+
+
+def test_a_text_over_128_kib_in_to_label_csv(tmp_path):
+    import csv
+
+    csv.field_size_limit(131072)  # Python's default, whatever another test set
+    text = "word " * 60_000  # 300 KB
+    write_batch_files(tmp_path, [{"id": "p01", "text": text, "suggestion": (), "confidence": None, "score": 0.5}],
+                      SCHEMA, 0)
+    path = tmp_path / "to_label.csv"
+    rows = path.read_text(encoding="utf-8").replace(",,,", ",money,,", 1)
+    path.write_text(rows, encoding="utf-8")
+    found = read_answer_file(path, SCHEMA)
+    assert [(a.id, a.labels) for a in found.answers] == [("p01", ("money",))]
+
+
+def test_csv_line_numbers_are_an_editors_after_multi_line_texts(tmp_path):
+    path = tmp_path / "answers.csv"
+    path.write_text('id,text,label\np01,"one\ntwo\nthree",money\n\np02,x,golf\n', encoding="utf-8")
+    found = read_answer_file(path, SCHEMA)
+    assert [a.where.rsplit(" ", 1)[1] for a in found.answers] == ["2", "6"]
+    path.write_text('id,text,label\np01,"one\ntwo",money\n,x,sport\n', encoding="utf-8")
+    assert "answers.csv: line 4: empty id" in _refused(tmp_path, "answers.csv", path.read_text())
