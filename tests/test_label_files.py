@@ -1,8 +1,8 @@
 """Every answer file the labeling tools write, imported through ``lit_al label``: (id, label) pairs → state.
 
 The fixtures in ``tests/fixtures/label_files`` were written by the tools' own code where it
-runs here (Label Studio's converter, the argilla 1.x and 2.x SDKs) and from the documentation
-otherwise (Label Studio's full JSON, Prodigy); ``tests/fixtures/label_files/README.md`` says which.
+runs here (a real Label Studio server's exports, Label Studio's converter, the argilla 1.x and
+2.x SDKs) and from the documentation otherwise (Prodigy); ``tests/fixtures/label_files/README.md`` says which.
 Each fixture answers the same eight pool items (p01..p08) the same way, as far as its format can:
 p01 labeled; p02 labeled by one annotator and skipped by another; p03 skipped by everyone; p04
 two annotators disagree (the later says money); p05 a draft only; p06 and p08 nobody; p07 labeled.
@@ -34,6 +34,10 @@ CASES = [
     ("label_studio_min.json", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
     ("label_studio.csv", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
     ("label_studio.tsv", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
+    ("label_studio_server.json", LABELED, {"p03": "skip"}, [DISAGREE, "not imported: 1 draft, 2 tasks nobody annotated"]),
+    ("label_studio_server_min.json", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
+    ("label_studio_server.csv", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
+    ("label_studio_server.tsv", LABELED, {}, [DISAGREE, "not imported: 3 tasks nobody annotated"]),
     ("argilla_v1_records.jsonl", LABELED, {"p03": "discarded"}, [DISAGREE, "not imported: 2 drafts, 1 pending"]),
     ("argilla_v1_hf.jsonl", LABELED, {}, [DISAGREE, "not imported: 2 pending, 2 drafts"]),
     ("argilla_v1_legacy.jsonl", {k: v for k, v in LABELED.items() if k != "p07"}, {"p03": "discarded"},
