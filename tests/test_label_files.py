@@ -99,6 +99,30 @@ def test_label_studio_multi_label_exports(name):
     assert found.unanswered == {"task nobody annotated": 1}
 
 
+def test_label_studio_tasks_from_its_api_read_as_its_export():
+    """``label_studio_answers``: the reader for task objects (a parsed export, or the tasks Label Studio's API returns)."""
+    from lit_al.labeling import label_studio_answers
+    from lit_al.labeling.formats import _label_studio_annotation
+
+    tasks = json.loads((FIXTURES / "label_studio_server.json").read_text(encoding="utf-8"))
+    found = label_studio_answers(tasks, source="Label Studio project 1")
+    assert {a.id: a.labels or a.skip for a in found.answers} == {**{k: tuple(v) for k, v in LABELED.items()}, "p03": "skip"}
+    assert found.unanswered == {"draft": 1, "task nobody annotated": 2} and found.disagreements == ("p04",)
+    assert found.answers[0].where == "Label Studio project 1: task 1"
+    assert _label_studio_annotation(tasks[1]["annotations"], "p02", "here").labels == ("sport",)  # the older name
+    with pytest.raises(DataError, match="^Label Studio project 1: task 1: the task's data is null; expected an object$"):
+        label_studio_answers([{"id": 1, "data": None}], source="Label Studio project 1")
+
+
+def test_a_json_file_of_json_lines_reads_as_jsonl(tmp_path):
+    """``datasets``' ``to_json("x.json")`` writes JSON lines whatever the name."""
+    copy = tmp_path / "argilla.json"
+    shutil.copy(FIXTURES / "argilla_v2_datasets.jsonl", copy)
+    answers = [(a.id, a.labels, a.skip) for a in read_answer_file(copy, SCHEMA).answers]
+    assert answers == [("p01", ("money",), None), ("p02", ("sport",), None), ("p03", None, "discarded"),
+                       ("p04", ("money",), None), ("p07", ("money",), None)]
+
+
 def test_label_studio_tasks_carry_the_id_the_converter_keeps(tmp_path):
     """lit_al's tasks hold the id under data.lit_al_id; the converter's JSON-MIN/CSV put the task number in ``id``."""
     write_batch_files(tmp_path, [{"id": "p01", "text": "x", "suggestion": ("money",), "confidence": 0.7, "score": 1.0}],

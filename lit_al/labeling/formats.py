@@ -31,10 +31,12 @@ from xml.sax.saxutils import quoteattr
 from ..atomic import atomic_write_text
 from ..data.schema import LabelSchema
 from .names import CSV_FILE, EMPTY_SET, ID_KEY, JSONL_FILE, LABEL_STUDIO_CONFIG, LABEL_STUDIO_TASKS, QUESTION
+from .label_studio import annotations_answer
 from .reading import AnswerFile, read_answer_file, read_answers
 
 __all__ = ["CSV_FILE", "EMPTY_SET", "ID_KEY", "JSONL_FILE", "LABEL_STUDIO_CONFIG", "LABEL_STUDIO_TASKS", "QUESTION",
-           "AnswerFile", "read_answer_file", "read_answers", "write_batch_files", "label_studio_task", "json_line"]
+           "AnswerFile", "annotations_answer", "read_answer_file", "read_answers", "write_batch_files",
+           "label_studio_task", "json_line"]
 
 #: Characters that ``str.splitlines`` (and JavaScript, and some JSONL readers) treat as line ends
 #: though JSON allows them raw inside a string.
@@ -99,7 +101,8 @@ def label_studio_task(item: dict[str, Any], round_index: int) -> dict[str, Any]:
     return task
 
 
-_label_studio_task = label_studio_task  # the name before it was public
+_label_studio_task = label_studio_task  # the names before they were public (lit_al.integrations uses them)
+_label_studio_annotation = annotations_answer
 
 
 def _label_studio_config(schema: LabelSchema) -> str:

@@ -54,24 +54,35 @@ def task_answer(task: Any, where: str, tally: Tally) -> None:
         raise DataError(f"{where}: the task's data has no {ID_KEY} (nor id); import the tasks lit_al wrote "
                         f"(label_studio_tasks.json) into Label Studio")
     item = example_id(data[key], where, f"data.{key}")
-    annotations = task.get("annotations")
+    answer, disagreed = _annotations_outcome(task.get("annotations"), item, where)
+    if answer is not None:
+        tally.answer(answer, disagreed)
+    elif task.get("drafts"):
+        tally.none("draft")
+    else:
+        tally.none("task nobody annotated")
+
+
+def annotations_answer(annotations: Any, item_id: str, where: str) -> Answer | None:
+    """The answer of one task's ``annotations`` by the rule of the module docstring; None when it has none."""
+    return _annotations_outcome(annotations, item_id, where)[0]
+
+
+def _annotations_outcome(annotations: Any, item: str, where: str) -> tuple[Answer | None, bool]:
+    """The answer of a task's annotations (None: no annotation), and whether its submitted annotations disagree."""
     annotations = [] if annotations is None else expect(annotations, list, where, "annotations")
     for number, annotation in enumerate(annotations, start=1):
         expect(annotation, dict, where, f"annotation {number}")
     submitted = [(k, a) for k, a in enumerate(annotations) if not a.get("was_cancelled")]
     if submitted:
-        labels = [_choices(a.get("result"), f"{where}: annotation {k + 1}") for k, a in submitted]
+        labels = {k: _choices(a.get("result"), f"{where}: annotation {k + 1}") for k, a in submitted}
         position, last = latest(submitted, *_TIMES)
-        chosen = labels[[k for k, _ in submitted].index(position)]
-        disagreed = len({tuple(sorted(x)) for x in labels}) > 1
-        tally.answer(Answer(item, chosen, None, annotator(last.get("completed_by")), where), disagreed)
-    elif annotations:
+        disagreed = len({tuple(sorted(x)) for x in labels.values()}) > 1
+        return Answer(item, labels[position], None, annotator(last.get("completed_by")), where), disagreed
+    if annotations:
         _, last = latest(enumerate(annotations), *_TIMES)
-        tally.answer(Answer(item, None, "skip", annotator(last.get("completed_by")), where))
-    elif task.get("drafts"):
-        tally.none("draft")
-    else:
-        tally.none("task nobody annotated")
+        return Answer(item, None, "skip", annotator(last.get("completed_by")), where), False
+    return None, False
 
 
 def _choices(result: Any, where: str) -> tuple[str, ...]:
