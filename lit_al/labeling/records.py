@@ -52,8 +52,7 @@ class AnswerFile:
         """Lines worth a person's attention besides the import summary."""
         lines = []
         if self.unanswered:
-            lines.append("not imported: " + ", ".join(counted(n, reason) for reason, n in self.unanswered.items())
-                         + " (they stay pending)")
+            lines.append("not imported: " + ", ".join(counted(n, reason) for reason, n in self.unanswered.items()))
         if self.disagreements:
             shown = ", ".join(self.disagreements[:5]) + (", ..." if len(self.disagreements) > 5 else "")
             lines.append(f"{counted(len(self.disagreements), 'item')} with disagreeing annotators, the latest "
