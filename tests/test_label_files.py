@@ -114,6 +114,15 @@ def test_label_studio_tasks_from_its_api_read_as_its_export():
         label_studio_answers([{"id": 1, "data": None}], source="Label Studio project 1")
 
 
+def test_label_studio_before_1_0_said_completions_and_skipped():
+    from lit_al.labeling import label_studio_answers
+
+    tasks = [{"id": 1, "data": {"lit_al_id": "p01"}, "completions": [{"result": [_region({"choices": ["tech"]})]}]},
+             {"id": 2, "data": {"lit_al_id": "p02"}, "completions": [{"result": [], "skipped": True}]}]
+    assert [(a.id, a.labels, a.skip) for a in label_studio_answers(tasks).answers] == [
+        ("p01", ("tech",), None), ("p02", None, "skip")]
+
+
 def test_a_json_file_of_json_lines_reads_as_jsonl(tmp_path):
     """``datasets``' ``to_json("x.json")`` writes JSON lines whatever the name."""
     copy = tmp_path / "argilla.json"

@@ -8,7 +8,8 @@ but writes its own task number into ``id``. Tasks written by older lit_al versio
 A task may hold several annotations (several annotators, or one who resubmitted):
 
 - the latest submitted annotation (``was_cancelled`` false; latest by ``updated_at``, then
-  ``created_at``, then its place in the list) gives the label;
+  ``created_at``, then its place in the list) gives the label (exports of Label Studio before
+  1.0 say ``completions`` and ``skipped``: read the same);
 - the task is a skip only when every annotation is cancelled ("Skip" in Label Studio);
 - when the submitted annotations disagree, the item is counted in ``disagreements``;
 - a task with only drafts, or no annotation, gives no answer and is counted as unanswered.
@@ -54,7 +55,8 @@ def task_answer(task: Any, where: str, tally: Tally) -> None:
         raise DataError(f"{where}: the task's data has no {ID_KEY} (nor id); import the tasks lit_al wrote "
                         f"(label_studio_tasks.json) into Label Studio")
     item = example_id(data[key], where, f"data.{key}")
-    answer, disagreed = _annotations_outcome(task.get("annotations"), item, where)
+    annotations = task.get("annotations") if "annotations" in task else task.get("completions")  # before 1.0
+    answer, disagreed = _annotations_outcome(annotations, item, where)
     if answer is not None:
         tally.answer(answer, disagreed)
     elif task.get("drafts"):
@@ -73,7 +75,7 @@ def _annotations_outcome(annotations: Any, item: str, where: str) -> tuple[Answe
     annotations = [] if annotations is None else expect(annotations, list, where, "annotations")
     for number, annotation in enumerate(annotations, start=1):
         expect(annotation, dict, where, f"annotation {number}")
-    submitted = [(k, a) for k, a in enumerate(annotations) if not a.get("was_cancelled")]
+    submitted = [(k, a) for k, a in enumerate(annotations) if not (a.get("was_cancelled") or a.get("skipped"))]
     if submitted:
         labels = {k: _choices(a.get("result"), f"{where}: annotation {k + 1}") for k, a in submitted}
         position, last = latest(submitted, *_TIMES)
