@@ -430,8 +430,11 @@ class ActiveLoop:
                 outputs[LABELS] = self._label_rows()
             log.info("round %d: selecting %d with %s", round_index, budget, strategy.name)
             start = time.perf_counter()
+            strategy.restore_run_record(state.strategy_records.get(strategy.name, {}))  # e.g. ProbCover's δ, fixed per run
             picks.selection = strategy.select(outputs, labeled, unlabeled, budget, seed=seed)
             picks.timings["select_seconds"] = time.perf_counter() - start
+            if strategy.run_record():  # saved with the proposed batch (``_propose``: one atomic write)
+                state.strategy_records[strategy.name] = strategy.run_record()
             if suggest:
                 picks.suggestions, picks.confidence = self._suggestions(outputs[PROBS][picks.selection.indices])
             del outputs, scored
