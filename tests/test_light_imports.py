@@ -99,3 +99,31 @@ def test_model_class_path_names_the_top_level_export(tmp_path, tiny_bert):
     saved = (run_dir / "config.yaml").read_text(encoding="utf-8")
     assert "class_path: lit_al.TextClassifier" in saved and "class_path: lit_al.ActiveDataModule" in saved
     assert json.loads((run_dir / "state.json").read_text())["finished"]
+
+
+def test_label_and_status_load_no_model_library(tmp_path, tiny_bert):
+    """``lit_al label RUN FILE`` and ``lit_al status RUN`` read files: no torch, Lightning, transformers, FAISS or SciPy."""
+    import csv
+
+    from annotate_runs import make_run
+
+    run_dir, gold = make_run(tmp_path, tiny_bert)
+    with (run_dir / "rounds" / "round_000" / "to_label.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["label"] = gold[row["id"]][0]
+    answers = tmp_path / "answers.csv"
+    with answers.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    too_heavy = [*HEAVY, "scipy"]
+    for argv, also_not in ((["label", str(run_dir), str(answers)], []), (["status", str(run_dir)], ["pandas"])):
+        found = _loaded_after(
+            "from lit_al.cli import main\n"
+            f"code = main({argv!r})\n"
+            f"result = {{'code': code, 'loaded': sorted({{m.split('.')[0] for m in sys.modules}} & set({[*too_heavy, *also_not]!r}))}}\n"
+        )
+        assert found["result"] == {"code": 0, "loaded": []}, f"lit_al {argv[0]}: {found['result']}"
+    state = json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
+    assert len(state["records"]) == len(rows)  # the answers were imported

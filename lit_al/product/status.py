@@ -8,6 +8,7 @@ finished one.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections import Counter
@@ -15,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..errors import DataError
-from ..model import RUN_MODEL_DIR, RUN_MODEL_META
+from ..rundir import RUN_MODEL_DIR, RUN_MODEL_META
 from ..stopping import StopWhen
 from .run_files import STATE_FILE, check_run_dir, run_config
 
@@ -62,12 +61,33 @@ def run_status(run_dir: str | Path) -> RunStatus:
         status.model_round = int(json.loads(meta_path.read_text(encoding="utf-8")).get("round", -1))
     metrics_path = run_dir / "metrics.csv"
     if metrics_path.exists():
-        frame = pd.read_csv(metrics_path)
-        if not frame.empty:
-            status.last_metrics = frame.iloc[-1].to_dict()
+        status.last_metrics = _last_row(metrics_path)
     stop_when = StopWhen(**dict((run_config(run_dir).get("loop") or {}).get("stop_when") or {}))
     _read_signals(status, stop_when)
     return status
+
+
+def _last_row(path: Path) -> dict[str, Any]:
+    """The last row of a CSV file, numbers as int or float and empty cells as NaN ({} when it has no row).
+
+    The csv module, not pandas: ``lit_al status`` answers in well under a second.
+    """
+    last: dict[str, str] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for last in csv.DictReader(handle):
+            pass
+    return {key: _cell(value) for key, value in last.items()}
+
+
+def _cell(text: str | None) -> Any:
+    if text is None or text == "":
+        return math.nan
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _read_state(status: RunStatus, path: Path) -> None:
