@@ -127,3 +127,9 @@ def test_label_and_status_load_no_model_library(tmp_path, tiny_bert):
         assert found["result"] == {"code": 0, "loaded": []}, f"lit_al {argv[0]}: {found['result']}"
     state = json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
     assert len(state["records"]) == len(rows)  # the answers were imported
+    from lit_al.data.files import DataFiles
+    from lit_al.session import load_run_data, load_run_files
+
+    light, full = load_run_files(run_dir), load_run_data(run_dir)  # DataFiles alone reads what the data module reads
+    assert type(light) is DataFiles and light.pool.ids == full.pool.ids and light.pool.texts == full.pool.texts
+    assert light.schema == full.schema and light.label_separator == full.label_separator
