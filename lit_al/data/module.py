@@ -18,7 +18,7 @@ from .readers import file_fingerprint
 from .scenarios import InitialSet
 from .state import LabelState
 from .subsample import round_subsample_seed, subsample_pool
-from .tokens import PadCollator, TokenDataset, TokenizedTexts, cached_tokenize, LengthSortedBatches, tokenizer_fingerprint
+from .tokens import PadCollator, TokenDataset, cached_tokenize, LengthSortedBatches, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 
