@@ -44,6 +44,7 @@ def test_stop_when_ends_the_run_with_its_reason(tmp_path, tiny_bert, tiny_data, 
     assert main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "FIRES (>= -1)" in out and "stopped by: stabilizing_predictions" in out
+    assert "not computed (the round scored no pool probabilities" in out  # round 1 stopped before scoring
 
 
 def test_max_uncertainty_is_taken_over_the_scored_pool_and_stops_before_selecting(tmp_path, tiny_bert, tiny_data):

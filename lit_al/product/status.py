@@ -120,6 +120,14 @@ def _read_signals(status: RunStatus, stop_when: StopWhen) -> None:
     status.stop_reason = reason if isinstance(reason, str) else ""
 
 
+#: Why a signal is NaN: the stop-set signals need rounds or unlabeled stop-set rows; the pool's
+#: max uncertainty needs a round that scored the pool with probabilities.
+_WHY_NOT_COMPUTED = {
+    "": "(needs more rounds, or no unlabeled stop-set example left)",
+    "stop_max_uncertainty": "(the round scored no pool probabilities: it stopped first, or its strategy needs none)",
+}
+
+
 def _threshold(stop_when: StopWhen, option: str) -> float | None:
     """The threshold of a selected criterion, None when the criterion is not selected."""
     if option == "stabilizing_predictions":
@@ -153,7 +161,7 @@ def format_status(status: RunStatus) -> str:
             rule = dict((c, r) for c, _, r in SIGNALS)[column]
             verdict = "not selected" if threshold is None else f"{'FIRES' if fires else 'not yet'} ({rule} {threshold:g})"
             if math.isnan(value):
-                verdict += "; not computed (needs more rounds, or no unlabeled stop-set example left)"
+                verdict += "; not computed " + _WHY_NOT_COMPUTED.get(column, _WHY_NOT_COMPUTED[""])
             lines.append(f"  {column[len('stop_'):]:<20} {_fmt(value):>8}  {verdict}")
     lines.append(f"stopped by: {status.stop_reason}" if status.stop_reason else "stopped by: no criterion fired")
     return "\n".join(lines)
