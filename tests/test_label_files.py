@@ -123,6 +123,13 @@ def test_label_studio_before_1_0_said_completions_and_skipped():
         ("p01", ("tech",), None), ("p02", None, "skip")]
 
 
+def test_label_studio_full_export_of_tasks_from_older_lit_al_reads_data_id():
+    from lit_al.labeling import label_studio_answers
+
+    tasks = [{"id": 7, "data": {"id": "p01", "text": "x"}, "annotations": [{"result": [_region({"choices": ["tech"]})]}]}]
+    assert [(a.id, a.labels) for a in label_studio_answers(tasks).answers] == [("p01", ("tech",))]
+
+
 def test_a_json_file_of_json_lines_reads_as_jsonl(tmp_path):
     """``datasets``' ``to_json("x.json")`` writes JSON lines whatever the name."""
     copy = tmp_path / "argilla.json"
