@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import DataError
-from ..model import RUN_MODEL_DIR, RUN_MODEL_META
+from ..model import RUN_MODEL_DIR, RUN_MODEL_META, read_run_model_meta
 from ..stopping import StopWhen
 from .run_files import STATE_FILE, check_run_dir, run_config
 
@@ -57,9 +57,8 @@ def run_status(run_dir: str | Path) -> RunStatus:
     state_path = run_dir / STATE_FILE
     if state_path.exists():
         _read_state(status, state_path)
-    meta_path = run_dir / RUN_MODEL_DIR / RUN_MODEL_META
-    if meta_path.exists():
-        status.model_round = int(json.loads(meta_path.read_text(encoding="utf-8")).get("round", -1))
+    if (run_dir / RUN_MODEL_DIR / RUN_MODEL_META).exists():
+        status.model_round = read_run_model_meta(run_dir / RUN_MODEL_DIR)["round"]
     metrics_path = run_dir / "metrics.csv"
     if metrics_path.exists():
         frame = pd.read_csv(metrics_path)
