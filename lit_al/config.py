@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
 
 from .errors import ConfigError, one_line
 
@@ -48,6 +48,11 @@ RESUME_FREE_LOOP = {"rounds", "max_labels", "keep_outputs", "round0_model_dir"}
 RESUME_FREE_DATA = {"cache_dir", "num_workers"}
 
 
+def add_flag(parser: ArgumentParser, name: str, *, default: bool, help: str) -> None:
+    """A yes/no option as people type it: ``--name`` alone, ``--name true|false`` and ``--no_name`` all work."""
+    parser.add_argument(f"--{name}", action=ActionYesNo, nargs="?", default=default, help=help)
+
+
 def fit_parser() -> ArgumentParser:
     """The parser of ``lit_al fit`` (also reads a run's saved ``config.yaml``)."""
     import lightning.pytorch as pl
@@ -60,7 +65,7 @@ def fit_parser() -> ArgumentParser:
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="YAML config file")
     parser.add_argument("--seed", type=int, default=0, help="run seed; model init, data order and strategy seeds derive from it")
     parser.add_argument("--run_dir", type=str, default="runs/lit_al", help="where the run is written (re-running continues it)")
-    parser.add_argument("--overwrite", type=bool, default=False, help="delete the run in run_dir first (only a lit_al run)")
+    add_flag(parser, "overwrite", default=False, help="delete the run in run_dir first (only a lit_al run)")
     parser.add_argument("--resume", type=str | None, default=None, help="continue the run in this directory, with its saved config")
     parser.add_argument("--threads", type=int | None, default=None,
                         help="torch intra-op threads; null: OMP_NUM_THREADS, else the CPUs this process may use (lit_al.threads)")

@@ -16,6 +16,7 @@ import yaml
 
 from .atomic import remove_stale_temp_files
 from .errors import ConfigError
+from .run_lock import run_lock
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
@@ -86,3 +87,19 @@ def remove_run(run_dir: Path) -> None:
     remove_stale_temp_files(run_dir)
     if is_empty(run_dir):
         run_dir.rmdir()
+
+
+def remove_stale_writes(run_dir: Path) -> list[Path]:
+    """Delete the temporary files that killed atomic writes left in ``run_dir`` (``.state.json.*.tmp``, ...).
+
+    Done under the run lock, by every verb that writes a run (fit and query at their start,
+    label and annotate too); nothing is removed while another lit_al process holds the lock,
+    since its temporary files may be writes in flight.
+    """
+    if not is_run(run_dir):  # never sweep a folder lit_al did not write
+        return []
+    try:
+        with run_lock(run_dir, writes=True, wait=False):
+            return remove_stale_temp_files(run_dir)
+    except ConfigError:  # busy: that process cleans up when it starts its next round
+        return []

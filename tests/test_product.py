@@ -314,8 +314,8 @@ def test_status_of_a_finished_run(pooled_run, capsys):
     assert "state: finished; 2 round(s) done; last model from round 1" in out
     assert f"labeled: 22 ({', '.join(f'{n} {counts[n]}' for n in sorted(counts))})" in out
     assert "pending: none" in out and "last metrics: round 1" in out
-    assert "kappa_mean" in out and "overall_uncertainty" in out and "not selected" in out
-    assert "stopped by: no criterion fired" in out
+    assert "kappa_mean" in out and "overall_uncertainty" in out and "not enabled" in out and "not selected" not in out
+    assert "stopped by: its budget (loop.rounds, loop.max_labels or the pool); no stopping criterion fired" in out
 
 
 def test_status_of_an_interrupted_and_a_fresh_run(tmp_path, pooled_run, capsys):
@@ -329,8 +329,24 @@ def test_status_of_an_interrupted_and_a_fresh_run(tmp_path, pooled_run, capsys):
     (run_dir / "config.yaml").write_text(config.replace("stabilizing_predictions: false", "stabilizing_predictions: true"))
     assert main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "state: waiting for labels" in out and "pending: 3 item(s) proposed in round 1" in out
-    assert "(>= 0.99)" in out  # the selected criterion with its threshold
+    assert "state: waiting for labels;" in out
+    assert "pending: 3 item(s) proposed in round 1: 0 answered (0 labeled, 0 skipped), 3 to label" in out
+    assert "(>= 0.99)" in out  # the enabled criterion with its threshold
+    assert "stopping: no criterion has fired; the run goes on" in out and "stopped by" not in out
+
+    state["records"].append({"pool_index": 70, "id": "x70", "round": 2, "source": "person", "labels": ["sport"]})
+    state["skipped"] = [{"pool_index": 71, "id": "x71", "round": 2, "reason": "skip"}]
+    (run_dir / "state.json").write_text(json.dumps(state))
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "state: labeling (2 of 3 answered; lit_al query --resume trains on them)" in out
+    assert "pending: 3 item(s) proposed in round 1: 2 answered (1 labeled, 1 skipped), 1 to label" in out
+    state["records"].append({"pool_index": 72, "id": "x72", "round": 2, "source": "person", "labels": ["tech"]})
+    (run_dir / "state.json").write_text(json.dumps(state))
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "state: ready for the next round (every item of the batch is answered: lit_al query --resume)" in out
+    assert "waiting for labels" not in out and "3 answered (2 labeled, 1 skipped), 0 to label" in out
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()

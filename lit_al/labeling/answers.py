@@ -74,11 +74,13 @@ def apply_answers(
     annotator: str | None = None,
     time: str | None = None,
     seed: bool = False,
+    how_to_overwrite: str = "use --overwrite",
 ) -> ImportSummary:
     """Validate every answer against the state and the schema, then record them (see the module docstring).
 
     ``seed``: the answers are a person's seed labels for round 0 (source ``seed``): any pool
-    id may be answered, not only the pending batch's.
+    id may be answered, not only the pending batch's. ``how_to_overwrite``: how the caller
+    lets an answer correct a label, as its refusal says it (an option, a keyword argument).
     """
     pending = state.pending
     pending_rows = set(pending.pool_indices) if pending is not None else set()
@@ -111,7 +113,7 @@ def apply_answers(
             plan[index] = ("same", answer, names)
         elif not overwrite:
             raise DataError(f"{answer.where}: id {answer.id!r} was labeled {list(earlier.labels)} before, now "
-                            f"{list(names)}; use --overwrite to correct it")
+                            f"{list(names)}; {how_to_overwrite} to correct it")
         else:
             plan[index] = ("overwrite", answer, names)
     counts = {"add": 0, "overwrite": 0, "skip": 0, "same": 0}
