@@ -43,6 +43,9 @@ ROUND0_IRRELEVANT_DATA = {"pool_subsample", "cache_dir", "num_workers"}
 #: Trainer options that only change what is shown or logged.
 DISPLAY_ONLY_TRAINER = {"enable_progress_bar", "enable_model_summary", "logger"}
 #: Options a resumed run may change: where and how it is shown, and how far it goes.
+#: Data options added after shared round-0 models were saved: at these values they change nothing,
+#: and are left out of the round-0 fingerprint so that those models stay usable.
+ROUND0_LATER_DATA_DEFAULTS = {"drop_empty_texts": False}
 RESUME_FREE = {"config", "run_dir", "overwrite", "resume", "threads"}
 RESUME_FREE_LOOP = {"rounds", "max_labels", "keep_outputs", "round0_model_dir"}
 RESUME_FREE_DATA = {"cache_dir", "num_workers"}
@@ -168,10 +171,15 @@ def round0_fingerprint(cfg: Namespace) -> str:
     config["loop"] = {k: v for k, v in dict(config.get("loop") or {}).items() if k not in ROUND0_IRRELEVANT_LOOP}
     config["trainer"] = {k: v for k, v in dict(config.get("trainer") or {}).items() if k not in DISPLAY_ONLY_TRAINER}
     data = dict(config.get("data") or {})
+
+    def relevant(options: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in options.items()
+                if k not in ROUND0_IRRELEVANT_DATA and not (k in ROUND0_LATER_DATA_DEFAULTS and v == ROUND0_LATER_DATA_DEFAULTS[k])}
+
     if "class_path" in data:
-        data["init_args"] = {k: v for k, v in dict(data.get("init_args") or {}).items() if k not in ROUND0_IRRELEVANT_DATA}
+        data["init_args"] = relevant(dict(data.get("init_args") or {}))
     else:
-        data = {k: v for k, v in data.items() if k not in ROUND0_IRRELEVANT_DATA}
+        data = relevant(data)
     config["data"] = data
     return json.dumps(config, sort_keys=True, default=str)
 
