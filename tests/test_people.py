@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +249,11 @@ def test_nothing_new_is_said_and_query_without_answers_trains_nothing(tmp_path, 
         out = capsys.readouterr().out
         assert out.startswith("no labels arrived for the round-1 batch since it was proposed") and str(round1) in out
         assert (model.stat().st_mtime_ns, (run_dir / "metrics.csv").read_bytes(), (run_dir / "state.json").read_bytes()) == trained
+    code = ("import sys; from lit_al.cli import main; rc = main(['query', '--resume', sys.argv[1]]); "
+            "print(rc, sorted(m for m in ('lightning', 'torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.stdout.strip().endswith("0 []"), done.stdout + done.stderr  # at once: nothing heavy imported
     frame = pd.read_csv(round1, dtype=str, keep_default_na=False)
     frame.loc[0, "label"] = gold[frame["id"][0]]
     frame.to_csv(round1, index=False)
