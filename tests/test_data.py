@@ -358,6 +358,16 @@ def test_malformed_csv_is_refused_with_its_line(tmp_path, name, content, message
         read_table(path)
 
 
+def test_a_csv_in_another_encoding_and_a_long_text(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("id;text\n1;café crème\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"excel.csv: is not UTF-8 text; save it as UTF-8"):
+        read_table(path)
+    long = "word " * 60_000  # 300 KB: above the csv module's default field limit (128 KiB)
+    path = write_csv(tmp_path / "long.csv", [{"id": "a", "text": long, "label": "x"}])
+    assert read_table(path)["text"].tolist() == [long]
+
+
 @pytest.mark.parametrize("content", [
     "id;text;label\na;hello, there;x\nb;\"two\nlines; here\";y\n",  # Excel in many locales
     "id|text|label\na|hello, there|x\nb|\"two\nlines| here\"|y\n",

@@ -94,7 +94,9 @@ def read_table(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
         return _read_hf_folder(resolved)
     except DataError:
         raise
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: is not UTF-8 text; save it as UTF-8 (in Excel: CSV UTF-8)") from None
+    except (ValueError, pd.errors.ParserError, OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
         raise DataError(f"{path}: cannot be read as {kind}: {exc}".splitlines()[0]) from None
 
 
