@@ -19,6 +19,7 @@ from torchmetrics import classification as C
 from .errors import ConfigError
 from .hub import resolve_model_path
 from .atomic import atomic_write_bytes, atomic_write_json
+from .rundir import RUN_MODEL_DIR, RUN_MODEL_META  # noqa: F401  (the run's model folder: named there, torch-free)
 
 log = logging.getLogger(__name__)
 
@@ -334,10 +335,7 @@ def load_tokenizer(model_kwargs: dict[str, Any]):
     return AutoTokenizer.from_pretrained(resolve_model_path(name), use_fast=True)
 
 
-#: Folder of a run directory holding the last round's model (``save_run_model``).
-RUN_MODEL_DIR = "model"
 RUN_MODEL_WEIGHTS = "model.safetensors"
-RUN_MODEL_META = "lit_al_model.json"
 
 
 def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -365,41 +363,17 @@ def save_run_model(directory: Path, model: TextClassifier, model_kwargs: dict[st
     atomic_write_json(directory / RUN_MODEL_META, meta)
 
 
-#: The keys of ``RUN_MODEL_META`` and of its ``task``, with their JSON types (``bool`` is no ``int`` here).
-_META_KEYS = {"round": int, "model": dict, "task": dict, "sha256": str}
-_TASK_KEYS = {"num_labels": int, "multi_label": bool, "label_names": list}
-
-
-def read_run_model_meta(directory: Path) -> dict[str, Any]:
-    """The JSON ``save_run_model`` wrote in ``directory``, checked: one ``ConfigError`` naming the file when it
-    is not one (truncated, empty, not an object, a key missing or of another type)."""
-    path = directory / RUN_MODEL_META
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: damaged, cannot be read ({exc}); the next round that trains writes it again") from None
-    if not isinstance(meta, dict):
-        raise ConfigError(f"{path}: damaged: expected a JSON object, found {type(meta).__name__}")
-    for where, fields, values in (("", _META_KEYS, meta), ("task.", _TASK_KEYS, meta.get("task"))):
-        for key, kind in fields.items():
-            value = values.get(key) if isinstance(values, dict) else None
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                found = f"{type(value).__name__} {value!r}" if isinstance(values, dict) and key in values else "missing"
-                raise ConfigError(f"{path}: damaged: {where}{key} should be a {kind.__name__}, found {found}")
-    if meta["round"] < 0:
-        raise ConfigError(f"{path}: damaged: round should be >= 0, found {meta['round']}")
-    return meta
-
-
 def load_run_model(directory: Path) -> tuple[TextClassifier, dict[str, Any]]:
     """The model ``save_run_model`` kept in ``directory``, in eval mode, and its JSON."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
+    from .rundir import read_run_model_meta
+
     meta_path, weights_path = directory / RUN_MODEL_META, directory / RUN_MODEL_WEIGHTS
     if not meta_path.exists() or not weights_path.exists():
         raise ConfigError(f"{directory}: no trained model yet (a run keeps its last model once a round has trained)")
-    meta = read_run_model_meta(directory)
+    meta = read_run_model_meta(directory)  # one line for a damaged file
     weights = weights_path.read_bytes()
     if hashlib.sha256(weights).hexdigest() != meta.get("sha256"):
         raise ConfigError(f"{weights_path}: does not match {meta_path.name} (interrupted write?); run the next round again")

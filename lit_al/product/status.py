@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import DataError
-from ..model import RUN_MODEL_DIR, RUN_MODEL_META, read_run_model_meta
+from ..rundir import RUN_MODEL_DIR, RUN_MODEL_META
+from ..rundir import read_run_model_meta
 from ..stopping import StopWhen
 from .run_files import STATE_FILE, BatchProgress, batch_progress, check_run_dir, run_config
 
