@@ -124,24 +124,27 @@ class Session:
         self._cfg = cfg
         self.run_dir = Path(cfg.run_dir)
 
+    @quieted_libraries()  # a notebook sees what concerns it, not Lightning's banners and warnings
     def query(self) -> Batch:
-        """Commit the answers given so far, train on every label, score the pool and propose a batch.
-
-        While no answer to the pending batch has arrived there is nothing to train on: the same
-        batch comes back at once. Libraries' banners and warnings are silenced while it runs.
-        """
-        from .product.run_files import read_batch_progress
-
-        progress = None if self._cfg.overwrite else read_batch_progress(self.run_dir)
-        if progress is not None and progress.answered == 0:
-            log.warning("no labels arrived for the round-%d batch yet: the same batch (teach() answers it)", progress.round)
-        else:
-            with quieted_libraries():
-                build_run(self._parser, self._cfg.clone()).execute()
+        """Commit the answers given so far, train on every label, score the pool and propose a batch."""
+        if self._no_answers_yet():  # nothing to commit or train on: the same batch, at once
+            return pending_batch(self.run_dir)
+        plan = build_run(self._parser, self._cfg.clone())
+        plan.execute()
         batch = pending_batch(self.run_dir)
         if batch is None:
             raise ConfigError(f"{self.run_dir}: the run is finished (its budget is spent); nothing to propose")
         return batch
+
+    def _no_answers_yet(self) -> bool:
+        """Whether the pending batch has no answer yet (then say so: ``query`` returns it as it is)."""
+        from .product.run_files import read_batch_progress
+
+        progress = None if self._cfg.overwrite else read_batch_progress(self.run_dir)
+        if progress is None or progress.answered:
+            return False
+        log.warning("no labels arrived for the round-%d batch yet: the same batch (teach() answers it)", progress.round)
+        return True
 
     def teach(self, ids: Sequence[str], labels: Sequence[str | Sequence[str] | None], *,
               annotator: str | None = None, overwrite: bool = False) -> ImportSummary:
