@@ -96,10 +96,16 @@ def _annotate_parser() -> ArgumentParser:
 def run_annotate(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al annotate RUN_DIR``: the labeling page (``lit_al.annotate``)."""
     from .annotate.server import serve
+
+    _remove_stale_writes(Path(cfg.run_dir))
+    return serve(Path(cfg.run_dir), host=cfg.host, port=cfg.port, token=cfg.token, annotator=cfg.annotator)
+
+
+def _remove_stale_writes(run_dir: Path) -> None:
+    """What killed writes left in a run (``rundir.remove_stale_writes``): label and annotate clean up as fit does."""
     from .rundir import remove_stale_writes
 
-    remove_stale_writes(Path(cfg.run_dir))
-    return serve(Path(cfg.run_dir), host=cfg.host, port=cfg.port, token=cfg.token, annotator=cfg.annotator)
+    remove_stale_writes(run_dir)
 
 
 def run_experiment(parser: ArgumentParser, cfg: Namespace) -> int:
@@ -219,13 +225,12 @@ def waiting_line(run_dir: Path, state) -> str:
 def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al label RUN_DIR FILE``: validate a person's answers, then record them in one atomic write."""
     from .labeling import read_answers
-    from .rundir import remove_stale_writes
     from .session import import_answers, load_run_data
 
     run_dir = Path(cfg.run_dir)
     data = load_run_data(run_dir)
-    remove_stale_writes(run_dir)
     answers = read_answers(cfg.file, data.schema, data.label_separator)
+    _remove_stale_writes(run_dir)
     summary = import_answers(run_dir, answers, schema=data.schema, ids=data.pool.ids,
                              overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
     print(f"{cfg.file}: {summary.line()}")
