@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import ConfigError, DataError
-from .readers import blank_text_positions, describe_positions, file_fingerprint, position_unit, read_table, resolve_path
+from .readers import file_fingerprint, position_unit, read_table, resolve_path, without_empty_texts
 from .scenarios import InitialSet
 from .schema import LabelSchema, read_label_file
 from .state import LabelState
@@ -183,7 +183,7 @@ class ActiveDataModule(pl.LightningDataModule):
             if path:
                 frame = self.read_split(path)
                 self._check_columns(path, frame, optional_labels=name == "train")
-                frame = self._without_empty_texts(str(path), frame)
+                frame = without_empty_texts(frame, self.text_column, str(path), self.position_unit(path), self.drop_empty_texts)
                 frames[name] = (str(path), frame)
                 paths[name] = str(path)
         train_source, train_frame = frames["train"]
@@ -226,21 +226,6 @@ class ActiveDataModule(pl.LightningDataModule):
         for column in wanted:
             if column not in frame.columns:
                 raise DataError(f"{path}: missing column {column!r}; columns are {list(frame.columns)}")
-
-    def _without_empty_texts(self, path: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` without its rows of blank text (``drop_empty_texts``), or one error that counts them and says where."""
-        blank = blank_text_positions(frame, self.text_column)
-        if not blank:
-            return frame
-        where = describe_positions(self.position_unit(path), blank)
-        if not self.drop_empty_texts:
-            if len(blank) == 1:
-                raise DataError(f"{where} of {path}: empty text; fill it, or set data.drop_empty_texts: true to leave "
-                                "rows without text out")
-            raise DataError(f"{path}: {len(blank)} rows with an empty text ({where}); fill them, or set "
-                            "data.drop_empty_texts: true to leave them out")
-        log.warning("%s: left out %d row(s) with an empty text (%s; data.drop_empty_texts)", path, len(blank), where)
-        return frame[~frame.index.isin(blank)]
 
     def _build_schema(self, frames: dict[str, tuple[str, pd.DataFrame]]) -> LabelSchema:
         option = self.labels_option

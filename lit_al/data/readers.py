@@ -214,6 +214,23 @@ def blank_text_positions(frame: pd.DataFrame, column: str) -> list[int]:
     return [int(position) for position, value in zip(frame.index, frame[column]) if is_blank_text(value)]
 
 
+def without_empty_texts(frame: pd.DataFrame, column: str, path: str, unit: str, drop: bool) -> pd.DataFrame:
+    """``frame`` without its rows of blank text (``drop``, with a warning that counts them), or one
+    ``DataError`` that counts them and names their first positions (``data.drop_empty_texts``)."""
+    blank = blank_text_positions(frame, column)
+    if not blank:
+        return frame
+    where = describe_positions(unit, blank)
+    if not drop:
+        if len(blank) == 1:
+            raise DataError(f"{where} of {path}: empty text; fill it, or set data.drop_empty_texts: true to leave "
+                            "rows without text out")
+        raise DataError(f"{path}: {len(blank)} rows with an empty text ({where}); fill them, or set "
+                        "data.drop_empty_texts: true to leave them out")
+    log.warning("%s: left out %d row(s) with an empty text (%s; data.drop_empty_texts)", path, len(blank), where)
+    return frame[~frame.index.isin(blank)]
+
+
 def describe_positions(unit: str, positions: list[int], shown: int = 5) -> str:
     """``line 63``, ``lines 63, 70 and 81``, ``lines 63, 70, 81, 90, 95 and 12 more``."""
     if len(positions) == 1:
