@@ -355,6 +355,15 @@ def test_status_of_an_interrupted_and_a_fresh_run(tmp_path, pooled_run, capsys):
     assert "state: fresh" in capsys.readouterr().out
 
 
+def test_status_of_a_damaged_state_is_one_line(tmp_path, pooled_run, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(pooled_run, run_dir)
+    (run_dir / "state.json").write_text("[]")
+    assert main(["status", str(run_dir)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("state.json: cannot read the label state: expected a JSON object, found list"), err
+
+
 def test_status_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()

@@ -77,6 +77,8 @@ def _read_state(status: RunStatus, path: Path) -> None:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: cannot read the label state: {exc}") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: cannot read the label state: expected a JSON object, found {type(state).__name__}")
     status.started = True
     status.finished = bool(state.get("finished"))
     status.completed_rounds = int(state.get("completed_rounds", 0))
