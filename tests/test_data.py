@@ -406,6 +406,11 @@ def test_blank_texts_are_counted_and_can_be_dropped(tmp_path, rows, caplog):
     assert len(data.pool) == 13 and all(t.strip() for t in data.pool.texts)
     assert data.pool.positions[:4] == [2, 3, 4, 6]  # the kept rows keep their lines
     assert "left out 7 row(s) with an empty text (lines 5, 8, 9, 11, 13 and 2 more" in caplog.text
+    from lit_al.data.files import DataFiles
+
+    files = DataFiles.from_options({"train": str(path), "drop_empty_texts": True, "batch_size": 8})
+    files.load()  # what lit_al label reads from the saved config: the same pool
+    assert files.pool.ids == data.pool.ids
 
 
 def test_describe_positions():
