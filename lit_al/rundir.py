@@ -20,7 +20,7 @@ from .errors import ConfigError
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
 #: What a run writes into its directory (files, then folders).
-RUN_FILES = (CONFIG_FILE, STATE_FILE, "metrics.csv")
+RUN_FILES = (CONFIG_FILE, STATE_FILE, "metrics.csv", "labelstudio.json")
 #: ``model`` is ``model.RUN_MODEL_DIR`` (the last model), ``stopping`` is ``stopping.STOPPING_DIR`` (stop-set
 #: predictions): named here as strings so that this module imports neither torch nor the loop.
 RUN_FOLDERS = ("rounds", "cache", "lightning_logs", "model", "stopping")

@@ -1,0 +1,172 @@
+"""Push a run's pending batch to its Label Studio project; pull the answers back into the run.
+
+``push`` imports the batch's tasks the project does not hold yet (a second push adds
+nothing). ``pull`` reads the project's tasks through the API, turns the annotations of
+the pending batch into answers with lit_al's Label Studio reader, and imports them through
+``session.import_answers``: validated as a whole, one atomic write, under the run's lock,
+exactly as ``lit_al label`` does. A pull killed at any moment loses nothing (the answers
+stay on the server) and a pull repeated imports nothing twice (an answer already recorded
+changes nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ...errors import ConfigError
+from ...labeling import Answer, ImportSummary
+from ...labeling.formats import _label_studio_annotation
+from ...run_lock import run_lock
+from ...session import import_answers, load_run_state
+from .connection import Connection, make_client, translated_errors
+from .project import (BINDING_FILE, Binding, batch_tasks, ensure_project, load_binding, model_version, project_tasks,
+                      task_key)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push did: the project, the round pushed, tasks added and tasks the project already had."""
+
+    project: int | None
+    round: int | None
+    added: int = 0
+    present: int = 0
+
+    def line(self, url: str) -> str:
+        if self.round is None:
+            return "no batch is pending (run lit_al query, or the run is finished): nothing to push"
+        return (f"round {self.round}: {self.added} task(s) added, {self.present} already there; "
+                f"project {self.project} at {url}/projects/{self.project}")
+
+
+@dataclass(frozen=True)
+class BatchAnswers:
+    """The answers to the pending batch found in the project, and how many of its items have one."""
+
+    round: int
+    answers: list[Answer]
+    size: int
+    foreign: int  # tasks in the project that lit_al did not write (ignored)
+
+    @property
+    def answered(self) -> int:
+        return len(self.answers)
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What a pull imported (``summary``) out of the answers found (``found``)."""
+
+    found: BatchAnswers | None
+    summary: ImportSummary | None
+
+    def line(self) -> str:
+        if self.found is None or self.summary is None:
+            return "no batch is pending (run lit_al query, or the run is finished): nothing to pull"
+        extra = f" ({self.found.foreign} task(s) without data.lit_al_id ignored)" if self.found.foreign else ""
+        return (f"round {self.found.round}: {self.found.answered} of {self.found.size} answered in Label Studio{extra}; "
+                f"{self.summary.line()}")
+
+
+def push(run_dir: Path, connection: Connection, *, title: str | None = None, project: int | None = None) -> PushResult:
+    """Import the run's pending batch into its project (created if needed); tasks already there are left alone."""
+    data, state = load_run_state(run_dir)
+    client = make_client(connection)
+    binding = ensure_project(client, connection, run_dir, data.schema, title=title, project=project)
+    pending = state.pending
+    if pending is None:
+        return PushResult(binding.project, None)
+    rows = list(pending.pool_indices)
+    n = len(rows)
+    tasks = batch_tasks([data.pool.ids[i] for i in rows], [data.pool.texts[i] for i in rows],
+                        list(pending.suggestions) or [()] * n, list(pending.confidence) or [float("nan")] * n,
+                        list(pending.scores), pending.round)
+    # under the run's lock: two pushes at once (or a push beside watch) must not both import a task
+    with run_lock(run_dir, writes=True, wait=False):
+        present = {task_key(task) for task in project_tasks(client, connection, binding.project)}
+        new = [task for task in tasks if task_key(task) not in present]
+        with translated_errors(connection, f"importing tasks into project {binding.project}"):
+            if new:
+                client.projects.import_tasks(binding.project, request=new, commit_to_project=True)
+            if any(task.get("predictions") for task in tasks):  # Label Studio refuses a version no prediction has
+                # the project shows this round's predictions as pre-annotations
+                client.projects.update(binding.project, model_version=model_version(pending.round))
+    return PushResult(binding.project, pending.round, len(new), len(tasks) - len(new))
+
+
+def bound_project(run_dir: Path) -> Binding:
+    binding = load_binding(run_dir)
+    if binding is None or binding.project is None:
+        raise ConfigError(f"{run_dir}: no Label Studio project yet ({BINDING_FILE}); run: lit_al labelstudio push {run_dir}")
+    return binding
+
+
+def batch_answers(tasks: Sequence[dict[str, Any]], pending_ids: Sequence[str], round_index: int,
+                  users: dict[int, str], where: str) -> BatchAnswers:
+    """The answers to the pending batch among the project's ``tasks``.
+
+    Several tasks may hold one example (proposed again after a round left it unanswered):
+    the answered task of the latest round counts. Each task's annotations are read by lit_al's
+    Label Studio reader, so a live project and an exported file give the same answers.
+    """
+    wanted = set(pending_ids)
+    best: dict[str, tuple[int, Answer]] = {}
+    foreign = 0
+    for task in tasks:
+        key = task_key(task)
+        if key is None:
+            foreign += 1
+            continue
+        example_id, task_round = key
+        if example_id not in wanted:
+            continue
+        answer = _task_answer(task, example_id, users, f"{where}, task {task.get('id')}")
+        if answer is not None and (example_id not in best or task_round > best[example_id][0]):
+            best[example_id] = (task_round, answer)
+    answers = [best[i][1] for i in pending_ids if i in best]
+    return BatchAnswers(round_index, answers, len(pending_ids), foreign)
+
+
+def _task_answer(task: dict[str, Any], example_id: str, users: dict[int, str], where: str) -> Answer | None:
+    """One task dict from the API through lit_al's reader of Label Studio annotations (``labeling.formats``)."""
+    annotations = [_with_annotator(a, users) for a in task.get("annotations") or [] if isinstance(a, dict)]
+    annotations.sort(key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id") or 0))
+    return _label_studio_annotation(annotations, example_id, where)
+
+
+def _with_annotator(annotation: dict[str, Any], users: dict[int, str]) -> dict[str, Any]:
+    """The API names the annotator by user id; the run records their e-mail (as an export does)."""
+    who = annotation.get("completed_by")
+    if isinstance(who, int) and who in users:
+        return {**annotation, "completed_by": {"email": users[who]}}
+    return annotation
+
+
+def fetch_answers(run_dir: Path, connection: Connection, data: Any, state: Any,
+                  client: Any | None = None) -> BatchAnswers | None:
+    """The answers to the run's pending batch now in its project (None: no batch is pending).
+
+    ``data`` and ``state``: the run's loaded data module and label state (``session.load_run_state``).
+    """
+    pending = state.pending
+    if pending is None:
+        return None
+    binding = bound_project(run_dir)
+    client = client or make_client(connection)
+    tasks = project_tasks(client, connection, binding.project)
+    with translated_errors(connection, "listing users"):
+        users = {int(user.id): str(user.email or user.username or user.id) for user in client.users.list()}
+    ids = [data.pool.ids[i] for i in pending.pool_indices]
+    return batch_answers(tasks, ids, pending.round, users, f"Label Studio project {binding.project}")
+
+
+def pull(run_dir: Path, connection: Connection, *, overwrite: bool = False, client: Any | None = None) -> PullResult:
+    """Import the answers to the pending batch found in the project (see the module docstring)."""
+    data, state = load_run_state(run_dir)
+    found = fetch_answers(run_dir, connection, data, state, client)
+    if found is None:
+        return PullResult(None, None)
+    summary = import_answers(run_dir, found.answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite)
+    return PullResult(found, summary)
