@@ -127,8 +127,10 @@ def ensure_project(client: Any, connection: Connection, run_dir: Path, schema: L
         return binding
     if binding is None:
         binding = Binding(connection.shown_url, secrets.token_hex(8), None, _title(title, run_dir))
-        save_binding(run_dir, binding)  # first: a crash after the project exists still finds it by its token
-    found = _find_by_token(client, connection, binding.token)
+        found = _find_by_token(client, connection, binding.token)  # a new token: this checks the server and key
+        save_binding(run_dir, binding)  # before the project exists: a crash after its creation still finds it
+    else:
+        found = _find_by_token(client, connection, binding.token)
     if found is None:
         with translated_errors(connection, "creating the project"):
             created = client.projects.create(
