@@ -240,3 +240,28 @@ def test_batch_answers_take_the_latest_round_of_an_example_and_name_the_annotato
     got = {a.id: (a.labels, a.skip, a.annotator) for a in found.answers}
     assert got == {"a": (("money",), None, "bo@example.com"), "b": (("tech",), None, "bo@example.com"),
                    "c": (None, "skip", "ana@example.com")}
+
+
+def test_watch_waits_out_a_server_that_does_not_answer(tmp_path, tiny_bert):
+    """A server restarting or a network blip does not end a watch: it says so and tries again."""
+    pytest.importorskip("label_studio_sdk", reason="the labelstudio extra (label-studio-sdk) is not installed")
+    from lit_al.integrations.labelstudio.connection import Connection
+    from lit_al.integrations.labelstudio.watch import watch
+
+    run_dir, _ = make_run(tmp_path, tiny_bert, n=4, query_size=4)
+    lines: list[str] = []
+    naps: list[float] = []
+
+    class Enough(Exception):
+        pass
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 2:
+            raise Enough
+
+    with pytest.raises(Enough):
+        watch(run_dir, Connection("http://127.0.0.1:9", "k" * 40), interval=3, say=lines.append, sleep=sleep)
+    assert naps == [3, 3] and len(lines) == 2
+    assert all("cannot reach the server" in line and line.endswith("trying again in 3 s") for line in lines)
+    assert "k" * 40 not in "".join(lines) and not (run_dir / "labelstudio.json").exists()

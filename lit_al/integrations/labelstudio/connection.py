@@ -23,6 +23,10 @@ DEFAULT_URL = "http://localhost:8080"
 INSTALL_HINT = "pip install 'lit_al[labelstudio]'"
 
 
+class Unreachable(ConfigError):
+    """The server did not answer (down, restarting, network): worth another try, unlike a refused key."""
+
+
 @dataclass(frozen=True)
 class Connection:
     """A Label Studio server and the key to it (``repr`` hides the key)."""
@@ -75,10 +79,13 @@ def translated_errors(connection: Connection, doing: str = "") -> Iterator[None]
     except ApiError as exc:
         raise ConfigError(f"{where}: {_api_reason(exc)}") from None
     except httpx.TimeoutException:
-        raise ConfigError(f"{where}: no answer in time (is the server overloaded?)") from None
+        raise Unreachable(f"{where}: no answer in time (is the server overloaded?)") from None
+    except httpx.TransportError as exc:
+        reason = str(exc).replace(connection.api_key, "***") or type(exc).__name__
+        raise Unreachable(f"{where}: cannot reach the server ({reason}); is it running? set {URL_VARIABLE} or --url") from None
     except httpx.HTTPError as exc:
         reason = str(exc).replace(connection.api_key, "***") or type(exc).__name__
-        raise ConfigError(f"{where}: cannot reach the server ({reason}); is it running? set {URL_VARIABLE} or --url") from None
+        raise ConfigError(f"{where}: {reason}") from None
 
 
 def _api_reason(exc: Any) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ...session import load_run_state
-from .connection import Connection, make_client
+from .connection import Connection, Unreachable, make_client
 from .sync import fetch_answers, pull, push
 
 Print = Callable[[str], None]
@@ -45,39 +45,67 @@ def train_and_propose(run_dir: Path, say: Print) -> None:
     build_run(parser, cfg, on_round_end=lambda row: say(format_round(row, [m for m in metrics if m in row]))).execute()
 
 
+@dataclass
+class _Watcher:
+    """The state of one ``watch``: what it was asked, rounds trained, the progress last shown."""
+
+    run_dir: Path
+    connection: Connection
+    client: Any
+    rounds: int | None
+    title: str | None
+    project: int | None
+    overwrite: bool
+    say: Print
+    trained: int = 0
+    shown: tuple[int, int] | None = None
+
+    def step(self) -> WatchResult | bool:
+        """One look at the run and its project: the result when watching is over, else whether to wait."""
+        data, state = load_run_state(self.run_dir)
+        if state.pending is None:
+            if state.finished:
+                return WatchResult(self.trained, "the run is finished (its budget is spent)")
+            if self.rounds is not None and self.trained >= self.rounds:
+                return WatchResult(self.trained, f"{self.rounds} round(s) trained (--rounds)")
+            self.say("no batch pending: training and proposing one")
+            self._train()
+            return False
+        pushed = push(self.run_dir, self.connection, title=self.title, project=self.project)
+        if pushed.added:
+            self.say(pushed.line(self.connection.shown_url))
+        if self.rounds is not None and self.trained >= self.rounds:
+            return WatchResult(self.trained, f"{self.rounds} round(s) trained (--rounds); the next batch waits in Label Studio")
+        found = fetch_answers(self.run_dir, self.connection, data, state, self.client)
+        assert found is not None
+        if (found.round, found.answered) != self.shown:
+            self.say(f"round {found.round}: {found.answered} of {found.size} answered in Label Studio")
+            self.shown = (found.round, found.answered)
+        if found.answered < found.size:
+            return True
+        self.say(pull(self.run_dir, self.connection, overwrite=self.overwrite, client=self.client).line())
+        self.say(f"round {found.round} answered: training on every label and proposing the next batch")
+        self._train()
+        return False
+
+    def _train(self) -> None:
+        train_and_propose(self.run_dir, self.say)
+        self.trained += 1
+        self.shown = None
+
+
 def watch(run_dir: Path, connection: Connection, *, interval: float = 10.0, rounds: int | None = None,
           title: str | None = None, project: int | None = None, overwrite: bool = False, say: Print = print,
           sleep: Callable[[float], None] = time.sleep) -> WatchResult:
     """Loop until the run is finished or ``rounds`` rounds were trained (see the module docstring)."""
-    client = make_client(connection)
-    trained = 0
-    shown: tuple[int, int] | None = None
+    watcher = _Watcher(run_dir, connection, make_client(connection), rounds, title, project, overwrite, say)
     while True:
-        data, state = load_run_state(run_dir)
-        if state.pending is None:
-            if state.finished:
-                return WatchResult(trained, "the run is finished (its budget is spent)")
-            if rounds is not None and trained >= rounds:
-                return WatchResult(trained, f"{rounds} round(s) trained (--rounds)")
-            say("no batch pending: training and proposing one")
-            train_and_propose(run_dir, say)
-            trained += 1
-            continue
-        result = push(run_dir, connection, title=title, project=project)
-        if result.added:
-            say(result.line(connection.shown_url))
-        if rounds is not None and trained >= rounds:
-            return WatchResult(trained, f"{rounds} round(s) trained (--rounds); the next batch waits in Label Studio")
-        found = fetch_answers(run_dir, connection, data, state, client)
-        assert found is not None
-        if (found.round, found.answered) != shown:
-            say(f"round {found.round}: {found.answered} of {found.size} answered in Label Studio")
-            shown = (found.round, found.answered)
-        if found.answered < found.size:
+        try:
+            step = watcher.step()
+        except Unreachable as exc:  # a server restarting, a network blip: watching goes on
+            say(f"{exc}; trying again in {interval:g} s")
+            step = True
+        if isinstance(step, WatchResult):
+            return step
+        if step:
             sleep(interval)
-            continue
-        say(pull(run_dir, connection, overwrite=overwrite, client=client).line())
-        say(f"round {found.round} answered: training on every label and proposing the next batch")
-        train_and_propose(run_dir, say)
-        trained += 1
-        shown = None
