@@ -136,7 +136,14 @@ def test_two_rounds_in_a_live_project_survive_kills(tmp_path, tiny_bert, server,
     config = client.projects.get(id=project).label_config
     assert 'name="label"' in config and all(f'value="{name}"' in config for name in ("money", "sport", "tech"))
 
-    assert _annotate(client, project, 0, gold, cancel=1) == 8
+    # one task answered twice (a second annotator, or the same one resubmitting): the latest submitted answer counts
+    first = next(t for t in tasks if gold[t["data"]["lit_al_id"]] != ["money"])
+    client.annotations.create(id=first["id"], was_cancelled=False, result=[
+        {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["money"]}}])
+    time.sleep(1)  # the later annotation is later by its time stamp, not only by its place
+    client.annotations.create(id=first["id"], was_cancelled=False, result=[
+        {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": gold[first["data"]["lit_al_id"]]}}])
+    assert _annotate(client, project, 0, gold, cancel=1) == 7
 
     # killed after reading the answers, before importing them: nothing recorded; the re-run imports them once
     killed = _lit_al(env, "labelstudio", "pull", str(run_dir), kill_at="sync.import_answers")
