@@ -19,7 +19,8 @@ from ...errors import ConfigError
 from ...labeling import Answer, ImportSummary
 from ...labeling.formats import _label_studio_annotation
 from ...run_lock import run_lock
-from ...session import import_answers, load_run_state
+from ...data.state import LabelState
+from ...session import import_answers, load_run_files
 from .connection import Connection, make_client, translated_errors
 from .project import (BINDING_FILE, Binding, batch_tasks, ensure_project, load_binding, model_version, project_tasks,
                       task_key)
@@ -70,9 +71,15 @@ class PullResult:
                 f"{self.summary.line()}")
 
 
+def load_run(run_dir: Path) -> tuple[Any, LabelState]:
+    """The run's pool and label schema (``DataFiles``: neither torch nor Lightning is started) and its label state."""
+    data = load_run_files(run_dir)
+    return data, LabelState.load(run_dir / "state.json", data.pool.ids)
+
+
 def push(run_dir: Path, connection: Connection, *, title: str | None = None, project: int | None = None) -> PushResult:
     """Import the run's pending batch into its project (created if needed); tasks already there are left alone."""
-    data, state = load_run_state(run_dir)
+    data, state = load_run(run_dir)
     client = make_client(connection)
     binding = ensure_project(client, connection, run_dir, data.schema, title=title, project=project)
     pending = state.pending
@@ -148,7 +155,7 @@ def fetch_answers(run_dir: Path, connection: Connection, data: Any, state: Any,
                   client: Any | None = None) -> BatchAnswers | None:
     """The answers to the run's pending batch now in its project (None: no batch is pending).
 
-    ``data`` and ``state``: the run's loaded data module and label state (``session.load_run_state``).
+    ``data`` and ``state``: the run's loaded pool and label state (``load_run``).
     """
     pending = state.pending
     if pending is None:
@@ -164,9 +171,10 @@ def fetch_answers(run_dir: Path, connection: Connection, data: Any, state: Any,
 
 def pull(run_dir: Path, connection: Connection, *, overwrite: bool = False, client: Any | None = None) -> PullResult:
     """Import the answers to the pending batch found in the project (see the module docstring)."""
-    data, state = load_run_state(run_dir)
+    data, state = load_run(run_dir)
     found = fetch_answers(run_dir, connection, data, state, client)
     if found is None:
         return PullResult(None, None)
-    summary = import_answers(run_dir, found.answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite)
+    summary = import_answers(run_dir, found.answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
+                             how_to_overwrite="pull again with --overwrite true")
     return PullResult(found, summary)

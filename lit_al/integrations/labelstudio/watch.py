@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ...session import load_run_state
 from .connection import Connection, Unreachable, make_client
-from .sync import fetch_answers, pull, push
+from .sync import fetch_answers, load_run, pull, push
 
 Print = Callable[[str], None]
 
@@ -62,7 +61,7 @@ class _Watcher:
 
     def step(self) -> WatchResult | bool:
         """One look at the run and its project: the result when watching is over, else whether to wait."""
-        data, state = load_run_state(self.run_dir)
+        data, state = load_run(self.run_dir)
         if state.pending is None:
             if state.finished:
                 return WatchResult(self.trained, "the run is finished (its budget is spent)")
