@@ -242,8 +242,8 @@ def test_batch_answers_take_the_latest_round_of_an_example_and_name_the_annotato
         _task(7, "e", 1, [_choice("sport")]),                  # not in the pending batch: left alone
         _task(8, None, 0, [_choice("sport")]),                 # a task lit_al did not write
     ]
-    found = batch_answers(tasks, ["a", "b", "c", "d"], 2, {7: "ana@example.com", 8: "bo@example.com"}, "project 1")
-    assert found.size == 4 and found.answered == 3 and found.foreign == 1
+    found = batch_answers(tasks, ["a", "b", "c", "d", "f"], 2, {7: "ana@example.com", 8: "bo@example.com"}, "project 1")
+    assert found.size == 5 and found.answered == 3 and found.foreign == 1 and found.missing == 1  # f: never pushed
     got = {a.id: (a.labels, a.skip, a.annotator) for a in found.answers}
     assert got == {"a": (("money",), None, "bo@example.com"), "b": (("tech",), None, "bo@example.com"),
                    "c": (None, "skip", "ana@example.com")}

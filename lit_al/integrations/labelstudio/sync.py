@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...data.state import LabelState
 from ...errors import ConfigError
 from ...labeling import Answer, ImportSummary
 from ...labeling.formats import _label_studio_annotation
 from ...run_lock import run_lock
-from ...data.state import LabelState
 from ...session import import_answers, load_run_files
 from .connection import Connection, make_client, translated_errors
 from .project import (BINDING_FILE, Binding, batch_tasks, ensure_project, load_binding, model_version, project_tasks,
@@ -50,6 +50,7 @@ class BatchAnswers:
     answers: list[Answer]
     size: int
     foreign: int  # tasks in the project that lit_al did not write (ignored)
+    missing: int = 0  # items of the batch without a task in the project (not pushed)
 
     @property
     def answered(self) -> int:
@@ -67,6 +68,8 @@ class PullResult:
         if self.found is None or self.summary is None:
             return "no batch is pending (run lit_al query, or the run is finished): nothing to pull"
         extra = f" ({self.found.foreign} task(s) without data.lit_al_id ignored)" if self.found.foreign else ""
+        if self.found.missing:
+            extra += f"; {self.found.missing} of the batch not in the project (push it: lit_al labelstudio push RUN)"
         return (f"round {self.found.round}: {self.found.answered} of {self.found.size} answered in Label Studio{extra}; "
                 f"{self.summary.line()}")
 
@@ -120,6 +123,7 @@ def batch_answers(tasks: Sequence[dict[str, Any]], pending_ids: Sequence[str], r
     """
     wanted = set(pending_ids)
     best: dict[str, tuple[int, Answer]] = {}
+    tasked: set[str] = set()
     foreign = 0
     for task in tasks:
         key = task_key(task)
@@ -129,11 +133,12 @@ def batch_answers(tasks: Sequence[dict[str, Any]], pending_ids: Sequence[str], r
         example_id, task_round = key
         if example_id not in wanted:
             continue
+        tasked.add(example_id)
         answer = _task_answer(task, example_id, users, f"{where}, task {task.get('id')}")
         if answer is not None and (example_id not in best or task_round > best[example_id][0]):
             best[example_id] = (task_round, answer)
     answers = [best[i][1] for i in pending_ids if i in best]
-    return BatchAnswers(round_index, answers, len(pending_ids), foreign)
+    return BatchAnswers(round_index, answers, len(pending_ids), foreign, len(wanted - tasked))
 
 
 def _task_answer(task: dict[str, Any], example_id: str, users: dict[int, str], where: str) -> Answer | None:
