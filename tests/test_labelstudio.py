@@ -149,7 +149,9 @@ def test_two_rounds_in_a_live_project_survive_kills(tmp_path, tiny_bert, server,
     killed = _lit_al(env, "labelstudio", "pull", str(run_dir), kill_at="sync.import_answers")
     assert killed.returncode == -signal.SIGKILL
     assert _person_records(run_dir) == [] and state(run_dir)["skipped"] == []
-    assert "7 labeled, 0 corrected, 1 skipped, 0 already recorded; 0 of the batch" in ok("labelstudio", "pull", str(run_dir))
+    pulled = ok("labelstudio", "pull", str(run_dir))
+    assert "7 labeled, 0 corrected, 1 skipped, 0 already recorded; 0 of the batch" in pulled
+    assert f"annotators disagree on 1 item(s), the latest answer counts: {first['data']['lit_al_id']}" in pulled
     assert "0 labeled, 0 corrected, 0 skipped, 8 already recorded" in ok("labelstudio", "pull", str(run_dir))
     records = _person_records(run_dir)
     assert len(records) == 7 and len(state(run_dir)["skipped"]) == 1

@@ -27,11 +27,11 @@ from typing import Any, Sequence
 from ...atomic import atomic_write_json
 from ...data.schema import LabelSchema
 from ...errors import ConfigError
-from ...labeling.formats import QUESTION, _label_studio_config, _label_studio_task
+from ...labeling.formats import _label_studio_config, label_studio_task
+from ...labeling.names import ID_KEY, QUESTION
 from .connection import Connection, translated_errors
 
 BINDING_FILE = "labelstudio.json"
-ID_KEY = "lit_al_id"
 ROUND_KEY = "lit_al_round"
 SCORE_KEY = "lit_al_score"
 #: Label Studio refuses longer project titles.
@@ -76,7 +76,7 @@ def batch_tasks(ids: Sequence[str], texts: Sequence[str], suggestions: Sequence[
     for k, example_id in enumerate(ids):
         item = {"id": example_id, "text": texts[k], "suggestion": tuple(suggestions[k]),
                 "confidence": _finite(confidence[k]), "score": _finite(scores[k])}
-        task = _label_studio_task(item, round_index)
+        task = label_studio_task(item, round_index)
         task["data"] = {"text": texts[k], ID_KEY: example_id, ROUND_KEY: round_index, SCORE_KEY: item["score"]}
         for prediction in task.get("predictions", []):
             prediction["model_version"] = model_version(round_index)

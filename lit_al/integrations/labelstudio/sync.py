@@ -17,8 +17,7 @@ from typing import Any, Sequence
 
 from ...data.state import LabelState
 from ...errors import ConfigError
-from ...labeling import Answer, ImportSummary
-from ...labeling.formats import _label_studio_annotation
+from ...labeling import Answer, ImportSummary, label_studio_answers
 from ...run_lock import run_lock
 from ...session import import_answers, load_run_files
 from .connection import Connection, make_client, translated_errors
@@ -51,6 +50,7 @@ class BatchAnswers:
     size: int
     foreign: int  # tasks in the project that lit_al did not write (ignored)
     missing: int = 0  # items of the batch without a task in the project (not pushed)
+    disagreements: tuple[str, ...] = ()  # ids whose submitted annotations disagree (the latest counts)
 
     @property
     def answered(self) -> int:
@@ -70,6 +70,9 @@ class PullResult:
         extra = f" ({self.found.foreign} task(s) without data.lit_al_id ignored)" if self.found.foreign else ""
         if self.found.missing:
             extra += f"; {self.found.missing} of the batch not in the project (push it: lit_al labelstudio push RUN)"
+        if self.found.disagreements:
+            extra += (f"; annotators disagree on {len(self.found.disagreements)} item(s), the latest answer counts: "
+                      + ", ".join(self.found.disagreements[:5]) + (" ..." if len(self.found.disagreements) > 5 else ""))
         return (f"round {self.found.round}: {self.found.answered} of {self.found.size} answered in Label Studio{extra}; "
                 f"{self.summary.line()}")
 
@@ -117,43 +120,44 @@ def batch_answers(tasks: Sequence[dict[str, Any]], pending_ids: Sequence[str], r
                   users: dict[int, str], where: str) -> BatchAnswers:
     """The answers to the pending batch among the project's ``tasks``.
 
-    Several tasks may hold one example (proposed again after a round left it unanswered):
-    the answered task of the latest round counts. Each task's annotations are read by lit_al's
-    Label Studio reader, so a live project and an exported file give the same answers.
+    The tasks are read by lit_al's Label Studio reader (``labeling.label_studio``), so a live
+    project and an exported file give the same answers (the latest submitted annotation wins;
+    a skip only when every annotation is cancelled). Several tasks may hold one example
+    (proposed again after a round left it unanswered): the answered task of the latest round counts.
     """
     wanted = set(pending_ids)
-    best: dict[str, tuple[int, Answer]] = {}
-    tasked: set[str] = set()
+    mine: list[dict[str, Any]] = []
+    rounds: list[int] = []
     foreign = 0
     for task in tasks:
         key = task_key(task)
         if key is None:
             foreign += 1
-            continue
-        example_id, task_round = key
-        if example_id not in wanted:
-            continue
-        tasked.add(example_id)
-        answer = _task_answer(task, example_id, users, f"{where}, task {task.get('id')}")
-        if answer is not None and (example_id not in best or task_round > best[example_id][0]):
-            best[example_id] = (task_round, answer)
+        elif key[0] in wanted:
+            mine.append(_with_annotators(task, users))
+            rounds.append(key[1])
+    wheres = [f"{where}: task {task.get('id')}" for task in mine]
+    found = label_studio_answers(mine, source=where, wheres=wheres)
+    round_of = dict(zip(wheres, rounds))
+    best: dict[str, tuple[int, Answer]] = {}
+    for answer in found.answers:
+        task_round = round_of[answer.where]
+        if answer.id not in best or task_round > best[answer.id][0]:
+            best[answer.id] = (task_round, answer)
     answers = [best[i][1] for i in pending_ids if i in best]
-    return BatchAnswers(round_index, answers, len(pending_ids), foreign, len(wanted - tasked))
+    missing = len(wanted - {task_key(task)[0] for task in mine})
+    return BatchAnswers(round_index, answers, len(pending_ids), foreign, missing, tuple(found.disagreements))
 
 
-def _task_answer(task: dict[str, Any], example_id: str, users: dict[int, str], where: str) -> Answer | None:
-    """One task dict from the API through lit_al's reader of Label Studio annotations (``labeling.formats``)."""
-    annotations = [_with_annotator(a, users) for a in task.get("annotations") or [] if isinstance(a, dict)]
-    annotations.sort(key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id") or 0))
-    return _label_studio_annotation(annotations, example_id, where)
-
-
-def _with_annotator(annotation: dict[str, Any], users: dict[int, str]) -> dict[str, Any]:
-    """The API names the annotator by user id; the run records their e-mail (as an export does)."""
-    who = annotation.get("completed_by")
-    if isinstance(who, int) and who in users:
-        return {**annotation, "completed_by": {"email": users[who]}}
-    return annotation
+def _with_annotators(task: dict[str, Any], users: dict[int, str]) -> dict[str, Any]:
+    """The API names annotators by user id; the run records their e-mail (as an export does)."""
+    annotations = task.get("annotations")
+    if not isinstance(annotations, list):
+        return task
+    named = [{**a, "completed_by": {"email": users[a["completed_by"]]}}
+             if isinstance(a, dict) and isinstance(a.get("completed_by"), int) and a["completed_by"] in users else a
+             for a in annotations]
+    return {**task, "annotations": named}
 
 
 def fetch_answers(run_dir: Path, connection: Connection, data: Any, state: Any,
