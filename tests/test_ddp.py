@@ -1,4 +1,6 @@
-"""DDP on CPU with the gloo backend, 2 processes: picks identical to 1 process, a whole run, a killed run resumed."""
+"""DDP on CPU with the gloo backend, at the default batch sizes with dev and test sets smaller than one
+evaluation batch: picks and metrics identical to 1 process on 2 and 3 processes, a whole run, a killed
+run resumed, and two nodes of one process each (torchrun) on one machine."""
 
 from __future__ import annotations
 
@@ -29,7 +31,10 @@ LIMIT = 600  # seconds: a hung collective must fail the test, not the CI run
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("ddp") / "data", n_pool=80)
+    # dev and test sets within one batch of the default eval_batch_size (128), so most processes get
+    # no batch of their own, and of sizes 2 and 3 do not divide: a DistributedSampler would pad them
+    # with repeated rows, counted twice by the metrics
+    return write_dataset(tmp_path_factory.mktemp("ddp") / "data", n_pool=80, n_dev=25, n_test=31)
 
 
 def _worker(tiny_bert, pool, weights, devices, out):
@@ -39,24 +44,70 @@ def _worker(tiny_bert, pool, weights, devices, out):
     return json.loads(out.read_text())
 
 
-def test_two_processes_pick_exactly_what_one_process_picks(tmp_path, tiny_bert, pool):
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, tiny_bert, pool):
     from lit_al.data.module import ActiveDataModule
     from lit_al.model import TextClassifier
 
     data = ActiveDataModule(train=str(pool / "train.csv"))
     data.load()
     torch.manual_seed(0)
-    weights = tmp_path / "weights.pt"
-    torch.save(TextClassifier(model_name_or_path=str(tiny_bert), **data.task_info()).state_dict(), weights)
-    one = _worker(tiny_bert, pool, weights, 1, tmp_path / "one.json")
-    two = _worker(tiny_bert, pool, weights, 2, tmp_path / "two.json")
-    assert (one["world"], two["world"]) == (1, 2)
-    assert set(one["results"]) == {"entropy", "margin", "coreset", "kmeans", "badge", "bald_head", "egl_full", "alden", "cal"}
-    for name, single in one["results"].items():
-        double = two["results"][name]
-        assert double["indices"] == single["indices"], name
-        for a, b in zip(single["scores"], double["scores"]):
+    path = tmp_path_factory.mktemp("weights") / "weights.pt"
+    torch.save(TextClassifier(model_name_or_path=str(tiny_bert), **data.task_info()).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, tiny_bert, pool, weights):
+    return _worker(tiny_bert, pool, weights, 1, tmp_path_factory.mktemp("one") / "one.json")
+
+
+def _evaluate_in_one_process(tiny_bert, pool, weights: Path, root: Path) -> dict:
+    """Dev and test metrics of ``weights``, computed by one process (the reference for N processes)."""
+    import lightning.pytorch as pl
+    from ddp_worker import TEST_BATCH_SIZES, data_module, metrics
+
+    from lit_al.model import TextClassifier, load_tokenizer
+
+    data = data_module(str(pool))
+    data.load()
+    data.tokenize(load_tokenizer({"model_name_or_path": str(tiny_bert)}))
+    model = TextClassifier(model_name_or_path=str(tiny_bert), **data.task_info())
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=str(root))
+    out = {"val": metrics(trainer.validate(model, datamodule=data, verbose=False)[0]), "test": {}}
+    for size in TEST_BATCH_SIZES:
+        data.eval_batch_size = size
+        out["test"][str(size)] = metrics(trainer.test(model, datamodule=data, verbose=False)[0])
+    return out
+
+
+def _assert_same_metrics(got: dict[str, float], want: dict[str, float]) -> None:
+    """Equal counts give equal ratios exactly; a mean loss summed in another order is equal to float precision."""
+    assert set(got) == set(want) and any(k.endswith("_loss") for k in want) and len(want) > 1
+    for key, value in want.items():
+        assert got[key] == (pytest.approx(value, rel=1e-6, abs=1e-7) if key.endswith("_loss") else value), key
+
+
+@pytest.mark.parametrize("devices", [2, 3])
+def test_processes_pick_and_measure_exactly_what_one_process_does(devices, tmp_path, tiny_bert, pool, weights,
+                                                                   one_process):
+    many = _worker(tiny_bert, pool, weights, devices, tmp_path / "many.json")
+    assert (one_process["world"], many["world"]) == (1, devices)
+    assert set(one_process["results"]) == {"entropy", "margin", "coreset", "kmeans", "badge", "bald_head", "egl_full",
+                                           "alden", "cal"}
+    for name, single in one_process["results"].items():
+        sharded = many["results"][name]
+        assert sharded["indices"] == single["indices"], name
+        for a, b in zip(single["scores"], sharded["scores"]):
             assert (math.isnan(a) and math.isnan(b)) or a == b, name
+    # the metrics the N processes logged are one process's over the same weights: every dev and test
+    # row counted once, at one batch (fewer than the processes) and at several dealt unevenly
+    reference = _evaluate_in_one_process(tiny_bert, pool, tmp_path / "many.json.pt", tmp_path)
+    _assert_same_metrics(many["val"], reference["val"])
+    for size, values in reference["test"].items():
+        _assert_same_metrics(many["test"][size], values)
 
 
 def _fit(config: Path, run_dir: Path, *extra: str, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
