@@ -8,6 +8,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -122,18 +123,37 @@ def _state(run_dir: Path) -> dict:
     return json.loads((run_dir / "state.json").read_text())
 
 
-def test_a_three_round_ddp_run_writes_once_and_resumes_after_a_kill(tmp_path, tiny_bert, pool):
-    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=pool, run_dir=tmp_path / "unused", rounds=3,
-                          query_size=8)
-    full = tmp_path / "full"
-    done = _fit(config, full)
+@pytest.fixture(scope="module")
+def fit_config(tmp_path_factory, tiny_bert, pool) -> Path:
+    """A 3-round config at lit_al's default batch sizes: the 25-row dev and 31-row test sets are one batch each."""
+    root = tmp_path_factory.mktemp("fit")
+    config = write_config(root / "c.yaml", model=tiny_bert, data=pool, run_dir=root / "unused", rounds=3, query_size=8)
+    values = json.loads(config.read_text())
+    for key in ("batch_size", "eval_batch_size"):
+        del values["data"][key]
+    config.write_text(json.dumps(values), encoding="utf-8")
+    return config
+
+
+@pytest.fixture(scope="module")
+def full_run(fit_config) -> tuple[Path, str]:
+    """The run directory and standard output of a whole 2-process run of ``fit_config``."""
+    full = fit_config.parent / "full"
+    done = _fit(fit_config, full)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("round   2 |") == 1  # one rank reports
+    return full, done.stdout
+
+
+def test_a_three_round_ddp_run_writes_once_and_resumes_after_a_kill(tmp_path, fit_config, full_run):
+    config = fit_config
+    full, stdout = full_run
+    assert stdout.count("round   2 |") == 1  # one rank reports
     state = _state(full)
     assert state["finished"] and state["completed_rounds"] == 4 and state["pending"] is None
     assert [sum(r["round"] == k for r in state["records"]) for k in range(4)] == [12, 8, 8, 8]
     metrics = pd.read_csv(full / "metrics.csv")
     assert metrics["round"].tolist() == [0, 1, 2, 3] and metrics["labeled"].tolist() == [12, 20, 28, 36]
+    assert metrics["test_accuracy"].notna().all() and metrics["best_epoch"].notna().all()
     for k in range(3):
         selected = pd.read_csv(full / "rounds" / f"round_{k:03d}" / "selected.csv")
         assert len(selected) == 8 and selected["pool_index"].is_unique
@@ -156,3 +176,43 @@ def test_a_three_round_ddp_run_writes_once_and_resumes_after_a_kill(tmp_path, ti
     assert _state(killed)["records"] == state["records"]
     pd.testing.assert_frame_equal(pd.read_csv(killed / "metrics.csv")[["round", "labeled", "test_accuracy"]],
                                   metrics[["round", "labeled", "test_accuracy"]])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_nodes_of_one_process_run_what_one_node_of_two_processes_runs(fit_config, full_run):
+    """README's multi-node torchrun command, both nodes on this machine: node ranks 0 and 1 of one
+    process each, meeting at 127.0.0.1, writing one shared run directory."""
+    shared = fit_config.parent / "two_nodes"
+    port = str(_free_port())
+    torchrun = Path(sys.executable).parent / "torchrun"
+    nodes, logs = [], []
+    for node_rank in (0, 1):
+        cmd = [str(torchrun), "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(node_rank),
+               "--master_addr", "127.0.0.1", "--master_port", port,
+               "-m", "lit_al.cli", "fit", "--config", str(fit_config), "--run_dir", str(shared),
+               "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+               "--trainer.num_nodes", "2"]
+        log_path = fit_config.parent / f"node_{node_rank}.log"  # files, not pipes: a full pipe would stall a rank
+        logs.append(log_path)
+        with open(log_path, "w") as log_file:
+            nodes.append(subprocess.Popen(cmd, env=ENV, stdout=log_file, stderr=subprocess.STDOUT,
+                                          cwd=fit_config.parent, start_new_session=True))
+    try:
+        codes = [node.wait(timeout=LIMIT) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGKILL)
+    outputs = [path.read_text() for path in logs]
+    assert codes == [0, 0], "\n".join(text[-3000:] for text in outputs)
+    assert outputs[0].count("round   2 |") == 1 and "round   2 |" not in outputs[1]  # node 0's process reports
+    full, _ = full_run
+    state = _state(shared)
+    assert state["finished"] and state["records"] == _state(full)["records"]  # the same picks, round by round
+    columns = ["round", "labeled", "test_accuracy", "test_macro_f1"]
+    pd.testing.assert_frame_equal(pd.read_csv(shared / "metrics.csv")[columns], pd.read_csv(full / "metrics.csv")[columns])
