@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,8 +242,11 @@ class TextClassifier(pl.LightningModule):
 
     def _log_metrics(self, metrics: MetricCollection) -> None:
         loss = self.eval_losses[metrics.prefix]
-        values = metrics.compute()
-        flat: dict[str, torch.Tensor] = {f"{metrics.prefix}loss": loss.compute()}
+        with warnings.catch_warnings():
+            if loss.update_count == 0:  # a DDP process whose share was an empty batch: it gets the synced values
+                warnings.filterwarnings("ignore", "The ``compute`` method of metric", UserWarning)
+            values = metrics.compute()
+            flat: dict[str, torch.Tensor] = {f"{metrics.prefix}loss": loss.compute()}
         for name, value in values.items():
             if value.ndim == 0:
                 flat[name] = value
