@@ -3,7 +3,8 @@ strategies, then fit one epoch (validating on the dev set) and test.
 
 Run as ``python ddp_worker.py MODEL DATA WEIGHTS DEVICES OUT``: Lightning's DDP launcher
 re-runs this script for the other ranks (gloo backend). The data module keeps its default
-batch sizes, so a small dev or test set is one evaluation batch, fewer than the processes.
+batch sizes for the fit and test, so a small dev or test set is one evaluation batch, fewer
+than the processes (pool scoring: see ``STRATEGIES``).
 Rank 0 writes to OUT as JSON ``{"world", "results": {strategy: {"indices", "scores"}},
 "val": {...}, "test": {eval_batch_size: {...}}}`` (the metrics every rank logged after the
 fit's last validation, and ``trainer.test`` at the default and at a small eval batch size),
@@ -30,17 +31,22 @@ from lit_al.outputs.catalog import LABELS
 from lit_al.scoring import PoolScorer
 from lit_al.strategies import get_strategy
 
-#: (report name, strategy spec) compared between process counts.
+#: Pool-scoring batch size of most strategies: the 64 unlabeled rows make 8 batches, dealt to the
+#: processes and gathered back; at the default (128) they are one batch, scored by one process.
+SHARDED = 8
+#: (report name, strategy spec, eval batch size) compared between process counts; ALDEN (a labeled
+#: reference pass, then the pool, with gradients) also at the default size, where processes sit idle.
 STRATEGIES = [
-    ("entropy", {"name": "entropy"}),
-    ("margin", {"name": "margin"}),
-    ("coreset", {"name": "coreset"}),
-    ("kmeans", {"name": "kmeans"}),
-    ("badge", {"name": "badge"}),
-    ("bald_head", {"name": "bald", "mc_scope": "head", "mc_passes": 5}),
-    ("egl_full", {"name": "egl", "variant": "full"}),
-    ("alden", {"name": "alden"}),
-    ("cal", {"name": "cal"}),
+    ("entropy", {"name": "entropy"}, SHARDED),
+    ("margin", {"name": "margin"}, SHARDED),
+    ("coreset", {"name": "coreset"}, SHARDED),
+    ("kmeans", {"name": "kmeans"}, SHARDED),
+    ("badge", {"name": "badge"}, SHARDED),
+    ("bald_head", {"name": "bald", "mc_scope": "head", "mc_passes": 5}, SHARDED),
+    ("egl_full", {"name": "egl", "variant": "full"}, SHARDED),
+    ("alden", {"name": "alden"}, SHARDED),
+    ("cal", {"name": "cal"}, SHARDED),
+    ("alden_one_batch", {"name": "alden"}, 128),
 ]
 SEED = 11
 #: Eval batch sizes ``trainer.test`` runs at after the fit: the default (one batch for a small
@@ -81,7 +87,8 @@ def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) ->
     scorer = PoolScorer(trainer)
     results = {}
     scratch = Path(out).parent / f"scratch_{devices}"
-    for name, spec in STRATEGIES:
+    for name, spec, eval_batch_size in STRATEGIES:
+        data.eval_batch_size = eval_batch_size
         spec = dict(spec)
         strategy = get_strategy(spec.pop("name"), **spec)
         request = strategy.prediction_request(SEED)
@@ -99,6 +106,7 @@ def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) ->
                 outputs[LABELS] = labels
             selection = strategy.select(outputs, labeled, unlabeled, 6, seed=SEED)
             results[name] = {"indices": selection.indices.tolist(), "scores": selection.scores.tolist()}
+    data.eval_batch_size = TEST_BATCH_SIZES[0]
     fitted = trainer(scratch / "fit", [], {"max_epochs": 1, "use_distributed_sampler": False})
     fitted.fit(model, datamodule=data)
     val = metrics(fitted.callback_metrics)
