@@ -184,23 +184,28 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_nodes_of_one_process_run_what_one_node_of_two_processes_runs(fit_config, full_run):
-    """README's multi-node torchrun command, both nodes on this machine: node ranks 0 and 1 of one
-    process each, meeting at 127.0.0.1, writing one shared run directory."""
-    shared = fit_config.parent / "two_nodes"
+@pytest.mark.parametrize("launcher", ["torchrun", "lightning"])
+def test_two_nodes_of_one_process_run_what_one_node_of_two_processes_runs(launcher, fit_config, full_run):
+    """README's multi-node commands, both nodes on this machine: node ranks 0 and 1 of one process each,
+    meeting at 127.0.0.1, writing one shared run directory; started by torchrun, or by Lightning's own
+    launcher (``lit_al fit`` with MASTER_ADDR, MASTER_PORT and NODE_RANK set)."""
+    shared = fit_config.parent / f"two_nodes_{launcher}"
     port = str(_free_port())
-    torchrun = Path(sys.executable).parent / "torchrun"
+    fit = ["-m", "lit_al.cli", "fit", "--config", str(fit_config), "--run_dir", str(shared),
+           "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "2"]
     nodes, logs = [], []
     for node_rank in (0, 1):
-        cmd = [str(torchrun), "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(node_rank),
-               "--master_addr", "127.0.0.1", "--master_port", port,
-               "-m", "lit_al.cli", "fit", "--config", str(fit_config), "--run_dir", str(shared),
-               "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
-               "--trainer.num_nodes", "2"]
-        log_path = fit_config.parent / f"node_{node_rank}.log"  # files, not pipes: a full pipe would stall a rank
+        env = ENV
+        if launcher == "torchrun":
+            cmd = [str(Path(sys.executable).parent / "torchrun"), "--nnodes", "2", "--nproc_per_node", "1",
+                   "--node_rank", str(node_rank), "--master_addr", "127.0.0.1", "--master_port", port, *fit]
+        else:
+            cmd = [sys.executable, *fit]
+            env = {**ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "NODE_RANK": str(node_rank)}
+        log_path = fit_config.parent / f"{launcher}_node_{node_rank}.log"  # files, not pipes: a full pipe would stall a rank
         logs.append(log_path)
         with open(log_path, "w") as log_file:
-            nodes.append(subprocess.Popen(cmd, env=ENV, stdout=log_file, stderr=subprocess.STDOUT,
+            nodes.append(subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                           cwd=fit_config.parent, start_new_session=True))
     try:
         codes = [node.wait(timeout=LIMIT) for node in nodes]
