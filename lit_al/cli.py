@@ -199,6 +199,10 @@ def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     from .labeling import read_answers
     from .session import import_answers, load_run_data
 
+    if cfg.annotator is not None:  # one line now, not a UnicodeEncodeError when the labels are saved
+        from .labeling.answers import check_name
+
+        check_name(cfg.annotator, "--annotator")
     run_dir = Path(cfg.run_dir)
     data = load_run_data(run_dir)
     answers = read_answers(cfg.file, data.schema, data.label_separator)

@@ -64,17 +64,20 @@ def load_run_state(run_dir: Path):
 
 
 def import_answers(run_dir: Path, answers: Sequence[Answer], *, schema: LabelSchema, ids: Sequence[str],
-                   overwrite: bool = False, annotator: str | None = None) -> ImportSummary:
+                   overwrite: bool = False, annotator: str | None = None,
+                   how_to_overwrite: str = "use --overwrite") -> ImportSummary:
     """Validate ``answers`` against the run's pending batch and label schema, then save them in one atomic write.
 
     ``schema`` and ``ids`` are the run's (``load_run_data``): a caller that answers many times loads them
-    once. Refused at once (one line) while another lit_al process works on the run.
+    once. Refused at once (one line) while another lit_al process works on the run. ``how_to_overwrite``
+    is what a refused correction tells the caller to do (``apply_answers``).
     """
     from .data.state import LabelState
 
     with run_lock(run_dir, writes=True, wait=False):
         state = LabelState.load(run_dir / "state.json", ids)  # read under the lock: nothing imported meanwhile is lost
-        summary = apply_answers(state, schema, answers, overwrite=overwrite, annotator=annotator)
+        summary = apply_answers(state, schema, answers, overwrite=overwrite, annotator=annotator,
+                                how_to_overwrite=how_to_overwrite)
         state.save()
     return summary
 
