@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import build_data, build_run, fit_parser, saved_config
+from .config import build_data, build_run, fit_parser, saved_config, saved_data_files
 from .data.schema import LabelSchema
 from .errors import ConfigError
 from .labeling import Answer, ImportSummary, apply_answers
@@ -51,6 +51,18 @@ def load_run_data(run_dir: Path):
     if not (run_dir / "state.json").is_file():
         raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
     data = build_data(saved_config(run_dir))
+    data.load()
+    return data
+
+
+def load_run_files(run_dir: Path):
+    """The run's pool ids and texts and its label schema (``DataFiles``, loaded): what importing answers needs.
+
+    Unlike ``load_run_data`` it starts neither torch nor Lightning for lit_al's own data module.
+    """
+    if not (run_dir / "state.json").is_file():
+        raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
+    data = saved_data_files(run_dir)
     data.load()
     return data
 
