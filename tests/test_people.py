@@ -194,6 +194,8 @@ def test_a_contradicting_label_needs_overwrite(tmp_path, tiny_bert, unlabeled, c
     ("report", ["EXP", "--pool"], "pool", True),
     ("report", ["EXP", "--batch_analysis", "false", "--pool", "true"], "batch_analysis", False),
     ("experiment", ["--config", "g.yaml", "--dry_run"], "dry_run", True),
+    ("labelstudio", ["pull", "RUN", "--overwrite"], "pull.overwrite", True),
+    ("labelstudio", ["watch", "RUN", "--overwrite", "false"], "watch.overwrite", False),
     ("fit", ["--overwrite"], "overwrite", True),
     ("fit", ["--overwrite", "true"], "overwrite", True),
     ("fit", ["--overwrite", "false"], "overwrite", False),
