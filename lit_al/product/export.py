@@ -126,13 +126,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
                 "head": model.head_kind, "trust_remote_code": network is None, "threshold": model.threshold}
         (staging / EXPORT_INFO).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         _follow_umask(staging)
+        exported = Exported(out_dir, architecture, network is None, meta["round"])
+        # last, once nothing can fail: an export that fails leaves out_dir as it was
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Exported(out_dir, architecture, network is None, int(meta["round"]))
+    return exported
 
 
 def public_name(name: str | None) -> str:
