@@ -55,7 +55,7 @@ def write_batch_files(
     atomic_write_text(paths[0], _csv_text(items, separator))
     atomic_write_text(paths[1], json.dumps([label_studio_task(item, round_index) for item in items],
                                            indent=1, ensure_ascii=False, allow_nan=False) + "\n")
-    atomic_write_text(paths[2], _label_studio_config(schema))
+    atomic_write_text(paths[2], label_studio_config(schema))
     atomic_write_text(paths[3], "".join(json_line(_jsonl_task(item, schema, round_index)) + "\n" for item in items))
     return paths
 
@@ -101,11 +101,10 @@ def label_studio_task(item: dict[str, Any], round_index: int) -> dict[str, Any]:
     return task
 
 
-_label_studio_task = label_studio_task  # the names before they were public (lit_al.integrations uses them)
-_label_studio_annotation = annotations_answer
+_label_studio_annotation = annotations_answer  # the name before it was public
 
 
-def _label_studio_config(schema: LabelSchema) -> str:
+def label_studio_config(schema: LabelSchema) -> str:
     choice = "multiple" if schema.multi_label else "single"
     options = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in schema.source_names)
     return (f'<View>\n  <Text name="text" value="$text"/>\n  <Choices name="{QUESTION}" toName="text" choice="{choice}">\n'

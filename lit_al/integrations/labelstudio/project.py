@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from ...atomic import atomic_write_json
 from ...data.schema import LabelSchema
 from ...errors import ConfigError
-from ...labeling.formats import _label_studio_config, label_studio_task
+from ...labeling.formats import label_studio_config, label_studio_task
 from ...labeling.names import ID_KEY, QUESTION
 from .connection import Connection, translated_errors
 
@@ -134,7 +134,7 @@ def ensure_project(client: Any, connection: Connection, run_dir: Path, schema: L
     if found is None:
         with translated_errors(connection, "creating the project"):
             created = client.projects.create(
-                title=binding.title, label_config=_label_studio_config(schema), show_collab_predictions=True,
+                title=binding.title, label_config=label_studio_config(schema), show_collab_predictions=True,
                 description=f"Active learning with lit_al: run {run_dir.resolve()} [lit_al:{binding.token}]",
             )
         found = int(created.id)
