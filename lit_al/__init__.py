@@ -9,8 +9,8 @@ nor Lightning::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .functional.lazy import lazy_exports
+
 
 __version__ = "0.1.0"
 
@@ -25,14 +25,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lit_al' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later reads skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports('lit_al', _LAZY, globals())

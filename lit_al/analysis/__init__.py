@@ -15,8 +15,7 @@ which ``lit_al status`` reads, loads without SciPy or FAISS.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..functional.lazy import lazy_exports
 
 #: Exported name -> the module defining it.
 _LAZY = {
@@ -35,12 +34,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lit_al.analysis' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports('lit_al.analysis', _LAZY, globals())

@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..functional.lazy import lazy_exports
 
 from .scenarios import InitialSet
 from .schema import LabelSchema
@@ -19,12 +18,4 @@ _LAZY = {"ActiveDataModule": "lit_al.data.module", "DataFiles": "lit_al.data.fil
 __all__ = ["ActiveDataModule", "DataFiles", "InitialSet", "LabelRecord", "LabelSchema", "LabelState", "Split"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lit_al.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports('lit_al.data', _LAZY, globals())

@@ -28,3 +28,23 @@ class LazyModule:
     def __repr__(self) -> str:
         state = "imported" if self._module is not None else "not imported yet"
         return f"<lazy module {self._name!r} ({state})>"
+
+
+def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any]) -> tuple[Any, Any]:
+    """A package's PEP 562 ``__getattr__`` and ``__dir__`` for ``exports`` (name -> the module defining it).
+
+    A name is imported from its module when first read and then kept in ``namespace`` (the
+    package's globals), so later reads do not come back here.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = namespace[name] = getattr(importlib.import_module(module), name)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(exports))
+
+    return __getattr__, __dir__
