@@ -22,8 +22,9 @@ CONFIG_FILE = "config.yaml"
 #: What a run writes into its directory (files, then folders).
 RUN_FILES = (CONFIG_FILE, STATE_FILE, "metrics.csv")
 #: ``model`` is ``model.RUN_MODEL_DIR`` (the last model), ``stopping`` is ``stopping.STOPPING_DIR`` (stop-set
-#: predictions): named here as strings so that this module imports neither torch nor the loop.
-RUN_FOLDERS = ("rounds", "cache", "lightning_logs", "model", "stopping")
+#: predictions), ``overlap`` is ``overlap.jobs.OVERLAP_DIR`` (background trainings): named here as strings so that
+#: this module imports neither torch nor the loop.
+RUN_FOLDERS = ("rounds", "cache", "lightning_logs", "model", "stopping", "overlap")
 
 
 def check_writable(run_dir: Path) -> None:

@@ -35,6 +35,7 @@ def run(base_run, tmp_path):
 
 def _client(run_dir: Path, **kwargs) -> tuple[TestClient, RunStore]:
     token = kwargs.pop("token", None)
+    kwargs.setdefault("overlap", False)  # the synchronous page; test_overlap.py tests the overlapped one
     store = RunStore(run_dir, **kwargs)
     return TestClient(create_app(store, token=token)), store
 
