@@ -35,7 +35,7 @@ from typing import Any
 from ..data.state import LabelState
 from ..labeling import now_utc
 from ..loop import LoopConfig
-from .adopt import Adoption, Pool, adopt
+from .adoption import Adoption, Pool, adopt
 from .jobs import LOG_FILE, PID_FILE, Job, list_jobs, new_job, record_history, remove_job
 
 log = logging.getLogger(__name__)
@@ -258,8 +258,9 @@ class Background:
         ready_labeled = ready[-1].labeled if ready else None
         if running:
             job = running[-1]
+            restarted = f" (restarted: {self._failure})" if self._failure else ""
             return BackgroundStatus("running", job.name, job.labeled, job.answers, ready_labeled,
-                                    f"training on {job.labeled} labels in the background", tuple(job.log_tail()))
+                                    f"training on {job.labeled} labels in the background{restarted}", tuple(job.log_tail()))
         if self._failures > self.config.overlap.max_restarts:
             return BackgroundStatus("failed", ready=ready_labeled, message=self._failure)
         return BackgroundStatus("idle", ready=ready_labeled, message=self._failure)
