@@ -13,6 +13,11 @@
 
 Every step writes the run directory exactly as the command line does, so a notebook and
 ``lit_al label`` / ``lit_al status`` / the labeling page can share one run.
+
+With ``loop.overlap.enabled`` (the default) a session overlaps labeling with training
+(``lit_al.overlap``): after ``query`` and every ``teach``, a background process trains on
+every label so far and picks the next batch, and the next ``query`` adopts the freshest one
+at once (waiting only for a training still running when none has finished).
 """
 
 from __future__ import annotations
@@ -118,15 +123,70 @@ class Session:
         self._parser = parser
         self._cfg = cfg
         self.run_dir = Path(cfg.run_dir)
+        self._background_trainings = None
 
     def query(self) -> Batch:
-        """Commit the answers given so far, train on every label, score the pool and propose a batch."""
+        """Commit the answers given so far, train on every label, score the pool and propose a batch.
+
+        Overlapped (``loop.overlap.enabled``): the batch a background training picked while the
+        person answered, when one is ready or training (see the module docstring).
+        """
+        background = self._background()
+        if background is not None:
+            batch = self._adopt_ahead(background)
+            if batch is not None:
+                return batch
         plan = build_run(self._parser, self._cfg.clone())
         plan.execute()
         batch = pending_batch(self.run_dir)
         if batch is None:
             raise ConfigError(f"{self.run_dir}: the run is finished (its budget is spent); nothing to propose")
+        self._tick("never")  # the next batch's training starts now
         return batch
+
+    def _background(self):
+        """The run's background trainings (``lit_al.overlap.Background``), or None (synchronous, or no run yet)."""
+        if not self._cfg.loop.overlap.enabled or not (self.run_dir / "state.json").is_file():
+            return None
+        if self._background_trainings is None:
+            from .loop import LoopConfig
+            from .overlap import Background, Pool
+
+            data = load_run_data(self.run_dir)
+            config = LoopConfig(**saved_config(self.run_dir).loop.as_dict())
+            self._background_trainings = Background(
+                self.run_dir, Pool(data.pool.ids, data.pool.texts, data.schema, data.label_separator), config)
+        return self._background_trainings
+
+    def _tick(self, adopt_when: str):
+        from .data.state import LabelState
+
+        background = self._background()
+        if background is None:
+            return None
+        return background.tick(LabelState.load(self.run_dir / "state.json", background.pool.ids), adopt_when=adopt_when)
+
+    def _adopt_ahead(self, background) -> Batch | None:
+        """The next batch from a background training, once the pending one has an answer; None: the synchronous round."""
+        from .data.state import LabelState
+
+        state = LabelState.load(self.run_dir / "state.json", background.pool.ids)
+        if state.pending is None or len(state.open_pending()) == len(state.pending.pool_indices):
+            return None  # nothing answered: nothing to commit (the synchronous round says so too)
+        tick = self._tick("answered")
+        if tick is not None and tick.adoption is None and tick.status.state == "running":
+            background.wait()  # nothing finished yet: the running training is the freshest model there will be
+            tick = self._tick("answered")
+        if tick is not None and tick.adoption is not None and tick.adoption.status == "adopted":
+            return pending_batch(self.run_dir)
+        if tick is not None and tick.adoption is not None and tick.adoption.status == "synchronous":
+            background.stop()  # the synchronous round commits and trains the last model: the trainings are stale
+        return None
+
+    def close(self) -> None:
+        """Stop the background trainings of this session (they would otherwise finish on their own)."""
+        if self._background_trainings is not None:
+            self._background_trainings.stop()
 
     def teach(self, ids: Sequence[str], labels: Sequence[str | Sequence[str] | None], *,
               annotator: str | None = None, overwrite: bool = False) -> ImportSummary:
@@ -139,8 +199,10 @@ class Session:
             for k, (i, label) in enumerate(zip(ids, labels))
         ]
         data = load_run_data(self.run_dir)
-        return import_answers(self.run_dir, answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
-                              annotator=annotator)
+        summary = import_answers(self.run_dir, answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
+                                 annotator=annotator)
+        self._tick("never")  # loop.overlap.retrain_every answers since the last training: the next one starts
+        return summary
 
     @property
     def model(self):

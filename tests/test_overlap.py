@@ -293,3 +293,28 @@ def test_the_synchronous_page_is_one_setting_away(run):
     store = RunStore(run_dir)
     assert store.background is None
     assert RunStore(run_dir, overlap=True).background is not None
+
+
+def test_a_session_adopts_the_batch_trained_while_the_person_answered(base_run, tmp_path):
+    from lit_al import Session
+
+    run_dir = copy_run(base_run[0], tmp_path / "run")
+    gold = base_run[1]
+    session = Session(str(base_run[0].parent / "config.yaml"), run_dir=str(run_dir))
+    try:
+        batch = session.query()  # nothing answered: the pending batch, and round 0's background job starts
+        assert batch.round == 0 and len(batch) == 8 and [job.round for job in list_jobs(run_dir)] == [0]
+        assert session._background().wait(240)  # one job at a time: the next starts once this one is done
+        session.teach(batch.ids, [gold[i][0] for i in batch.ids])  # retrain_every (2) answers: a job on the 8 labels
+        assert [job.labeled for job in list_jobs(run_dir)] == [0, 8]
+        assert session._background().wait(240)  # the person takes a while before asking for the next batch
+        batch = session.query()  # at once: the freshest finished job's batch
+        assert batch.round == 1 and len(batch) == 6 and all(len(s) == 1 for s in batch.suggestions)
+        saved = state(run_dir)
+        assert saved["proposed_by"]["1"]["overlap"] is True and saved["proposed_by"]["1"]["labeled"] == 8
+        assert saved["completed_rounds"] == 1
+        assert len(saved["records"]) == 8 and not set(batch.ids) & {r["id"] for r in saved["records"]}
+        assert session.model.num_labels == 3
+    finally:
+        session.close()
+    assert list_jobs(run_dir) == []

@@ -97,8 +97,13 @@ class Background:
         return every if every is not None else max(1, math.ceil(self.config.query_size / 4))
 
     # ------------------------------------------------------------------ the schedule
-    def tick(self, state: LabelState, *, require_complete: bool = True) -> Tick:
-        """Reap, adopt and start as the schedule says, for the run whose state is ``state``."""
+    def tick(self, state: LabelState, *, adopt_when: str = "complete") -> Tick:
+        """Reap, adopt and start as the schedule says, for the run whose state is ``state``.
+
+        ``adopt_when``: ``complete`` (the page: every item answered), ``answered`` (``Session.query``:
+        one is; the others go back to the pool) or ``never`` (``Session.teach``: only start trainings).
+        """
+        require_complete = adopt_when != "answered"
         with self._lock:
             pending = state.pending
             if pending is None or state.finished:
@@ -111,6 +116,7 @@ class Background:
             finished = [job for job in jobs if job not in running and job.proposal() is not None]
             answered = len(pending.pool_indices) - len(state.open_pending())
             due = answered == len(pending.pool_indices) if require_complete else answered > 0
+            due = due and adopt_when != "never"
             adoption = None
             if due and finished:
                 adoption = self._adopt(finished[-1], require_complete)
