@@ -180,7 +180,7 @@ class Session:
         if tick is not None and tick.adoption is not None and tick.adoption.status == "adopted":
             return pending_batch(self.run_dir)
         if tick is not None and tick.adoption is not None and tick.adoption.status == "synchronous":
-            background.stop()  # the synchronous round commits and trains the last model: the trainings are stale
+            background.stop(keep_finished=False)  # the synchronous round commits and trains the last model: all stale
         return None
 
     def close(self) -> None:

@@ -108,7 +108,7 @@ def test_the_next_batch_is_ready_when_the_last_answer_arrives_and_the_state_says
         assert [job.labeled for job in list_jobs(run_dir)] == [8]
     finally:
         store.stop()
-    assert list_jobs(run_dir) == []
+    assert all(job.proposal() is not None and not job.is_alive() for job in list_jobs(run_dir))  # finished ones stay
 
 
 def _kill_when(store: RunStore, marker: str | None) -> str:
@@ -317,4 +317,32 @@ def test_a_session_adopts_the_batch_trained_while_the_person_answered(base_run, 
         assert session.model.num_labels == 3
     finally:
         session.close()
-    assert list_jobs(run_dir) == []
+    assert all(job.proposal() is not None and not job.is_alive() for job in list_jobs(run_dir))  # finished ones stay
+
+
+def test_warm_start_and_fewer_epochs_for_models_of_a_partly_answered_batch(answered_with_proposal, base_run, tmp_path):
+    run_dir = copy_run(answered_with_proposal, tmp_path / "run")
+    gold = base_run[1]
+    config = run_dir / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert "    max_epochs: null\n    warm_start: false\n" in text
+    config.write_text(text.replace("    max_epochs: null\n    warm_start: false\n", "    max_epochs: 1\n    warm_start: true\n"),
+                      encoding="utf-8")
+    store = RunStore(run_dir, overlap=True)
+    try:
+        view = store.view("c1")  # adopts round 0's job; round 1's first job trains on the committed labels
+        assert view["mode"] == "item" and view["round"] == 1
+        (first,) = list_jobs(run_dir)
+        assert not first.intermediate and store.background.wait(240)
+        log = "\n".join(first.log_tail(400))
+        assert "warm start: from the run's round-0 model" in log and "epoch 2 of 2 trained" in log  # in full
+        for _ in range(2):
+            store.answer("c1", view["item"]["id"], gold[view["item"]["id"]], None, None)
+            view = store.view("c1")
+        second = list_jobs(run_dir)[-1]
+        assert second.intermediate and second.answers == 2 and store.background.wait(240)
+        log = "\n".join(second.log_tail(400))
+        assert "warm start: from the run's round-0 model" in log and "epoch 1 of 1 trained" in log
+        assert "epoch 2 of" not in log
+    finally:
+        store.stop()

@@ -171,7 +171,7 @@ class RunStore:
             if adoption is not None and adoption.status == "adopted":
                 return self.state(), None
             if adoption is not None and adoption.status == "synchronous":  # the budget's end, or a stop criterion
-                self.background.stop()
+                self.background.stop(keep_finished=False)
                 self.runner.start()
                 return state, "the last round trains on every label (the synchronous round)"
         if state.pending is not None and not state.open_pending() and tick.status.state == "running":
@@ -256,5 +256,5 @@ class RunStore:
             if state.pending is not None and progress["batch_answered"] == 0:
                 raise ConfigError("answer at least one item of the batch before training the next round")
             if self.background is not None:  # its proposals would be stale once the synchronous round commits
-                self.background.stop()
+                self.background.stop(keep_finished=False)
             self.runner.start()

@@ -233,10 +233,16 @@ class Background:
                         os.kill(pid, signal.SIGKILL)
             remove_job(job)
 
-    def stop(self) -> None:
-        """Stop every background job of the run (the server shuts down, or a synchronous round starts)."""
+    def stop(self, *, keep_finished: bool = True) -> None:
+        """Stop the running background jobs of the run (the server shuts down, or a synchronous round starts).
+
+        ``keep_finished``: a finished job's batch stays, for the next server to adopt (or a later tick to delete).
+        """
         with self._lock:
-            self._stop(list_jobs(self.run_dir))
+            jobs = list_jobs(self.run_dir)
+            if keep_finished:
+                jobs = [job for job in jobs if job.proposal() is None]
+            self._stop(jobs)
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> bool:
         """Wait until no job this object started is running; False on timeout."""
