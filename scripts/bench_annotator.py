@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from bench_common import command_line, emit, generated_by
 
 ROOT = Path(__file__).resolve().parents[1]
 TREC = ROOT / "lit_al" / "datasets" / "trec"
@@ -166,11 +167,10 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def learning_curve(run_dir: Path, mode: str) -> dict[int, dict[str, float]]:
     """Test metrics by labeled count: the rounds' models (synchronous), or each batch's first background model."""
-    rows = _read_csv(run_dir / "metrics.csv")[:1]  # round 0: trained by lit_al query in both loops
     if mode == "sync":
         rows = _read_csv(run_dir / "metrics.csv")
     else:
-        rows += [row for row in _read_csv(run_dir / "overlap" / "models.csv") if row["answers"] == "0"]
+        rows = [row for row in _read_csv(run_dir / "overlap" / "models.csv") if row["answers"] == "0"]
     curve: dict[int, dict[str, float]] = {}
     for row in rows:
         metrics = {k: float(v) for k, v in row.items() if k in ("test_accuracy", "test_macro_f1") and v}
@@ -229,8 +229,6 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def report(results: list[RunResult], args: argparse.Namespace, command: str) -> str:
-    from bench_common import generated_by
-
     seeds = sorted({r.seed for r in results})
     by = {(r.seed, r.mode): r for r in results}
     lines = ["# The annotator's wait: overlapped vs synchronous labeling page", "",
@@ -303,9 +301,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_common import command_line, emit
-
     args = parse(argv)
     gold = gold_labels()
     results = []

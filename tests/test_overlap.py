@@ -104,6 +104,9 @@ def test_the_next_batch_is_ready_when_the_last_answer_arrives_and_the_state_says
         assert len(selected) == 8
         assert (run_dir / "rounds" / "round_001" / "to_label.csv").is_file()
         assert json.loads((run_dir / "model" / "lit_al_model.json").read_text())["round"] == 0
+        with open(run_dir / "metrics.csv", encoding="utf-8") as handle:
+            (row,) = [r for r in csv.DictReader(handle) if r["round"] == "1"]  # the row of the batch it proposed
+        assert (row["trained_round"], int(float(row["labeled"]))) == ("0", proposer["labeled"])
         assert store.background.status().state == "running"  # round 1's first job trains on the 8 labels
         assert [job.labeled for job in list_jobs(run_dir)] == [8]
     finally:

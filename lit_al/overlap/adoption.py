@@ -96,7 +96,9 @@ def adopt(run_dir: Path, job: Job, proposal: dict[str, Any], pool: Pool, config:
             return Adoption("synchronous", message="nothing left to propose ahead: the synchronous round decides")
         _write_round_files(run_dir, state, pending, batch, pool)
         _install_model(run_dir, job, int(proposal["round"]))
-        _append_metrics(run_dir, {**proposal["row"], "proposed_round": batch.round, "answers": proposal["answers"]})
+        # the row of the batch it proposed, as a synchronous round's row is that of the model proposing its batch
+        _append_metrics(run_dir, {**proposal["row"], "round": batch.round, "trained_round": int(proposal["round"]),
+                                  "answers": int(proposal["answers"])})
         state.pending = batch
         state.completed_rounds = pending.round + 1
         state.proposed_by[batch.round] = {
@@ -145,7 +147,7 @@ def _install_model(run_dir: Path, job: Job, round_index: int) -> None:
 
 
 def _append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    """The adopted model's row in ``metrics.csv`` (replacing an earlier row of its round), as ``ActiveLoop`` writes it."""
+    """The adopted model's row in ``metrics.csv`` (replacing an earlier row of the same round), as ``ActiveLoop`` writes it."""
     import pandas as pd
 
     path = run_dir / "metrics.csv"
