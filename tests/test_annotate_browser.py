@@ -74,6 +74,24 @@ def _label_current(page, gold, done: int, total: int) -> str:
     return example_id
 
 
+def test_the_overlapped_page_shows_the_next_batch_after_the_last_answer_without_a_click(single, tmp_path, page):
+    run_dir = copy_run(single[0], tmp_path / "run")
+    gold = single[1]
+    with serving(run_dir) as url:  # loop.overlap.enabled (the default): trained in the background meanwhile
+        page.goto(url)
+        page.locator("#text").click()
+        sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 8")
+        for k in range(7):
+            _label_current(page, gold, k, 8)
+        page.keyboard.press(_key_of(gold[_shown_id(page)][0]))
+        # at once when a background batch is ready, else when the running training is done
+        sync_api.expect(page.locator("#position")).to_have_text("item 1 of 6 · round 1", timeout=240_000)
+        sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 6")
+        sync_api.expect(page.locator("#train")).to_be_hidden()
+    saved = state(run_dir)
+    assert saved["completed_rounds"] == 1 and saved["proposed_by"]["1"]["overlap"] is True and len(saved["records"]) == 8
+
+
 def test_label_a_whole_batch_with_the_keyboard_then_train_the_next_round(single, tmp_path, page):
     run_dir = copy_run(single[0], tmp_path / "run")
     gold = single[1]

@@ -128,7 +128,7 @@ class RunStore:
             state, waiting = self._tick(state)
             base["round_progress"] = self.round_progress().to_json()
             if waiting is not None:
-                return {**base, "mode": "training", "message": waiting}
+                return {**base, "mode": "training", "message": waiting, "progress": self._progress(state)}
         self._new_batch(state)
         base.update(progress=self._progress(state), can_undo=bool(self._history.get(client)))
         pending = state.pending
