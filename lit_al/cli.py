@@ -197,10 +197,14 @@ def waiting_line(run_dir: Path, state) -> str:
 def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al label RUN_DIR FILE``: validate a person's answers, then record them in one atomic write."""
     from .labeling import read_answers
-    from .session import import_answers, load_run_data
+    from .session import import_answers, load_run_files
 
+    if cfg.annotator is not None:  # one line now, not a UnicodeEncodeError when the labels are saved
+        from .labeling.answers import check_name
+
+        check_name(cfg.annotator, "--annotator")
     run_dir = Path(cfg.run_dir)
-    data = load_run_data(run_dir)
+    data = load_run_files(run_dir)  # the pool's ids and the label schema, without torch
     answers = read_answers(cfg.file, data.schema, data.label_separator)
     summary = import_answers(run_dir, answers, schema=data.schema, ids=data.pool.ids,
                              overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
@@ -327,6 +331,9 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: Verbs that read a run's files and load no model library (``lit_al status`` and ``label`` answer in about a second).
+LIGHT_VERBS = frozenset({"label", "status"})
+
 #: Failures of the machine, not of lit_al: permission, read-only file system, disk or quota full.
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
@@ -352,7 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # the other ranks of a DDP run repeat rank 0's progress: only their warnings are news
     logging.basicConfig(level=logging.INFO if is_writer() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _quiet_libraries()
+    if args[0] not in LIGHT_VERBS:  # they load no model library: nothing to quiet, and transformers costs seconds
+        _quiet_libraries()
     try:
         parser = verb.parser()
         parser.prog = f"lit_al {args[0]}"

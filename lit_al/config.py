@@ -300,6 +300,36 @@ def _completed_rounds(state_path: Path) -> int:
         return 0
 
 
+#: ``data.class_path`` values that name lit_al's own data module (its files are read by ``DataFiles``).
+OWN_DATA_CLASSES = {DEFAULT_DATA_CLASS, "lit_al.data.ActiveDataModule", "lit_al.ActiveDataModule"}
+
+
+def saved_data_files(run_dir: Path):
+    """The run's data from its saved ``config.yaml``, not yet loaded, for reading its files only.
+
+    A run of lit_al's own data module gets a ``DataFiles`` (pandas, no torch, no Lightning:
+    ``lit_al label`` answers at once); a run of another data class gets that class, built as
+    ``build_data`` does (its ``read_split`` may read another format).
+    """
+    import yaml
+
+    from .data.files import DataFiles
+
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ConfigError(f"{run_dir}: no config.yaml (not a lit_al run directory)")
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path} is not a lit_al config ({one_line(exc)})") from None
+    class_path, options = class_spec((raw or {}).get("data") if isinstance(raw, dict) else None, DEFAULT_DATA_CLASS)
+    if class_path not in OWN_DATA_CLASSES:
+        return build_data(saved_config(run_dir))
+    if not options.get("train"):
+        raise ConfigError(f"{config_path} is not a lit_al config (no data.train)")
+    return DataFiles.from_options(options)
+
+
 def saved_config(run_dir: Path) -> Namespace:
     """The parsed ``config.yaml`` of a run directory (one line when there is none, or it is not lit_al's)."""
     config_path = run_dir / "config.yaml"

@@ -8,7 +8,8 @@ never changed globally); only calls below ``SMALL_WORK`` multiply-adds run on on
 thread for their duration, which changes their speed, not their results.
 
 Nothing here imports the rest of the project but ``lit_al.rows`` (block-wise row
-reads) and ``lit_al.functional.ranking`` (the top-k cut-off). Distances returned to callers are Euclidean (square roots of FAISS's squared L2 distances, clipped at 0 because
+reads), ``lit_al.functional.ranking`` (the top-k cut-off) and ``lit_al.functional.lazy``
+(FAISS is imported on first use). Distances returned to callers are Euclidean (square roots of FAISS's squared L2 distances, clipped at 0 because
 FAISS's BLAS path, ``||x||² + ||y||² - 2<x, y>``, can round slightly below 0).
 
 Primitives (STRATEGIES.md §0 "Shared primitives", §1.9, §1.12, §1.13, §2.2):
@@ -28,21 +29,24 @@ from __future__ import annotations
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Literal
 
-import faiss
 import numpy as np
 
+from .functional.lazy import LazyModule
 from .functional.ranking import best_candidates
 from .rows import RowSource, row_blocks, rows_at, whole
+
+#: FAISS, imported when a function here first runs: ``import lit_al.strategies`` stays NumPy-only.
+faiss = LazyModule("faiss")
 
 #: Query rows handed to FAISS per call: bounds the float32 copies and result
 #: arrays held at once, so memory stays O(block · (d + k)) beyond the inputs.
 DEFAULT_BLOCK_SIZE = 65_536
 
-#: FAISS k-means initialisations offered by :func:`kmeans_nearest`.
-KMEANS_INIT_METHODS: dict[str, int] = {
-    "k-means++": faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
-    "random": faiss.ClusteringInitMethod_RANDOM,
-    "afk-mc2": faiss.ClusteringInitMethod_AFK_MC2,
+#: FAISS k-means initialisations offered by :func:`kmeans_nearest`: name -> the ``faiss`` constant's name.
+KMEANS_INIT_METHODS: dict[str, str] = {
+    "k-means++": "ClusteringInitMethod_KMEANS_PLUS_PLUS",
+    "random": "ClusteringInitMethod_RANDOM",
+    "afk-mc2": "ClusteringInitMethod_AFK_MC2",
 }
 
 DuplicateFill = Literal["next_nearest", "random"]
@@ -391,7 +395,7 @@ def kmeans_nearest(
             niter=int(max_iter),
             nredo=int(n_init),
             seed=int(rng.integers(0, 2**31 - 1)),
-            init_method=KMEANS_INIT_METHODS[init],
+            init_method=getattr(faiss, KMEANS_INIT_METHODS[init]),
             early_stop_threshold=float(early_stop_threshold),
             # m points per centroid can never trigger FAISS's subsampling.
             max_points_per_centroid=int(max_points_per_centroid) if max_points_per_centroid is not None else m,
@@ -705,7 +709,7 @@ def kmeans_labels(
     with _threads_for(m * k * d):
         kmeans = faiss.Kmeans(
             d, k, niter=int(max_iter), nredo=int(n_init), seed=int(rng.integers(0, 2**31 - 1)),
-            init_method=KMEANS_INIT_METHODS["k-means++"], max_points_per_centroid=m, min_points_per_centroid=1,
+            init_method=getattr(faiss, KMEANS_INIT_METHODS["k-means++"]), max_points_per_centroid=m, min_points_per_centroid=1,
             verbose=False,
         )
         kmeans.train(x)

@@ -42,7 +42,8 @@ from .round0 import SharedRound0
 from .rundir import CONFIG_FILE, STATE_FILE, check_writable, remove_run
 from .scoring import PoolScorer, ScoredPool
 from .seeding import derive_seed
-from .stopping import STOPPING_DIR, StopSetHistory, StopWhen, draw_stop_set, label_balance, stop_set_signals
+from .stopping import (STOPPING_DIR, StopSetHistory, StopWhen, draw_stop_set, label_balance, pool_max_uncertainty,
+                       stop_set_signals)
 from .strategies import Selection, Strategy, get_strategy
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ class RoundPicks:
     selection: Selection | None = None
     suggestions: tuple[tuple[str, ...], ...] = ()
     confidence: tuple[float, ...] = ()
+    #: signals known only once the pool is scored (``stop_max_uncertainty``); no selection when one fires
+    signals: dict[str, float] = field(default_factory=dict)
 
 
 class ActiveLoop:
@@ -372,6 +375,12 @@ class ActiveLoop:
                 return self._finish(state, round_index, row, trained)
             scored = self._score_and_select(model, state, round_index, budget, trained)
             row.update(scored.timings)
+            if scored.signals:
+                row.update(scored.signals)
+                row["stop_reason"] = "+".join(self.config.stop_when.fired(row))
+            if scored.selection is None:  # stopped by the scored pool's max uncertainty: nothing queried
+                del model
+                return self._finish(state, round_index, row, trained)
             row["query_strategy"] = scored.strategy
             del model
             pending = self._propose(state, round_index, scored, row, trained)
@@ -470,16 +479,26 @@ class ActiveLoop:
         directory = self._round_dir(round_index) / "outputs"
         suggest = trained and not self.oracle.answers_at_once  # a person sees the model's suggestion
         log.info("round %d: scoring %d unlabeled texts", round_index, unlabeled.size)
-        scored = self._score(model, strategy, labeled, unlabeled, seed, directory, suggest)
+        # the pool's max uncertainty where its probs are computed anyway, or where the criterion is selected
+        pool_signal = trained and (PROBS in strategy.needs or suggest or self.config.stop_when.max_uncertainty is not None)
+        scored = self._score(model, strategy, labeled, unlabeled, seed, directory, pool_signal)
         picks = RoundPicks(strategy.name, {"predict_seconds": scored.seconds})
-        if self.writes:
+        if self.writes and pool_signal:
+            picks.signals = pool_max_uncertainty(scored.outputs[PROBS][unlabeled], multi_label=self.data.schema.multi_label)
+        stops = self.writes and bool(self.config.stop_when.fired(picks.signals))  # max-confidence fired: select nothing
+        if stops and not self.config.keep_outputs:
+            shutil.rmtree(directory, ignore_errors=True)
+        if self.writes and not stops:
             outputs = scored.outputs
             if strategy.uses_labels:
                 outputs[LABELS] = self._label_rows()
             log.info("round %d: selecting %d with %s", round_index, budget, strategy.name)
             start = time.perf_counter()
+            strategy.restore_run_record(state.strategy_records.get(strategy.name, {}))  # e.g. ProbCover's δ, fixed per run
             picks.selection = strategy.select(outputs, labeled, unlabeled, budget, seed=seed)
             picks.timings["select_seconds"] = time.perf_counter() - start
+            if strategy.run_record():  # saved with the proposed batch (``_propose``: one atomic write)
+                state.strategy_records[strategy.name] = strategy.run_record()
             if suggest:
                 picks.suggestions, picks.confidence = self._suggestions(outputs[PROBS][picks.selection.indices])
             del outputs, scored
@@ -500,9 +519,9 @@ class ActiveLoop:
         return chosen, tuple(float(c) for c in np.maximum(probs, 1 - probs).min(1))
 
     def _score(self, model, strategy: Strategy, labeled, unlabeled, seed: int, directory: Path,
-               suggest: bool = False) -> ScoredPool:
+               probs: bool = False) -> ScoredPool:
         request = strategy.prediction_request(seed)
-        if suggest:
+        if probs:  # a person's suggestions, or the pool's max uncertainty
             request = replace(request, needs=request.needs | {PROBS})
         if not request.needs:
             return ScoredPool()

@@ -19,6 +19,7 @@ from torchmetrics import classification as C
 from .errors import ConfigError
 from .hub import resolve_model_path
 from .atomic import atomic_write_bytes, atomic_write_json
+from .rundir import RUN_MODEL_DIR, RUN_MODEL_META  # noqa: F401  (the run's model folder: named there, torch-free)
 
 log = logging.getLogger(__name__)
 
@@ -334,10 +335,7 @@ def load_tokenizer(model_kwargs: dict[str, Any]):
     return AutoTokenizer.from_pretrained(resolve_model_path(name), use_fast=True)
 
 
-#: Folder of a run directory holding the last round's model (``save_run_model``).
-RUN_MODEL_DIR = "model"
 RUN_MODEL_WEIGHTS = "model.safetensors"
-RUN_MODEL_META = "lit_al_model.json"
 
 
 def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

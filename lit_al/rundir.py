@@ -19,12 +19,14 @@ from .errors import ConfigError
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
+#: Folder of a run directory holding the last round's model (``model.save_run_model``), and its facts file.
+RUN_MODEL_DIR = "model"
+RUN_MODEL_META = "lit_al_model.json"
 #: What a run writes into its directory (files, then folders).
 RUN_FILES = (CONFIG_FILE, STATE_FILE, "metrics.csv")
-#: ``model`` is ``model.RUN_MODEL_DIR`` (the last model), ``stopping`` is ``stopping.STOPPING_DIR`` (stop-set
-#: predictions), ``overlap`` is ``overlap.jobs.OVERLAP_DIR`` (background trainings): named here as strings so that
-#: this module imports neither torch nor the loop.
-RUN_FOLDERS = ("rounds", "cache", "lightning_logs", "model", "stopping", "overlap")
+#: ``stopping`` is ``stopping.STOPPING_DIR`` (stop-set predictions), ``overlap`` is ``overlap.jobs.OVERLAP_DIR``
+#: (background trainings): named here as strings so that this module imports neither torch nor the loop.
+RUN_FOLDERS = ("rounds", "cache", "lightning_logs", RUN_MODEL_DIR, "stopping", "overlap")
 
 
 def check_writable(run_dir: Path) -> None:

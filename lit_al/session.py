@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import build_data, build_run, fit_parser, saved_config
+from .config import build_data, build_run, fit_parser, saved_config, saved_data_files
 from .data.schema import LabelSchema
 from .errors import ConfigError
 from .labeling import Answer, ImportSummary, apply_answers
@@ -60,6 +60,18 @@ def load_run_data(run_dir: Path):
     return data
 
 
+def load_run_files(run_dir: Path):
+    """The run's pool ids and texts and its label schema (``DataFiles``, loaded): what importing answers needs.
+
+    Unlike ``load_run_data`` it starts neither torch nor Lightning for lit_al's own data module.
+    """
+    if not (run_dir / "state.json").is_file():
+        raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
+    data = saved_data_files(run_dir)
+    data.load()
+    return data
+
+
 def load_run_state(run_dir: Path):
     """The loaded data module of a run (no tokenization) and its label state."""
     from .data.state import LabelState
@@ -69,17 +81,20 @@ def load_run_state(run_dir: Path):
 
 
 def import_answers(run_dir: Path, answers: Sequence[Answer], *, schema: LabelSchema, ids: Sequence[str],
-                   overwrite: bool = False, annotator: str | None = None) -> ImportSummary:
+                   overwrite: bool = False, annotator: str | None = None,
+                   how_to_overwrite: str = "use --overwrite") -> ImportSummary:
     """Validate ``answers`` against the run's pending batch and label schema, then save them in one atomic write.
 
     ``schema`` and ``ids`` are the run's (``load_run_data``): a caller that answers many times loads them
-    once. Refused at once (one line) while another lit_al process works on the run.
+    once. Refused at once (one line) while another lit_al process works on the run. ``how_to_overwrite``
+    is what a refused correction tells the caller to do (``apply_answers``).
     """
     from .data.state import LabelState
 
     with run_lock(run_dir, writes=True, wait=False):
         state = LabelState.load(run_dir / "state.json", ids)  # read under the lock: nothing imported meanwhile is lost
-        summary = apply_answers(state, schema, answers, overwrite=overwrite, annotator=annotator)
+        summary = apply_answers(state, schema, answers, overwrite=overwrite, annotator=annotator,
+                                how_to_overwrite=how_to_overwrite)
         state.save()
     return summary
 

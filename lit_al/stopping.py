@@ -7,8 +7,13 @@ per run from the run seed) and logs, in ``metrics.csv``:
   predictions on the stop set, and ``stop_kappa_mean`` the mean over the last
   ``stop_when.window`` comparisons (stabilizing predictions, Bloodgood &
   Vijay-Shanker 2009);
-- ``stop_overall_uncertainty`` / ``stop_max_uncertainty``: the mean and the largest
-  normalised entropy over the stop-set examples still unlabeled (Zhu, Wang & Hovy 2008);
+- ``stop_overall_uncertainty``: the mean normalised entropy over the stop-set examples
+  still unlabeled (Zhu, Wang & Hovy 2008, overall-uncertainty);
+- ``stop_max_uncertainty``: the largest normalised entropy over the unlabeled pool the
+  round scores, i.e. that of the example uncertainty sampling would query first (Zhu,
+  Wang & Hovy 2008, max-confidence: stop once even the example the learner would ask
+  about is certain). It is known only after the pool is scored (``pool_max_uncertainty``),
+  so the loop adds it then, and a round it stops queries nothing;
 - ``stop_expected_error``: the mean expected error over those examples;
 - ``labels_<class>`` and ``class_balance``: label counts of the labeled set and its
   minority/majority ratio;
@@ -57,8 +62,9 @@ class StopWhen:
         window: successive comparisons averaged by ``stabilizing_predictions``.
         overall_uncertainty: stop once the mean normalised entropy (0..1) of the unlabeled
             stop-set examples is at most this (Zhu et al. 2008, overall-uncertainty).
-        max_uncertainty: stop once the largest normalised entropy among them is at most this
-            (Zhu et al. 2008, max-confidence).
+        max_uncertainty: stop once the largest normalised entropy over the unlabeled pool the
+            round scores (the example uncertainty sampling would query) is at most this (Zhu et
+            al. 2008, max-confidence); checked after scoring, before selecting.
         expected_error: stop once their mean expected error (``1 - max p``) is at most this.
     """
 
@@ -151,8 +157,9 @@ def stop_set_signals(
     """The stop-set signals of one round (and this round's predictions saved in ``history``).
 
     ``probs`` (m, C): the round's probabilities on the stop set; ``unlabeled`` (m,) bool:
-    which stop-set rows are still unlabeled (uncertainty and expected error are taken
-    over those; kappa over the whole, fixed stop set).
+    which stop-set rows are still unlabeled (overall uncertainty and expected error are
+    taken over those; kappa over the whole, fixed stop set). ``stop_max_uncertainty`` is
+    not a stop-set signal: see ``pool_max_uncertainty``.
     """
     predictions = predicted_labels(probs, multi_label, threshold)
     history.save(round_index, predictions)
@@ -165,9 +172,22 @@ def stop_set_signals(
         "stop_kappa": kappas[-1] if kappas else math.nan,
         "stop_kappa_mean": window_mean,
         "stop_overall_uncertainty": float(uncertainty.mean()) if uncertainty.size else math.nan,
-        "stop_max_uncertainty": float(uncertainty.max()) if uncertainty.size else math.nan,
         "stop_expected_error": float(errors.mean()) if errors.size else math.nan,
     }
+
+
+def pool_max_uncertainty(probs: np.ndarray, *, multi_label: bool) -> dict[str, float]:
+    """``stop_max_uncertainty``: the largest normalised entropy over the scored unlabeled pool.
+
+    Zhu, Wang & Hovy (2008)'s max-confidence criterion stops when the entropy of the
+    example uncertainty sampling selects is below a threshold; that example is the
+    pool's most uncertain, so the signal is ``max_x H(p(x)) / ln C`` over the rows
+    ``probs`` (n, C) the round scored (multi-label: the mean binary entropy / ln 2 of
+    each row, as ``normalized_uncertainty``). NaN for an empty pool.
+    """
+    rows = np.asarray(probs)
+    uncertainty = normalized_uncertainty(rows, multi_label) if rows.size else np.empty(0)
+    return {"stop_max_uncertainty": float(uncertainty.max()) if uncertainty.size else math.nan}
 
 
 def label_balance(targets: np.ndarray, names: Sequence[str]) -> dict[str, float]:

@@ -22,6 +22,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -102,20 +103,29 @@ def _free_port() -> int:
 
 
 class Page:
-    """The labeling page's JSON API, as ``static/app.js`` calls it."""
+    """The labeling page's JSON API, as ``static/app.js`` calls it (with the page's secret from its HTML)."""
 
     def __init__(self, base: str, client: str = "bench") -> None:
         self.base = base
         self.client = client
+        self.secret = ""
+
+    def open(self) -> None:
+        """Load the page, as a browser does: its HTML carries the secret every POST must send."""
+        with urllib.request.urlopen(self.base + "/", timeout=600) as response:
+            found = re.search(r'<meta name="lit-al-page" content="([^"]+)">', response.read().decode())
+        self.secret = found.group(1) if found else ""
 
     def _call(self, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(self.base + path, data=data,
+                                         headers={"Content-Type": "application/json", "X-Lit-Al-Page": self.secret})
         with urllib.request.urlopen(request, timeout=600) as response:
             return json.loads(response.read())
 
     def item(self) -> dict:
-        return self._call(f"/api/item?client={self.client}")
+        """Take the next item (what the page does on load)."""
+        return self._call("/api/take", {"client": self.client, "annotator": "bench"})
 
     def answer(self, example_id: str, label: str) -> dict:
         return self._call("/api/answer", {"client": self.client, "id": example_id, "labels": [label], "annotator": "bench"})
@@ -124,11 +134,11 @@ class Page:
         return self._call("/api/round", {})
 
 
-def _wait_for_server(page: Page, process: subprocess.Popen, timeout: float = 300) -> dict:
+def _wait_for_server(page: Page, process: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return page.item()
+            return page.open()
         except (urllib.error.URLError, ConnectionError):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the labeling page did not start") from None

@@ -47,3 +47,23 @@ def copy_run(run_dir: Path, to: Path) -> Path:
 
 def state(run_dir: Path) -> dict:
     return json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
+
+
+def set_suggestions(run_dir: Path, by_position: dict[int, tuple[tuple[str, ...], float]]) -> None:
+    """Give the pending batch's items at these positions these suggestions and confidences (the others: none).
+
+    Written with lit_al's own ``LabelState`` (what ``lit_al query`` writes from round 1 on), so a
+    round-0 batch can show a confident and a near-chance suggestion without training a model.
+    """
+    from dataclasses import replace
+
+    from lit_al.data.state import LabelState
+    from lit_al.session import load_run_data
+
+    ids = load_run_data(run_dir).pool.ids
+    label_state = LabelState.load(run_dir / "state.json", ids)
+    n = len(label_state.pending.pool_indices)
+    suggestions = tuple(by_position.get(k, ((), 0.0))[0] for k in range(n))
+    confidence = tuple(by_position.get(k, ((), float("nan")))[1] for k in range(n))
+    label_state.pending = replace(label_state.pending, suggestions=suggestions, confidence=confidence)
+    label_state.save()

@@ -6,7 +6,13 @@ the keyboard like a person would, and asserts on ``state.json``.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
+import re
 import shutil
+import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +21,7 @@ pytest.importorskip("starlette", reason="the labeling page needs the 'annotate' 
 pytest.importorskip("uvicorn", reason="the labeling page needs the 'annotate' extra (starlette, uvicorn)")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright's Python package (dev extra)")
 
-from annotate_runs import LABELS, copy_run, make_run, state  # noqa: E402
+from annotate_runs import LABELS, copy_run, make_run, set_suggestions, state  # noqa: E402
 from lit_al.annotate.server import serving  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -112,7 +118,8 @@ def test_label_a_whole_batch_with_the_keyboard_then_train_the_next_round(single,
         page.locator("#train").click()  # the next round, from the page
         sync_api.expect(page.locator("#round")).to_be_visible()
         sync_api.expect(page.locator("#position")).to_have_text("item 1 of 6 · round 1", timeout=240_000)
-        sync_api.expect(page.locator("#suggestion")).to_contain_text("model suggests")
+        # the tiny model is near chance: its suggestion is shown as a guess (a confident one: "model suggests")
+        sync_api.expect(page.locator("#suggestion")).to_contain_text(re.compile("model suggests|the model is unsure"))
         sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 6")
         sync_api.expect(page.locator("#total-count")).to_have_text("8 / 40")
     assert state(run_dir)["completed_rounds"] == 1 and len(state(run_dir)["pending"]["pool_indices"]) == 6
@@ -180,3 +187,169 @@ def test_a_text_with_script_shows_as_text(tmp_path, tiny_bert, page):
         sync_api.expect(page.locator("#batch-count")).to_have_text("1 / 1")
     (record,) = state(run_dir)["records"]
     assert record["id"] == "evil" and record["labels"] == ["sport"]
+
+
+# ---------------------------------------------------------------- another web site, open in the same browser
+ATTACK = """<!doctype html><html><body>
+<form id="form" method="POST" action="{target}/api/round" enctype="text/plain">
+  <input name='{{"client": "x", "pad": "' value='"}}'>
+</form>
+<script>
+  const target = "{target}";
+  const json = (body) => JSON.stringify(body);
+  const sent = [
+    // a fetch that needs no permission: text/plain, no-cors (the response is opaque, the request is sent)
+    fetch(target + "/api/answer", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+                                   body: json({{client: "x", id: "{example}", labels: ["{label}"]}})}}),
+    fetch(target + "/api/round", {{method: "POST", mode: "no-cors", body: "{{}}"}}),
+    // JSON needs the server's permission (a preflight this server never grants): nothing is sent
+    fetch(target + "/api/take", {{method: "POST", headers: {{"Content-Type": "application/json"}},
+                                 body: json({{client: "x"}})}}),
+  ];
+  // images: ten GETs with fresh client ids (what took every item for ten minutes)
+  for (let k = 0; k < 10; k++) {{
+    sent.push(new Promise((done) => {{ const img = new Image(); img.onload = img.onerror = done;
+                                       img.src = target + "/api/item?client=attacker" + k; }}));
+  }}
+  Promise.allSettled(sent).then(() => document.getElementById("form").submit());
+</script></body></html>"""
+
+
+@contextlib.contextmanager
+def attacker_site(host: str, html: str):
+    """Another web site: a second local server, on another port, serving ``html`` at ``/``."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.parametrize("attacker_host", ["localhost", "127.0.0.1"])  # another site; the same site on another port
+def test_another_site_cannot_start_a_round_answer_or_take_items(single, tmp_path, page, attacker_host):
+    from lit_al.labeling import Answer
+    from lit_al.session import import_answers, load_run_data
+
+    run_dir = copy_run(single[0], tmp_path / "run")
+    gold = single[1]
+    data = load_run_data(run_dir)
+    pending = [data.pool.ids[i] for i in state(run_dir)["pending"]["pool_indices"]]
+    # one item answered: a round could start now (it would commit the half-answered batch)
+    import_answers(run_dir, [Answer(pending[0], tuple(gold[pending[0]]))], schema=data.schema, ids=data.pool.ids)
+    before = (run_dir / "state.json").read_bytes()
+    with serving(run_dir) as url:
+        target = url.rstrip("/")
+        html = ATTACK.format(target=target, example=pending[1], label=gold[pending[1]][0])
+        with attacker_site(attacker_host, html) as evil:
+            page.goto(evil)
+            page.wait_for_url(f"{target}/api/round")  # the form was submitted: every request before it was sent
+            page.wait_for_load_state()
+            assert "content-type: send the body as application/json" in page.content()
+        assert _get(f"{target}/api/round")["state"] == "idle"  # no round started
+        items = {_get(f"{target}/api/item?client=attacker{k}")["mode"] for k in range(10)}
+        assert items == {"open"}  # the GETs took no item
+    assert (run_dir / "state.json").read_bytes() == before  # nothing answered
+
+
+# ---------------------------------------------------------------- what the page shows
+def test_highlights_land_on_the_keyword_after_emoji(tmp_path, tiny_bert, page):
+    extra = [{"id": "emoji", "text": "\U0001F600\U0001F600 zzkw and \U0001F600 zzkw", "label": "sport"}]
+    run_dir, _ = make_run(tmp_path / "emoji", tiny_bert, extra_rows=extra, query="zzkw", n=1, query_size=2)
+    with serving(run_dir) as url:
+        page.goto(url)
+        sync_api.expect(page.locator("#item-id")).to_have_text("id emoji")
+        assert page.locator("#text mark").all_text_contents() == ["zzkw", "zzkw"]  # not "\ude00 zz"
+        assert page.locator("#text").text_content() == extra[0]["text"]
+
+
+def test_a_near_chance_suggestion_is_shown_as_a_guess_not_on_the_blue_button(single, tmp_path, page):
+    run_dir = copy_run(single[0], tmp_path / "run")
+    set_suggestions(run_dir, {0: (("sport",), 0.36), 1: (("money",), 0.95)})  # 3 labels: chance is 1/3
+    with serving(run_dir) as url:
+        page.goto(url)
+        sync_api.expect(page.locator("#position")).to_contain_text("item 1 of 8")
+        sync_api.expect(page.locator("#suggestion")).to_have_text(
+            "the model is unsure: it leans to sport (confidence 36%, close to chance): decide yourself")
+        accept = page.locator("#accept")
+        sync_api.expect(accept).to_be_visible()
+        sync_api.expect(accept).not_to_have_class(re.compile(r"\bprimary\b"))
+        sync_api.expect(accept).to_contain_text("accept the guess")
+        blue = "rgb(47, 95, 208)"  # --accent
+        assert accept.evaluate("e => getComputedStyle(e).backgroundColor") != blue
+        sync_api.expect(page.locator('#labels button[data-label="sport"]')).to_have_class(re.compile(r"suggested unsure"))
+        page.keyboard.press(_key_of("tech"))  # the person decides
+        sync_api.expect(page.locator("#position")).to_contain_text("item 2 of 8")
+        sync_api.expect(page.locator("#suggestion")).to_have_text("model suggests money (confidence 95%)")
+        sync_api.expect(accept).to_have_class(re.compile(r"\bprimary\b"))
+        assert accept.evaluate("e => getComputedStyle(e).backgroundColor") == blue
+        sync_api.expect(page.locator('#labels button[data-label="money"]')).not_to_have_class(re.compile("unsure"))
+        page.keyboard.press("Enter")  # a confident suggestion, accepted
+        sync_api.expect(page.locator("#batch-count")).to_have_text("2 / 8")
+    assert sorted(r["labels"][0] for r in state(run_dir)["records"]) == ["money", "tech"]
+
+
+def test_an_item_held_by_a_crashed_tab_is_taken_back_by_its_annotator(single, tmp_path, page):
+    run_dir = copy_run(single[0], tmp_path / "run")
+    with serving(run_dir) as url:
+        secret = re.search(r'name="lit-al-page" content="([^"]+)"', urllib.request.urlopen(url).read().decode()).group(1)
+
+        def take(client: str, annotator: str) -> dict:
+            request = urllib.request.Request(f"{url}api/take", data=json.dumps({"client": client, "annotator": annotator}).encode(),
+                                             headers={"Content-Type": "application/json", "X-Lit-Al-Page": secret})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read())
+
+        held = [take(f"bo{k}", "bo")["item"]["id"] for k in range(7)]
+        crashed = take("ana-crashed-tab", "ana")["item"]["id"]  # the whole batch is held; ana's tab crashes
+        page.goto(url)
+        page.locator("#annotator").fill("ana")
+        page.locator("#annotator").press("Tab")
+        page.reload()
+        sync_api.expect(page.locator("#message")).to_contain_text(
+            "the 8 items left are with other annotators; 1 item under your name 'ana' in another tab")
+        page.locator("#reclaim").click()
+        sync_api.expect(page.locator("#item-id")).to_have_text(f"id {crashed}")
+        sync_api.expect(page.locator("#reclaim")).to_be_hidden()
+        assert crashed not in held
+
+
+def test_a_tab_navigated_away_gives_its_item_back_at_once(single, tmp_path, browser):
+    """The page's goodbye (a keepalive POST on pagehide) passes the same checks as every other POST."""
+    run_dir = copy_run(single[0], tmp_path / "run")
+    first, second = (browser.new_context() for _ in range(2))
+    try:
+        with serving(run_dir) as url:
+            one, two = first.new_page(), second.new_page()
+            one.goto(url)
+            sync_api.expect(one.locator("#item-id")).to_have_text(re.compile(r"^id "))
+            held = _shown_id(one)
+            two.goto(url)
+            sync_api.expect(two.locator("#item-id")).not_to_have_text(f"id {held}")  # held by the first tab
+            one.goto("about:blank")  # the first tab leaves: its item goes back at once
+            three = second.new_page()
+            three.goto(url)
+            sync_api.expect(three.locator("#item-id")).to_have_text(f"id {held}")
+    finally:
+        first.close()
+        second.close()

@@ -144,6 +144,26 @@ def test_probcover_options():
         get_strategy("probcover", encoder="frozen")
 
 
+def test_probcover_fixes_delta_at_its_first_selection():
+    """δ is chosen once per run, as the paper fixes it per dataset: later rounds' seeds do not move it."""
+    x = np.random.default_rng(0).normal(size=(240, 6)).astype(np.float32)  # no clusters: k-means varies with the seed
+    labels = np.full((x.shape[0], 3), np.nan)
+    labeled = np.arange(6)
+    labels[labeled] = np.eye(3)[np.arange(6) % 3]
+    unlabeled = np.arange(6, x.shape[0])
+    outputs = {"pretrained_embeddings": x, "labels": labels}
+    fresh = [get_strategy("probcover").select(outputs, labeled, unlabeled, 4, seed=s).info["delta"] for s in range(4)]
+    assert len(set(fresh)) > 1  # what each round would choose afresh: δ would drift
+    strategy = get_strategy("probcover")
+    deltas = [strategy.select(outputs, labeled, unlabeled, 4, seed=s).info["delta"] for s in range(4)]
+    assert deltas == [fresh[0]] * 4
+    assert strategy.run_record() == {"delta": {"pretrained_embeddings": fresh[0]}}
+    resumed = get_strategy("probcover")  # another process: the loop hands the record back
+    resumed.restore_run_record(strategy.run_record())
+    assert resumed.select(outputs, labeled, unlabeled, 4, seed=3).info["delta"] == fresh[0]
+    assert get_strategy("probcover", delta=0.7).run_record() == {}  # a given δ is not a choice to record
+
+
 # ------------------------------------------------------------------ TypiClust
 def _brute_typiclust(x, clusters, labeled, k, K=20, min_size=5, power=1):
     dist = cdist(x.astype(np.float64), x.astype(np.float64)) ** power

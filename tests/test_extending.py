@@ -46,6 +46,12 @@ def test_a_round_with_a_subclassed_model_data_module_and_strategy(config, tmp_pa
     selected = pd.read_csv(tmp_path / "run" / "rounds" / "round_000" / "selected.csv")
     assert len(selected) == 10 and metrics["query_strategy"].iloc[0] == "max_prob_gap"
     assert main(["fit", "--resume", str(tmp_path / "run")]) == 0  # the saved subclass config parses back
+    from extensions import TripleBarData
+    from lit_al.config import saved_data_files
+
+    files = saved_data_files(tmp_path / "run")  # what lit_al label reads: the subclass, with its own read_split
+    files.load()
+    assert isinstance(files, TripleBarData) and len(files.pool) == 60
 
 
 def test_a_subclassed_data_module_names_its_own_lines(config, tmp_path, capsys):

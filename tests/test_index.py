@@ -98,6 +98,29 @@ def test_kcenter_lazy_equals_eager(d):
     )
 
 
+def test_kcenter_lazy_equals_eager_on_pools_of_repeated_points():
+    """Exact δ ties everywhere: the lazy pick must take the lower position, as the eager argmax does.
+
+    Pools of a few distinct rows, each repeated, shuffled, and larger than the lazy loop's
+    first refreshed block (``_LazyKCenter.INITIAL_WIDTH``) so that a tie between the
+    refreshed block and a lower-position row outside it decides picks.
+    """
+    width = idx._LazyKCenter.INITIAL_WIDTH
+    differing = []
+    for trial in range(24):
+        rng = np.random.default_rng(trial)
+        distinct = rng.integers(-3, 4, size=(int(rng.integers(3, 12)), 2)).astype(np.float32)
+        m = int(rng.integers(4 * width, 10 * width))
+        x = distinct[rng.integers(0, distinct.shape[0], size=m)]
+        centers = x[:2] if trial % 2 else None
+        k = int(rng.integers(width, 2 * width))
+        eager, eager_r = idx.kcenter_greedy(x, centers, k, np.random.default_rng(trial), lazy=False, return_distances=True)
+        lazy, lazy_r = idx.kcenter_greedy(x, centers, k, np.random.default_rng(trial), lazy=True, return_distances=True)
+        if not (np.array_equal(lazy, eager) and np.array_equal(lazy_r, eager_r)):
+            differing.append(trial)
+    assert not differing, f"lazy and eager k-center picks differ on pools {differing}"
+
+
 def test_kcenter_normalize_equals_prenormalized(points):
     centers = points[:5] * 3.0
     a = idx.kcenter_greedy(points, centers, 20, np.random.default_rng(0), normalize=True)

@@ -21,10 +21,13 @@ import pytest
 pytest.importorskip("starlette", reason="the labeling page needs the 'annotate' extra (starlette, uvicorn)")
 pytest.importorskip("httpx", reason="Starlette's test client needs httpx (the 'annotate' extra)")
 
+import re  # noqa: E402
+
 from starlette.testclient import TestClient  # noqa: E402
 
 from annotate_runs import copy_run, make_run, state  # noqa: E402
 from lit_al.annotate import RunStore, create_app  # noqa: E402
+from lit_al.annotate.app import PAGE_HEADER  # noqa: E402
 from lit_al.overlap.jobs import PROPOSAL_FILE, list_jobs, read_history  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +44,13 @@ def run(base_run, tmp_path):
     return copy_run(run_dir, tmp_path / "run"), gold
 
 
+def _page(store: RunStore) -> TestClient:
+    """A client that sends what the page sends: the page's secret (from its HTML) with every request."""
+    client = _page(store)
+    client.headers[PAGE_HEADER] = re.search(r'<meta name="lit-al-page" content="([^"]+)">', client.get("/").text).group(1)
+    return client
+
+
 def _answer(client: TestClient, example_id: str, labels: list[str]) -> dict:
     response = client.post("/api/answer", json={"client": "c1", "id": example_id, "labels": labels})
     assert response.status_code == 200, response.text
@@ -48,7 +58,8 @@ def _answer(client: TestClient, example_id: str, labels: list[str]) -> dict:
 
 
 def _item(client: TestClient) -> dict:
-    response = client.get("/api/item", params={"client": "c1"})
+    """What the page does on load: take an item (a POST: it leases one)."""
+    response = client.post("/api/take", json={"client": "c1"})
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -68,7 +79,7 @@ def _records(run_dir: Path) -> dict[str, tuple]:
 def test_the_next_batch_is_ready_when_the_last_answer_arrives_and_the_state_says_who_proposed_it(run):
     run_dir, gold = run
     store = RunStore(run_dir, overlap=True)
-    client = TestClient(create_app(store))
+    client = _page(store)
     try:
         view = _item(client)  # the first request starts round 0's background job: nothing labeled, a cold start
         assert view["mode"] == "item" and store.background.status().state == "running"
@@ -128,7 +139,7 @@ def _kill_when(store: RunStore, marker: str | None) -> str:
 def test_a_killed_background_training_is_restarted_then_reported_and_nothing_is_lost(run):
     run_dir, gold = run
     store = RunStore(run_dir, overlap=True)
-    client = TestClient(create_app(store))
+    client = _page(store)
     try:
         view = _item(client)
         answers = {}
@@ -161,11 +172,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _http(base: str, path: str, body: dict | None = None) -> dict:
+def _http(base: str, path: str, body: dict | None = None, secret: str = "") -> dict:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json",
+                                                                       PAGE_HEADER: secret})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
+
+
+def _secret(base: str) -> str:
+    with urllib.request.urlopen(base + "/", timeout=60) as response:
+        return re.search(r'<meta name="lit-al-page" content="([^"]+)">', response.read().decode()).group(1)
 
 
 def test_a_killed_server_loses_no_answer_and_its_background_training_is_adopted_later(run):
@@ -177,15 +194,17 @@ def test_a_killed_server_loses_no_answer_and_its_background_training_is_adopted_
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        def first_view():
+        def page_secret():
             try:
-                return _http(base, "/api/item?client=c1")
+                return _secret(base)
             except OSError:
                 return None
 
-        view = _wait_for(first_view, 120, "the server")
+        secret = _wait_for(page_secret, 120, "the server")
+        view = _http(base, "/api/take", {"client": "c1"}, secret)
         while view["mode"] == "item":
-            view = _http(base, "/api/answer", {"client": "c1", "id": view["item"]["id"], "labels": gold[view["item"]["id"]]})
+            view = _http(base, "/api/answer", {"client": "c1", "id": view["item"]["id"], "labels": gold[view["item"]["id"]]},
+                         secret)
         assert view["mode"] == "training"
         before = _records(run_dir)
         (job,) = list_jobs(run_dir)
@@ -198,7 +217,7 @@ def test_a_killed_server_loses_no_answer_and_its_background_training_is_adopted_
     _wait_for(lambda: (job.directory / PROPOSAL_FILE).exists() and not job.is_alive(), what="the orphan's proposal")
     store = RunStore(run_dir, overlap=True)  # the server started again
     try:
-        view = _item(TestClient(create_app(store)))
+        view = _item(_page(store))
         assert view["mode"] == "item" and view["round"] == 1
         saved = state(run_dir)
         assert saved["proposed_by"]["1"]["job"] == job.number and _records(run_dir) == before
@@ -209,7 +228,7 @@ def test_a_killed_server_loses_no_answer_and_its_background_training_is_adopted_
 def test_a_training_that_died_while_no_server_ran_is_restarted(run):
     run_dir, gold = run
     store = RunStore(run_dir, overlap=True)
-    client = TestClient(create_app(store))
+    client = _page(store)
     _item(client)
     (job,) = list_jobs(run_dir)
     store.background._processes.clear()  # as if the server had died: the worker is no child of the new one
@@ -217,7 +236,7 @@ def test_a_training_that_died_while_no_server_ran_is_restarted(run):
     _wait_for(lambda: not job.is_alive(), what="the worker's death")
     store = RunStore(run_dir, overlap=True)
     try:
-        _item(TestClient(create_app(store)))
+        _item(_page(store))
         assert store.background.failures == 1 and "stopped without a proposal" in store.background.status().message
         (again,) = list_jobs(run_dir)
         assert again.number == job.number + 1 and store.background._alive(again)
@@ -231,10 +250,10 @@ def answered_with_proposal(base_run, tmp_path_factory):
     run_dir = copy_run(base_run[0], tmp_path_factory.mktemp("proposal") / "run")
     gold = base_run[1]
     store = RunStore(run_dir, overlap=False)
-    view = store.view("c1")
+    view = store.view("c1", take=True)
     while view["mode"] == "item":
         store.answer("c1", view["item"]["id"], gold[view["item"]["id"]], None, "ana")
-        view = store.view("c1")
+        view = store.view("c1", take=True)
     background = RunStore(run_dir, overlap=True).background
     from lit_al.data.state import LabelState
 
@@ -259,7 +278,7 @@ def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 setattr(target, name, killed)
 from lit_al.annotate import RunStore
-RunStore(Path(sys.argv[1]), overlap=True).view("c1")
+RunStore(Path(sys.argv[1]), overlap=True).view("c1", take=True)
 """
 
 
@@ -276,13 +295,13 @@ def test_a_server_killed_while_adopting_loses_nothing_and_imports_nothing_twice(
         assert (run_dir / "state.json").read_bytes() == state_before
     store = RunStore(run_dir, overlap=True)
     try:
-        view = store.view("c1")
+        view = store.view("c1", take=True)
         assert view["mode"] == "item" and view["round"] == 1
         saved = state(run_dir)
         assert _records(run_dir) == before and saved["completed_rounds"] == 1 and len(saved["pending"]["pool_indices"]) == 6
         assert {j.round for j in list_jobs(run_dir)} == {1}  # round 0's job folder is gone, round 1's job runs
         again = (run_dir / "state.json").read_bytes()
-        store.view("c1")
+        store.view("c1", take=True)
         assert (run_dir / "state.json").read_bytes() == again  # nothing adopted twice
     finally:
         store.stop()
@@ -333,7 +352,7 @@ def test_warm_start_and_fewer_epochs_for_models_of_a_partly_answered_batch(answe
                       encoding="utf-8")
     store = RunStore(run_dir, overlap=True)
     try:
-        view = store.view("c1")  # adopts round 0's job; round 1's first job trains on the committed labels
+        view = store.view("c1", take=True)  # adopts round 0's job; round 1's first job trains on the committed labels
         assert view["mode"] == "item" and view["round"] == 1
         (first,) = list_jobs(run_dir)
         assert not first.intermediate and store.background.wait(240)
@@ -341,7 +360,7 @@ def test_warm_start_and_fewer_epochs_for_models_of_a_partly_answered_batch(answe
         assert "warm start: from the run's round-0 model" in log and "epoch 2 of 2 trained" in log  # in full
         for _ in range(2):
             store.answer("c1", view["item"]["id"], gold[view["item"]["id"]], None, None)
-            view = store.view("c1")
+            view = store.view("c1", take=True)
         second = list_jobs(run_dir)[-1]
         assert second.intermediate and second.answers == 2 and store.background.wait(240)
         log = "\n".join(second.log_tail(400))

@@ -16,7 +16,7 @@ from lit_al.analysis.stopping import (
     stabilized,
 )
 from lit_al.errors import ConfigError
-from lit_al.stopping import StopSetHistory, StopWhen, draw_stop_set, label_balance, stop_set_signals
+from lit_al.stopping import StopSetHistory, StopWhen, draw_stop_set, label_balance, pool_max_uncertainty, stop_set_signals
 
 
 # ------------------------------------------------------------------ kappa
@@ -134,11 +134,24 @@ def test_stop_set_signals_hand_computed(tmp_path):
     assert signals["stop_kappa"] == pytest.approx(0.0) and signals["stop_kappa_mean"] == pytest.approx(0.0)
     # unlabeled rows 0 and 2: H(0.9, 0.1)/ln 2 = 0.468996, H(0.5, 0.5)/ln 2 = 1
     assert signals["stop_overall_uncertainty"] == pytest.approx((0.468996 + 1.0) / 2, abs=1e-6)
-    assert signals["stop_max_uncertainty"] == pytest.approx(1.0)
+    assert "stop_max_uncertainty" not in signals  # the scored pool's, not the stop set's (pool_max_uncertainty)
     assert signals["stop_expected_error"] == pytest.approx((0.1 + 0.5) / 2)
     assert history.load(1).tolist() == [0, 1, 0, 1]
     nothing_left = stop_set_signals(probs, np.zeros(4, bool), history, 2, multi_label=False, threshold=0.5, window=3)
     assert math.isnan(nothing_left["stop_overall_uncertainty"]) and math.isnan(nothing_left["stop_kappa_mean"])
+
+
+def test_max_uncertainty_is_that_of_the_pools_most_uncertain_example():
+    """Zhu et al. 2008's max-confidence: the entropy of the example uncertainty sampling would query."""
+    pool = np.array([[0.9, 0.1], [0.6, 0.4], [0.99, 0.01]])
+    # H(0.6, 0.4) / ln 2 = -(0.6 ln 0.6 + 0.4 ln 0.4) / ln 2 = 0.970951, the largest of the three
+    assert pool_max_uncertainty(pool, multi_label=False)["stop_max_uncertainty"] == pytest.approx(0.970951, abs=1e-6)
+    three = np.array([[1 / 3, 1 / 3, 1 / 3], [0.8, 0.1, 0.1]])  # the uniform row: ln 3 / ln 3 = 1
+    assert pool_max_uncertainty(three, multi_label=False)["stop_max_uncertainty"] == pytest.approx(1.0)
+    # multi-label: mean binary entropy / ln 2 per row; row 0 (1 + 0.468996) / 2, row 1 0.468996
+    labels = np.array([[0.5, 0.9], [0.1, 0.1]])
+    assert pool_max_uncertainty(labels, multi_label=True)["stop_max_uncertainty"] == pytest.approx(0.734498, abs=1e-6)
+    assert math.isnan(pool_max_uncertainty(np.empty((0, 2)), multi_label=False)["stop_max_uncertainty"])
 
 
 # ------------------------------------------------------------ stop_when

@@ -82,3 +82,37 @@ def test_cold_start_strategies_query_without_a_trained_model(name, env, tmp_path
     assert main(["fit", "--config", str(config)]) == 0
     assert "needs a fine-tuned model" not in caplog.text  # no cold-start fallback
     assert len(pd.read_csv(run_dir / "rounds" / "round_000" / "selected.csv")) == 6
+
+
+def test_probcover_delta_is_constant_across_rounds_and_a_resume(env, tmp_path, monkeypatch):
+    """ProbCover's δ is chosen in the first round and kept in state.json; a resumed run reuses it."""
+    import lit_al.strategies.cold_start as cold_start
+    from lit_al.loop import ActiveLoop
+
+    deltas: list[float] = []
+    real_select = cold_start.ProbCover._select
+
+    def recording_select(self, *args):
+        selection = real_select(self, *args)
+        deltas.append(selection.info["delta"])
+        return selection
+
+    monkeypatch.setattr(cold_start.ProbCover, "_select", recording_select)
+    run_dir = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", model=env["bert"], data=env["single"], run_dir=run_dir,
+                          strategy={"name": "probcover"}, rounds=3, query_size=6)
+    real_run_round = ActiveLoop.run_round
+
+    def stop_in_round_two(self, state, round_index):
+        if round_index >= 2:
+            raise KeyboardInterrupt
+        return real_run_round(self, state, round_index)
+
+    monkeypatch.setattr(ActiveLoop, "run_round", stop_in_round_two)
+    with pytest.raises(KeyboardInterrupt):
+        main(["fit", "--config", str(config)])
+    monkeypatch.setattr(ActiveLoop, "run_round", real_run_round)
+    assert main(["fit", "--config", str(config)]) == 0  # resumes at round 2
+    assert len(deltas) == 3 and len(set(deltas)) == 1, deltas
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["strategy_records"] == {"probcover": {"delta": {"pretrained_embeddings": deltas[0]}}}

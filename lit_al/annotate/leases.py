@@ -3,6 +3,11 @@
 Two annotators labeling the same batch at once must never be shown the same text; a
 reload (the same client id) gets its own item back. Leases live in the server's
 memory only: they decide who *sees* what, never what is labeled (that is ``state.json``).
+
+A lease also records the annotator name the client gave. A tab that crashed cannot
+release its item, so another tab of the same annotator may *reclaim* it (an explicit
+request, never done on its own): a person can take back what they held, not what
+someone else holds.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from typing import Callable, Iterable
 
 @dataclass(frozen=True)
 class Lease:
-    """``client`` holds ``item`` until ``expires`` (in the clock's seconds)."""
+    """``client`` (annotator ``annotator``) holds ``item`` until ``expires`` (in the clock's seconds)."""
 
     item: str
     client: str
     expires: float
+    annotator: str | None = None
 
 
 class Leases:
@@ -40,11 +46,18 @@ class Leases:
         self._by_item = {item: lease for item, lease in self._by_item.items() if lease.expires > now}
         return self._by_item
 
-    def acquire(self, client: str, open_items: Iterable[str]) -> str | None:
+    def _give(self, live: dict[str, Lease], item: str, client: str, annotator: str | None, now: float) -> None:
+        for other in [i for i, lease in live.items() if lease.client == client and i != item]:
+            del live[other]  # one item per client: whatever it held before goes back
+        live[item] = Lease(item, client, now + self.seconds, annotator)
+
+    def acquire(self, client: str, open_items: Iterable[str], annotator: str | None = None,
+                reclaim: bool = False) -> str | None:
         """The item ``client`` should see: the one it holds, else the first open item nobody holds (now leased).
 
-        ``open_items``: the unanswered items of the batch, best first. None: every open item
-        is held by another client.
+        ``open_items``: the unanswered items of the batch, best first. ``reclaim``: when every
+        open item is held, take one held by another client under the same (non-empty) ``annotator``
+        name. None: every open item is held by another client.
         """
         with self._lock:
             now = self._clock()
@@ -53,20 +66,32 @@ class Leases:
             mine = next((item for item in candidates if item in live and live[item].client == client), None)
             if mine is None:
                 mine = next((item for item in candidates if item not in live), None)
+            if mine is None and reclaim and annotator:
+                mine = next((item for item in candidates if live[item].annotator == annotator), None)
             if mine is not None:
-                for item in [i for i, lease in live.items() if lease.client == client and i != mine]:
-                    del live[item]  # one item per client: whatever it held before goes back
-                live[mine] = Lease(mine, client, now + self.seconds)
+                self._give(live, mine, client, annotator, now)
             return mine
 
-    def take(self, client: str, item: str) -> None:
+    def held(self, client: str, open_items: Iterable[str]) -> str | None:
+        """The open item ``client`` holds now, if any (nothing is leased: reading changes nothing)."""
+        with self._lock:
+            live = self._live(self._clock())
+            return next((item for item in open_items if item in live and live[item].client == client), None)
+
+    def reclaimable(self, client: str, open_items: Iterable[str], annotator: str | None) -> int:
+        """How many open items other clients hold under ``annotator``'s name (what ``reclaim`` could take)."""
+        if not annotator:
+            return 0
+        with self._lock:
+            live = self._live(self._clock())
+            return sum(1 for item in open_items
+                       if item in live and live[item].client != client and live[item].annotator == annotator)
+
+    def take(self, client: str, item: str, annotator: str | None = None) -> None:
         """Lease ``item`` to ``client`` whoever held it (an undone answer comes back to the one who undid it)."""
         with self._lock:
             now = self._clock()
-            live = self._live(now)
-            for other in [i for i, lease in live.items() if lease.client == client]:
-                del live[other]
-            live[item] = Lease(item, client, now + self.seconds)
+            self._give(self._live(now), item, client, annotator, now)
 
     def holder(self, item: str) -> str | None:
         """The client that holds ``item`` now, if any."""

@@ -2,12 +2,18 @@
 
 Bound to 127.0.0.1 unless asked otherwise. Any other address lets the network in, so
 it needs a token: the one given with ``--token``, or a generated one printed with
-the address. Every request must then carry it.
+the address. Every request must then carry it. A loopback bind (127.0.0.0/8, ``::1``,
+``localhost``) answers only to loopback host names instead (no DNS rebinding).
+
+The port is bound before anything heavy is imported, so a busy port is one line at once
+and the address is printed at once; a browser opened on it early waits in the socket's
+backlog until the page is ready.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import re
 import secrets
@@ -18,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ConfigError, RunInterrupted
+from ..errors import ConfigError, DataError, RunInterrupted
+from ..rundir import STATE_FILE
 
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{8,200}")
 
@@ -52,15 +59,42 @@ def check_exposure(host: str, token: str | None) -> Exposure:
     return Exposure(secrets.token_urlsafe(24), generated=True)
 
 
-#: The names a page bound to loopback answers to.
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
+#: The names a page bound to loopback answers to (besides the address it is bound to).
+LOOPBACK_HOSTS = ["127.0.0.1", "::1", "localhost"]
 
 
 def allowed_hosts(host: str) -> list[str] | None:
-    """``Host`` headers to accept: loopback names for a loopback bind; any (the token guards it) otherwise."""
-    if ":" in host:  # an IPv6 literal: Starlette's host check cannot parse "[::1]:8080"; the token is the guard
+    """Host names to accept: the bound address and the loopback names for a loopback bind; any (the token guards it) otherwise."""
+    if not is_loopback(host):
         return None
-    return LOOPBACK_HOSTS if is_loopback(host) else None
+    own = str(ipaddress.ip_address(host)) if host != "localhost" else host  # "0:0::1" is written "::1" by browsers
+    return [own] + [name for name in LOOPBACK_HOSTS if name != own]
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``; a busy port or a foreign address is one ``ConfigError`` line."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a page just stopped leaves TIME_WAIT behind
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"--port {port}: the port is in use on {host} (another lit_al annotate?); "
+                              "stop it or choose another --port") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"--host {host}: not an address of this machine") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(f"--port {port}: not allowed to listen there (ports below 1024 need privileges); "
+                              "choose another --port") from None
+        raise
+    return sock
 
 
 def page_address(host: str, port: int, token: str | None) -> str:
@@ -71,25 +105,45 @@ def page_address(host: str, port: int, token: str | None) -> str:
 
 def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
           annotator: str | None = None) -> int:
-    """Serve the page until Ctrl-C (checks the run and the address first; prints where to open it)."""
-    import uvicorn
+    """Serve the page until Ctrl-C (checks the options and binds the port first; prints where to open it at once)."""
+    exposure = check_exposure(host, token)
+    if annotator is not None:
+        _check_annotator(annotator)
+    run_dir = Path(run_dir)
+    if not (run_dir / STATE_FILE).is_file():
+        raise ConfigError(f"{run_dir}: not a lit_al run (no {STATE_FILE}); start one with lit_al query")
+    sock = listen(host, port)
+    try:
+        if exposure.generated:
+            print(f"--host {host} is reachable from the network: every request must carry this token "
+                  f"(pass --token to choose it): {exposure.token}")
+        print(f"labeling page for {run_dir}: {page_address(host, port, exposure.token)}  (Ctrl-C stops it)", flush=True)
+        _run(sock, run_dir, host, exposure.token, annotator)
+    except RunInterrupted:  # uvicorn hands Ctrl-C / SIGTERM on once it has shut down: the normal way to stop
+        pass
+    finally:
+        sock.close()
+    print("labeling page stopped; every answer given is saved")
+    return 0
+
+
+def _check_annotator(annotator: str) -> None:
+    from ..labeling.answers import check_name
+
+    try:
+        check_name(annotator, "--annotator")
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _run(sock: socket.socket, run_dir: Path, host: str, token: str | None, annotator: str | None) -> None:
+    import uvicorn  # the heavy imports come after the address is printed
 
     from .app import create_app
     from .store import RunStore
 
-    exposure = check_exposure(host, token)
-    store = RunStore(Path(run_dir), annotator=annotator)
-    app = create_app(store, token=exposure.token, allowed_hosts=allowed_hosts(host))
-    if exposure.generated:
-        print(f"--host {host} is reachable from the network: every request must carry this token "
-              f"(pass --token to choose it): {exposure.token}")
-    print(f"labeling page for {run_dir}: {page_address(host, port, exposure.token)}  (Ctrl-C stops it)", flush=True)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-    except RunInterrupted:  # uvicorn hands Ctrl-C / SIGTERM on once it has shut down: the normal way to stop
-        pass
-    print("labeling page stopped; every answer given is saved")
-    return 0
+    app = create_app(RunStore(run_dir, annotator=annotator), token=token, allowed_hosts=allowed_hosts(host))
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on")).run(sockets=[sock])
 
 
 @contextlib.contextmanager
@@ -104,7 +158,7 @@ def serving(run_dir: Path, *, token: str | None = None, **store_options: Any) ->
     from .app import create_app
     from .store import RunStore
 
-    app = create_app(RunStore(Path(run_dir), **store_options), token=token, allowed_hosts=LOOPBACK_HOSTS)
+    app = create_app(RunStore(Path(run_dir), **store_options), token=token, allowed_hosts=allowed_hosts("127.0.0.1"))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

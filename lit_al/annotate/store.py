@@ -30,13 +30,46 @@ from .rounds import RoundProgress, RoundRunner, read_progress_line
 #: The skip marks the page offers (both are read by ``lit_al label`` too).
 SKIP_REASONS = ("skip", "not sure")
 KEYWORD_STRATEGY = "keyword_query"
+#: What the page tells a person whose label contradicts an earlier answer (the page has no --overwrite).
+CORRECT_ON_PAGE = "undo the first answer (Backspace, in the tab that gave it) and answer again"
 
 
 def keyword_spans(pattern: re.Pattern | None, text: str) -> list[list[int]]:
-    """``[start, end)`` character spans of the keyword query's matches in ``text`` (empty matches left out)."""
+    """``[start, end)`` spans of the keyword query's matches in ``text`` (empty matches left out).
+
+    In code points (Python's string indices); the page maps them to JavaScript's UTF-16 units,
+    so a text with characters outside the BMP (emoji) is highlighted where the match is.
+    """
     if pattern is None:
         return []
     return [[m.start(), m.end()] for m in pattern.finditer(text) if m.end() > m.start()]
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+#: A suggestion is shown as a guess when its confidence is less than this share of the way from chance to certainty.
+LOW_CONFIDENCE_MARGIN = 0.25
+
+
+def chance_confidence(n_labels: int, multi_label: bool) -> float:
+    """The confidence of a model that knows nothing: 1/C for max p over C classes (single-label);
+    0.5 for the least certain yes/no decision min_j max(p_j, 1 - p_j) (multi-label)."""
+    return 0.5 if multi_label else 1.0 / max(n_labels, 1)
+
+
+def is_low_confidence(confidence: float, n_labels: int, multi_label: bool) -> bool:
+    """Whether a suggestion is little better than a coin flip: ``(c - chance) / (1 - chance) < LOW_CONFIDENCE_MARGIN``.
+
+    ``c`` is the run's confidence of the suggestion (max p, or min_j max(p_j, 1 - p_j) multi-label)
+    and ``chance`` its value for a model that knows nothing (``chance_confidence``). Binary and
+    multi-label: below 0.625; 3 classes: below 0.5; 6 classes: below 0.375.
+    """
+    chance = chance_confidence(n_labels, multi_label)
+    if chance >= 1.0:
+        return False
+    return (confidence - chance) / (1.0 - chance) < LOW_CONFIDENCE_MARGIN
 
 
 def retract_answer(run_dir: Path, ids: Sequence[str], example_id: str) -> bool:
@@ -117,8 +150,14 @@ class RunStore:
             self.leases.clear()
             self._history.clear()
 
-    def view(self, client: str) -> dict[str, Any]:
-        """What ``client`` should see now: an item (leased to it), or why there is none."""
+    def view(self, client: str, *, take: bool = False, annotator: str | None = None,
+             reclaim: bool = False) -> dict[str, Any]:
+        """What ``client`` should see now: its item, or why there is none.
+
+        Reading leases nothing: without ``take`` the view shows the item ``client`` already holds,
+        if any. ``take`` leases it the next open item (``reclaim``: one that a closed or crashed tab
+        of the same ``annotator`` holds, when every open item is held); see ``Leases``.
+        """
         progress = self.runner.progress()
         base: dict[str, Any] = {"task": self.task(), "round_progress": progress.to_json()}
         if progress.state == "running":
@@ -143,21 +182,41 @@ class RunStore:
             failed = self.background is not None and self.background.status().state == "failed"
             why = f"{self.background.status().message}; " if failed else ""
             return {**base, "mode": "batch_done", "message": f"{why}the batch is labeled: train and propose the next one"}
-        item = self.leases.acquire(client, [self.ids[i] for i in open_rows])
+        open_ids = [self.ids[i] for i in open_rows]
+        who = annotator or self.annotator
+        item = (self.leases.acquire(client, open_ids, who, reclaim) if take else self.leases.held(client, open_ids))
         if item is None:
-            return {**base, "mode": "waiting",
-                    "message": f"the {len(open_rows)} items left are with other annotators; wait or come back later"}
+            return {**base, **self._no_item(client, open_ids, who, take)}
+        return {**base, "mode": "item", "item": self._item(pending, item)}
+
+    def _no_item(self, client: str, open_ids: list[str], annotator: str | None, took: bool) -> dict[str, Any]:
+        """Why ``client`` has no item: it has not taken one yet, or every open item is held by others."""
+        if not took and any(self.leases.holder(item) is None for item in open_ids):
+            return {"mode": "open", "message": f"{_items(len(open_ids))} to label: take one (POST /api/take)"}
+        mine = self.leases.reclaimable(client, open_ids, annotator)
+        held = (f"the {_items(len(open_ids))} left {'is' if len(open_ids) == 1 else 'are'} with "
+                f"{'another annotator' if len(open_ids) == 1 else 'other annotators'}")
+        if mine:
+            return {"mode": "waiting", "reclaimable": mine,
+                    "message": f"{held}; {_items(mine)} under your name {annotator!r} in another tab "
+                               "(closed or crashed?): take it back, or wait"}
+        return {"mode": "waiting", "reclaimable": 0, "message": f"{held}; wait or come back later"}
+
+    def _item(self, pending: Any, item: str) -> dict[str, Any]:
         row = self._index[item]
         k = pending.pool_indices.index(row)
         suggestion = list(pending.suggestions[k]) if pending.suggestions else []
         confidence = pending.confidence[k] if pending.confidence else float("nan")
         highlight = pending.strategy == KEYWORD_STRATEGY
-        return {**base, "mode": "item", "item": {
+        known = math.isfinite(confidence)
+        return {
             "id": item, "text": self.texts[row], "position": k + 1,
             "suggestion": [name for name in suggestion if name in self.schema.source_names],
-            "confidence": None if math.isnan(confidence) else round(float(confidence), 4),
+            "confidence": round(float(confidence), 4) if known else None,
+            "low_confidence": known and is_low_confidence(confidence, len(self.schema.source_names),
+                                                          bool(self.schema.multi_label)),
             "highlights": keyword_spans(self.keyword if highlight else None, self.texts[row]),
-        }}
+        }
 
     def _tick(self, state: LabelState) -> tuple[LabelState, str | None]:
         """The overlapped loop's step (``Background.tick``): the state after it, and why the page waits (None: it does not).
@@ -213,9 +272,13 @@ class RunStore:
             self._refuse_while_training()
             if example_id not in self._index:
                 raise DataError(f"id: unknown id {example_id!r} (not in the pool)")
-            self._new_batch(self.state())
+            state = self.state()
+            self._new_batch(state)
+            if state.pending is None and self._index[example_id] not in state.records:  # committed meanwhile
+                raise ConfigError("no batch is pending: reload the page, then train and propose the next batch")
             answer = Answer(example_id, None if labels is None else tuple(labels), skip, who, "answer")
-            summary = import_answers(self.run_dir, [answer], schema=self.schema, ids=self.ids, annotator=who)
+            summary = import_answers(self.run_dir, [answer], schema=self.schema, ids=self.ids, annotator=who,
+                                     how_to_overwrite=CORRECT_ON_PAGE)
             self.leases.drop(example_id)
             if summary.added or summary.skipped:
                 history = self._history.setdefault(client, [])
@@ -224,7 +287,7 @@ class RunStore:
                 history.append(example_id)
             return summary
 
-    def undo(self, client: str, example_id: str | None = None) -> str | None:
+    def undo(self, client: str, example_id: str | None = None, annotator: str | None = None) -> str | None:
         """Undo ``client``'s last answer (or its answer to ``example_id``); the item comes back to it. None: nothing to undo."""
         with self._write:
             self._refuse_while_training()
@@ -238,7 +301,7 @@ class RunStore:
             if target in history:
                 history.remove(target)
             if undone:
-                self.leases.take(client, target)
+                self.leases.take(client, target, annotator or self.annotator)
             return target if undone else None
 
     def release(self, client: str) -> bool:

@@ -4,57 +4,26 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import lightning.pytorch as pl
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import ConfigError, DataError
-from .readers import file_fingerprint, position_unit, read_table, resolve_path
+from .files import DataFiles, Split
+from .readers import file_fingerprint
 from .scenarios import InitialSet
-from .schema import LabelSchema, read_label_file
 from .state import LabelState
 from .subsample import round_subsample_seed, subsample_pool
-from .tokens import PadCollator, TokenDataset, TokenizedTexts, cached_tokenize, LengthSortedBatches, tokenizer_fingerprint
+from .tokens import PadCollator, TokenDataset, cached_tokenize, LengthSortedBatches, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Split:
-    """One split: ids, texts and gold class names (model classes) per row, in file order.
-
-    ``path`` is the file it was read from; ``source`` names it in messages (with the carved or
-    sampled part, e.g. ``train.csv (split dev)``). ``gold`` is None for an unlabeled pool
-    (no label column, or an empty one): its labels come from a person.
-    """
-
-    name: str
-    source: str
-    path: str
-    ids: list[str]
-    texts: list[str]
-    gold: list[tuple[str, ...]] | None
-    tokens: TokenizedTexts | None = field(default=None, repr=False)
-    #: where each row is in its file, for messages: ``f"{unit} {positions[i]} of {source}"``
-    positions: list[int] = field(default_factory=list, repr=False)
-    unit: str = "row"
-
-    def where(self, i: int) -> str:
-        """Row ``i`` as a person finds it in the file (``line 5 of train.csv``)."""
-        position = self.positions[i] if self.positions else i + 1
-        return f"{self.unit} {position} of {self.source}"
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-class ActiveDataModule(pl.LightningDataModule):
+class ActiveDataModule(DataFiles, pl.LightningDataModule):
     """Labeled and unlabeled splits of a text-classification dataset.
 
     Args:
@@ -120,7 +89,6 @@ class ActiveDataModule(pl.LightningDataModule):
         max_rows: dict[str, int] | None = None,
         pool_subsample: int | None = None,
     ) -> None:
-        super().__init__()
         if max_length < 2:
             raise ConfigError("data.max_length must be at least 2")
         if batch_size < 1 or eval_batch_size < 1:
@@ -128,22 +96,10 @@ class ActiveDataModule(pl.LightningDataModule):
         if eval_batch_tokens is not None and (isinstance(eval_batch_tokens, bool) or not isinstance(eval_batch_tokens, int)
                                               or eval_batch_tokens < 1):
             raise ConfigError(f"data.eval_batch_tokens must be a positive number of tokens or null, got {eval_batch_tokens!r}")
-        self.train_path, self.dev_path, self.test_path = train, dev, test
-        self.format = format
-        self.text_column, self.label_column, self.id_column = text_column, label_column, id_column
-        self.multi_label = multi_label
-        self.label_separator = label_separator
-        self.labels_option = labels
-        self.target_label = target_label
-        self.positive_label = positive_label
-        self.split_fractions = dict(split or {})
-        unknown = set(self.split_fractions) - {"dev", "test"}
-        if unknown or any(not 0 < f < 1 for f in self.split_fractions.values()) or sum(self.split_fractions.values()) >= 1:
-            raise ConfigError(f"data.split must map dev/test to fractions in (0, 1) summing below 1, got {split}")
-        self.split_seed = split_seed
-        self.max_rows = dict(max_rows or {})
-        if set(self.max_rows) - {"train", "dev", "test"} or any(int(n) < 1 for n in self.max_rows.values()):
-            raise ConfigError(f"data.max_rows must map train/dev/test to positive row counts, got {max_rows}")
+        super().__init__(train, dev, test, format=format, text_column=text_column, label_column=label_column,
+                         id_column=id_column, multi_label=multi_label, label_separator=label_separator, labels=labels,
+                         target_label=target_label, positive_label=positive_label, split=split, split_seed=split_seed,
+                         max_rows=max_rows)
         if pool_subsample is not None and (isinstance(pool_subsample, bool) or not isinstance(pool_subsample, int)
                                            or pool_subsample < 1):
             raise ConfigError(f"data.pool_subsample must be a positive number of rows or null, got {pool_subsample!r}")
@@ -156,151 +112,12 @@ class ActiveDataModule(pl.LightningDataModule):
         self.initial = initial if isinstance(initial, InitialSet) else InitialSet(**dict(initial))
         self.cache_dir = cache_dir
 
-        self.schema: LabelSchema | None = None
-        self.pool: Split | None = None
-        self.dev: Split | None = None
-        self.test: Split | None = None
         self.state: LabelState | None = None
         self.tokenizer = None
         self.predict_rows: np.ndarray = np.empty(0, dtype=np.int64)
         #: (rank, world size) of the prediction batches this process runs (set by the pool scorer).
         self.predict_shard: tuple[int, int] = (0, 1)
         self.train_seed = 0
-
-    # ------------------------------------------------------------------ loading
-    def load(self) -> None:
-        """Read and validate every split and build the label schema (no tokenization); idempotent."""
-        if self.pool is not None:
-            return
-        frames: dict[str, tuple[str, pd.DataFrame]] = {}
-        paths: dict[str, str] = {}
-        for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
-            if path:
-                frame = self.read_split(path)
-                self._check_columns(path, frame, optional_labels=name == "train")
-                frames[name] = (str(path), frame)
-                paths[name] = str(path)
-        train_source, train_frame = frames["train"]
-        carve = {name: f for name, f in self.split_fractions.items() if name not in frames}
-        if carve:
-            rng = np.random.default_rng(self.split_seed)
-            order = rng.permutation(len(train_frame))
-            start = 0
-            for name in ("dev", "test"):
-                if name in carve:
-                    size = int(round(carve[name] * len(train_frame)))
-                    frames[name] = (f"{train_source} (split {name})", train_frame.iloc[np.sort(order[start : start + size])])
-                    paths[name] = train_source
-                    start += size
-            frames["train"] = (train_source, train_frame.iloc[np.sort(order[start:])])
-        for position, name in enumerate(("train", "dev", "test")):
-            limit = self.max_rows.get(name)
-            if name in frames and limit is not None and len(frames[name][1]) > limit:
-                source, frame = frames[name]
-                keep = np.sort(np.random.default_rng([self.split_seed, position]).permutation(len(frame))[:limit])
-                frames[name] = (f"{source} (split sample of {limit}, seed {self.split_seed})", frame.iloc[keep])
-        self.schema = self._build_schema(frames)
-        splits = {name: self._to_split(name, source, paths[name], frame) for name, (source, frame) in frames.items()}
-        self._check_unique_ids(splits)
-        self.pool, self.dev, self.test = splits["train"], splits.get("dev"), splits.get("test")
-        if len(self.pool) == 0:
-            raise DataError(f"{self.train_path}: the pool is empty")
-
-    def read_split(self, path: str) -> pd.DataFrame:
-        """One split's table: a column per field, text values (``None`` when missing), and the
-        index giving where each row is in its file (for messages, see ``position_unit``).
-
-        Override it in a subclass to read another format.
-        """
-        return read_table(path, self.format)
-
-    def _check_columns(self, path: str, frame: pd.DataFrame, optional_labels: bool = False) -> None:
-        """The text, id and label columns must exist (the pool's label column may be absent: an unlabeled pool)."""
-        wanted = [self.text_column] + ([] if optional_labels else [self.label_column]) + ([self.id_column] if self.id_column else [])
-        for column in wanted:
-            if column not in frame.columns:
-                raise DataError(f"{path}: missing column {column!r}; columns are {list(frame.columns)}")
-
-    def _build_schema(self, frames: dict[str, tuple[str, pd.DataFrame]]) -> LabelSchema:
-        option = self.labels_option
-        if isinstance(option, str):
-            names = read_label_file(resolve_path(option))
-        elif option:
-            names = tuple(option)
-        else:
-            beside = resolve_path(self.train_path).parent / "labels.txt"
-            if not resolve_path(self.train_path).is_dir() and beside.exists():
-                names = read_label_file(beside)
-            else:
-                names = self._discover_labels(frames)
-        return LabelSchema(names, self.multi_label, self.target_label, self.positive_label)
-
-    def _discover_labels(self, frames: dict[str, tuple[str, pd.DataFrame]]) -> tuple[str, ...]:
-        found: set[str] = set()
-        for _, frame in frames.values():
-            if self.label_column not in frame:
-                continue
-            for raw in frame[self.label_column]:
-                if raw is None:
-                    continue
-                if self.multi_label:
-                    parts = raw if isinstance(raw, (list, tuple, np.ndarray)) else str(raw).split(self.label_separator)
-                    found.update(str(p).strip() for p in parts if p is not None and str(p).strip())
-                elif str(raw).strip():
-                    found.add(str(raw).strip())
-        if not found:
-            raise DataError(f"{self.train_path}: no labels anywhere to learn the label names from; "
-                            "list them in data.labels (or a labels.txt beside the pool file)")
-        return tuple(sorted(found))
-
-    def position_unit(self, path: str) -> str:
-        """``line`` when ``read_split``'s index counts file lines, ``row`` when it counts rows."""
-        return position_unit(path, self.format)
-
-    def _to_split(self, name: str, source: str, path: str, frame: pd.DataFrame) -> Split:
-        assert self.schema is not None
-        texts: list[str] = []
-        gold: list[tuple[str, ...]] | None = []
-        # one tuple per distinct label string, shared by its rows: a 10^6-row pool holds a few
-        # label tuples instead of 10^6 (56 MiB) and parses each distinct value once
-        parsed: dict[str, tuple[str, ...]] = {}
-        positions = [int(i) for i in frame.index]  # lines (or rows) of the source file, also for carved splits
-        unit = self.position_unit(path)
-        labels = frame[self.label_column] if self.label_column in frame else None
-        if name == "train" and labels is not None and all(_is_missing(raw) for raw in labels):
-            labels = None  # an empty label column: an unlabeled pool
-        for row, (position, raw_text) in enumerate(zip(positions, frame[self.text_column])):
-            where = f"{unit} {position} of {source}"
-            text = "" if raw_text is None else str(raw_text)
-            if not text.strip():
-                raise DataError(f"{where}: empty text")
-            texts.append(text)
-            if labels is not None:
-                raw_label = labels.iloc[row]
-                names = parsed.get(raw_label) if isinstance(raw_label, str) else None
-                if names is None:
-                    names = self.schema.model_names(self.schema.parse(raw_label, self.label_separator, where))
-                    if isinstance(raw_label, str):
-                        parsed[raw_label] = names
-                gold.append(names)
-        if labels is None:
-            gold = None
-        if self.id_column:
-            ids = ["" if x is None else str(x) for x in frame[self.id_column]]
-        else:
-            ids = [f"{name}-{i}" for i in positions]
-        return Split(name, source, path, ids, texts, gold, positions=positions, unit=unit)
-
-    @staticmethod
-    def _check_unique_ids(splits: dict[str, Split]) -> None:
-        seen: dict[str, str] = {}
-        for split in splits.values():
-            for row, example_id in enumerate(split.ids):
-                if not example_id:
-                    raise DataError(f"{split.where(row)}: empty id")
-                if example_id in seen:
-                    raise DataError(f"{split.where(row)}: duplicate id {example_id!r} (also in {seen[example_id]})")
-                seen[example_id] = split.source
 
     def tokenize(self, tokenizer, cache_dir: str | Path | None = None) -> None:
         """Tokenize every split once (cached on disk under ``cache_dir``)."""
@@ -418,11 +235,3 @@ class ActiveDataModule(pl.LightningDataModule):
         batches = self.predict_batches(rows, self.predict_shard)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=self._collate(), num_workers=self.num_workers)
 
-
-def _is_missing(raw: object) -> bool:
-    """An empty cell: None, NaN, an empty or blank string, an empty list."""
-    if raw is None or (isinstance(raw, float) and np.isnan(raw)):
-        return True
-    if isinstance(raw, (list, tuple, np.ndarray)):
-        return len(raw) == 0
-    return not str(raw).strip()

@@ -104,6 +104,8 @@ class LabelState:
         #: Which model proposed the batch of each round (round -> ``{"round", "labeled", "time", ...}``):
         #: the round whose seeds trained it, how many labels it saw, when it was trained; written for a person's batches.
         self.proposed_by: dict[int, dict] = {}
+        #: What strategies fixed once for the run, by strategy name (``Strategy.run_record``, e.g. ProbCover's δ).
+        self.strategy_records: dict[str, dict] = {}
 
     @property
     def n_pool(self) -> int:
@@ -171,6 +173,7 @@ class LabelState:
             "n_pool": self.n_pool,
             "pending": self.pending.to_json() if self.pending is not None else None,
             "skipped": [asdict(r) for r in sorted(self.skipped.values(), key=lambda r: (r.round, r.pool_index))],
+            **({"strategy_records": self.strategy_records} if self.strategy_records else {}),
             "records": [
                 _record_json(r) for r in sorted(self.records.values(), key=lambda r: (r.round, r.pool_index))
             ],
@@ -196,6 +199,7 @@ class LabelState:
         state.finished = bool(payload.get("finished", False))
         if payload.get("pending"):
             state.pending = PendingQuery.from_json(payload["pending"])
+        state.strategy_records = {str(k): dict(v) for k, v in (payload.get("strategy_records") or {}).items()}
         for row in payload.get("records", []):
             index = int(row["pool_index"])
             if not 0 <= index < len(ids) or ids[index] != row["id"]:

@@ -9,7 +9,10 @@ Everything else here works on NumPy arrays at selection time.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from .lazy import LazyModule
+
+torch = LazyModule("torch")  # imported when a torch function here first runs, not with lit_al.strategies
 
 #: Accepted ``mode`` values of :func:`attention_intra` (the first is the default).
 ATTENTION_INTRA_MODES: tuple[str, ...] = ("column_sum", "row_sum")

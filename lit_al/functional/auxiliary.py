@@ -22,10 +22,13 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from .lazy import LazyModule
 from .ranking import top_k
+
+# imported when a strategy trains its auxiliary model, not with lit_al.strategies
+torch = LazyModule("torch")
+F = LazyModule("torch.nn.functional")
 
 #: Keras' Adam epsilon (torch's default is 1e-8).
 ADAM_EPS = 1e-7
@@ -61,16 +64,16 @@ class KerasAdam:
         for p in self.params:
             p.grad = None
 
-    @torch.no_grad()
     def step(self) -> None:
         self.t += 1
         step_size = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            m.mul_(self.beta1).add_(p.grad, alpha=1.0 - self.beta1)
-            v.mul_(self.beta2).addcmul_(p.grad, p.grad, value=1.0 - self.beta2)
-            p.addcdiv_(m, v.sqrt().add_(self.eps), value=-step_size)
+        with torch.no_grad():
+            for p, m, v in zip(self.params, self.m, self.v):
+                if p.grad is None:
+                    continue
+                m.mul_(self.beta1).add_(p.grad, alpha=1.0 - self.beta1)
+                v.mul_(self.beta2).addcmul_(p.grad, p.grad, value=1.0 - self.beta2)
+                p.addcdiv_(m, v.sqrt().add_(self.eps), value=-step_size)
 
 
 @contextmanager

@@ -14,7 +14,10 @@ side uses to build the ``egl_full`` / ``egl_word`` outputs (see ``EGL_OUTPUTS``)
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from .lazy import LazyModule
+
+torch = LazyModule("torch")  # imported when a torch function here first runs, not with lit_al.strategies
 
 BADGE_VARIANTS = ("original", "alps")
 BADGE_PRECISIONS = ("float64", "float32")

@@ -35,7 +35,10 @@ is NumPy, used at selection time.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from .lazy import LazyModule
+
+torch = LazyModule("torch")  # imported when a torch function here first runs, not with lit_al.strategies
 
 #: Accepted values of ``aggregate_subwords(mode=...)`` ("none" = word pieces are tokens).
 SUBWORD_AGGREGATES: tuple[str, ...] = ("none", "sum", "max")

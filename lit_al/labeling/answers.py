@@ -10,6 +10,7 @@ imports nothing twice. The caller saves the state (one atomic write).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Sequence
@@ -47,6 +48,30 @@ class ImportSummary:
                 f"{self.unchanged} already recorded; {self.pending_left} of the batch still to label")
 
 
+#: The longest annotator name accepted (a name, not a note).
+MAX_NAME = 100
+#: Unicode categories a name may not hold: control characters, lone surrogates, line and paragraph separators.
+_NOT_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def check_name(name: str, where: str, limit: int = MAX_NAME) -> str:
+    """``name`` if it is a usable name (1 to ``limit`` printable characters, not blank); else one ``DataError`` line.
+
+    A lone surrogate (what a terminal's undecodable bytes or a JSON ``"\\ud800"`` escape become)
+    cannot be written as UTF-8, and a control character or line break would break the files
+    that record the name: both are refused here, before anything is written.
+    """
+    if not name.strip():
+        raise DataError(f"{where}: empty; give a name")
+    if len(name) > limit:
+        raise DataError(f"{where}: longer than {limit} characters")
+    for position, char in enumerate(name, 1):
+        if unicodedata.category(char) in _NOT_IN_NAMES:
+            raise DataError(f"{where}: character {position} ({ascii(char)}) is not printable; "
+                            "a name holds letters, digits, marks, symbols and spaces")
+    return name
+
+
 def now_utc() -> str:
     """The import time recorded with every answer (ISO 8601, UTC, seconds)."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
@@ -74,11 +99,13 @@ def apply_answers(
     annotator: str | None = None,
     time: str | None = None,
     seed: bool = False,
+    how_to_overwrite: str = "use --overwrite",
 ) -> ImportSummary:
     """Validate every answer against the state and the schema, then record them (see the module docstring).
 
     ``seed``: the answers are a person's seed labels for round 0 (source ``seed``): any pool
-    id may be answered, not only the pending batch's.
+    id may be answered, not only the pending batch's. ``how_to_overwrite``: how the caller
+    lets an answer correct a label, as its refusal says it (an option, a keyword argument).
     """
     pending = state.pending
     pending_rows = set(pending.pool_indices) if pending is not None else set()
@@ -86,6 +113,8 @@ def apply_answers(
     source = "seed" if seed else PERSON
     index_of = {example_id: i for i, example_id in enumerate(state.ids)}
     time = time or now_utc()
+    if annotator:  # a lone surrogate could not be saved, a line break would garble the files that record it
+        check_name(annotator, "annotator")
     plan: dict[int, tuple[str, Answer, tuple[str, ...] | None]] = {}
     for answer in answers:
         index = index_of.get(answer.id)
@@ -111,7 +140,7 @@ def apply_answers(
             plan[index] = ("same", answer, names)
         elif not overwrite:
             raise DataError(f"{answer.where}: id {answer.id!r} was labeled {list(earlier.labels)} before, now "
-                            f"{list(names)}; use --overwrite to correct it")
+                            f"{list(names)}; {how_to_overwrite} to correct it")
         else:
             plan[index] = ("overwrite", answer, names)
     counts = {"add": 0, "overwrite": 0, "skip": 0, "same": 0}

@@ -143,6 +143,18 @@ class Strategy:
         """
         return bool(self.predict_labeled) and bool(flagged("reference") & set(self.needs))
 
+    # ------------------------------------------------------- run-level record
+    def run_record(self) -> dict[str, Any]:
+        """Values this strategy fixed once for the whole run (ProbCover's δ), as JSON-able data.
+
+        The loop saves them in ``state.json`` with each proposed batch and hands them back
+        through ``restore_run_record`` before every selection, so a resumed run reuses them.
+        """
+        return {}
+
+    def restore_run_record(self, record: Mapping[str, Any]) -> None:
+        """Take back what ``run_record`` returned earlier in the run (possibly in another process)."""
+
     # ------------------------------------------------------------- array API
     def select(
         self,

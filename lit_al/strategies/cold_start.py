@@ -11,7 +11,7 @@ cold-start round falls back to the pretrained encoder). The FAISS work is in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -70,6 +70,10 @@ class ProbCover(_EncoderStrategy):
     to k-means pseudo-labels with k = the number of classes (``labels`` columns; only
     their count is read), computed exactly from each point's distance to the
     nearest other-cluster point (``functional.coverage.purity_radius``). Or give δ.
+    The chosen δ is fixed once per run, as the paper and the authors' code fix it once
+    per dataset [P, C]: chosen at the first selection, then reused by every later one
+    (``run_record``: the loop keeps it in ``state.json``, so a resumed run reuses it too),
+    one δ per embedding source (a cold-start round's pretrained fallback has its own).
     The selection's ``scores`` are the picks' coverage gains, ``info["delta"]`` the δ used.
 
     Options: ``encoder`` ("pretrained" default, cold start; "finetuned": the current
@@ -94,13 +98,22 @@ class ProbCover(_EncoderStrategy):
         self.delta = None if delta is None else check_float(self.name, "delta", delta, minimum=0.0, min_inclusive=False, finite=True)
         self.alpha = check_float(self.name, "alpha", alpha, minimum=0.0, maximum=1.0, min_inclusive=False)
         self._fallback(normalize=normalize, delta=delta, alpha=alpha)
+        #: δ chosen by purity at the first selection, per embedding output (see ``run_record``)
+        self._chosen_delta: dict[str, float] = {}
+
+    def run_record(self) -> dict[str, Any]:
+        return {"delta": dict(self._chosen_delta)} if self._chosen_delta else {}
+
+    def restore_run_record(self, record: Mapping[str, Any]) -> None:
+        self._chosen_delta.update({str(k): float(v) for k, v in dict(record.get("delta") or {}).items()})
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         points, is_labeled, rows = self._points(outputs, labeled, unlabeled)
-        delta = self.delta
+        delta = self.delta if self.delta is not None else self._chosen_delta.get(self.output_name)
         if delta is None:
             pseudo = kmeans_labels(points, int(np.shape(outputs[LABELS])[1]), rng)
-            delta = Cov.purity_radius(nearest_foreign_distance(points, pseudo), self.alpha)
+            delta = float(Cov.purity_radius(nearest_foreign_distance(points, pseudo), self.alpha))
+            self._chosen_delta[self.output_name] = delta
         offsets, neighbors = radius_neighbors(points, delta)
         covered = np.zeros(rows.size, dtype=bool)
         covered[neighbors[np.repeat(is_labeled, np.diff(offsets))]] = True  # the labeled points' balls
@@ -122,9 +135,10 @@ class TypiClust(_EncoderStrategy):
 
     Options: ``encoder`` ("pretrained" default, cold start; "finetuned"),
     ``normalize`` (True: rows L2-normalised, as the authors' code loads its features [C]),
-    ``num_neighbors`` (K = 20), ``max_clusters`` (500), ``distance`` ("euclidean",
-    the paper's typicality [P]; "squared": the mean *squared* distance, what the
-    authors' code computes from FAISS's squared L2 [C]), ``n_init`` (1) and
+    ``num_neighbors`` (K = 20), ``max_clusters`` (500), ``distance``: "euclidean"
+    (default) [P], the paper's equation, ``Typicality(x) = (1/K Σ_{x_i ∈ K-NN(x)} ||x − x_i||₂)⁻¹``;
+    "squared" [C], the mean *squared* distance, what the authors' code averages (FAISS's
+    squared L2 distances; 0-1 of 30 picks differ in practice), ``n_init`` (1) and
     ``max_iter`` (50) of the FAISS k-means [R] (the code: sklearn ``KMeans``
     defaults up to 50 clusters, ``MiniBatchKMeans`` beyond). Label-agnostic.
     The selection's ``scores`` are the picks' typicalities.

@@ -5,6 +5,8 @@
 (() => {
   const KEYS = "123456789abcdefghijklmnopqrstuvwxyz";
   const token = new URLSearchParams(location.search).get("token") || "";
+  // the page's secret, from this page's own HTML: another site can neither read it nor send it
+  const pageSecret = document.querySelector('meta[name="lit-al-page"]').content;
   const $ = (id) => document.getElementById(id);
 
   function randomId() {
@@ -25,18 +27,19 @@
   let selectedFor = null;   // ... and which item they belong to
   let busy = false;        // one request at a time: a held key must not answer twice
   let polling = null;
+  let waiting = null;      // the next try to take an item while every one is held
 
   function withToken(path) {
     return token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path;
   }
 
+  function postOptions(body) {
+    return { method: "POST", body: JSON.stringify(body),
+             headers: { "X-Lit-Al-Token": token, "X-Lit-Al-Page": pageSecret, "Content-Type": "application/json" } };
+  }
+
   async function api(path, body) {
-    const options = { headers: { "X-Lit-Al-Token": token } };
-    if (body !== undefined) {
-      options.method = "POST";
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
+    const options = body === undefined ? { headers: { "X-Lit-Al-Token": token } } : postOptions(body);
     const response = await fetch(path, options);
     let payload = {};
     try { payload = await response.json(); } catch (e) { /* not JSON: reported below */ }
@@ -62,11 +65,21 @@
     return node;
   }
 
+  function utf16Offsets(text) {
+    // the server counts code points, JavaScript strings count UTF-16 units (an emoji is two)
+    const offsets = [0];
+    for (const char of text) offsets.push(offsets[offsets.length - 1] + char.length);
+    return offsets;
+  }
+
   function renderText(text, spans) {
     const box = $("text");
     box.replaceChildren();
+    const units = utf16Offsets(text);
     let at = 0;
-    for (const [start, end] of spans || []) {
+    for (const [first, last] of spans || []) {
+      const start = units[first], end = units[last];
+      if (start === undefined || end === undefined) continue;
       if (start < at) continue;
       if (start > at) box.append(document.createTextNode(text.slice(at, start)));
       box.append(element("mark", text.slice(start, end)));
@@ -96,6 +109,7 @@
       if (i < KEYS.length) button.append(element("kbd", KEYS[i]));
       button.append(element("span", name));
       if (item.suggestion.includes(name)) button.classList.add("suggested");
+      if (item.suggestion.includes(name) && item.low_confidence) button.classList.add("unsure");
       if (task.multi_label) button.setAttribute("aria-pressed", String(selected.has(name)));
       button.addEventListener("click", () => choose(name));
       box.append(button);
@@ -109,13 +123,21 @@
     renderText(item.text, item.highlights);
     const suggestion = $("suggestion");
     suggestion.replaceChildren();
-    if (item.suggestion.length) {
+    suggestion.classList.toggle("unsure", Boolean(item.low_confidence));
+    if (item.suggestion.length && item.low_confidence) {
+      // a coin flip is shown as one: no nudge to accept it
+      suggestion.append("the model is unsure: it leans to ", element("strong", item.suggestion.join(", ")),
+                        ` (confidence ${Math.round(item.confidence * 100)}%, close to chance): decide yourself`);
+    } else if (item.suggestion.length) {
       suggestion.append("model suggests ", element("strong", item.suggestion.join(", ")));
       if (item.confidence !== null) suggestion.append(` (confidence ${Math.round(item.confidence * 100)}%)`);
     } else {
       suggestion.textContent = task.multi_label ? "no suggestion: toggle the labels that apply" : "no suggestion yet";
     }
-    $("accept").hidden = !task.multi_label && !item.suggestion.length;
+    const accept = $("accept");
+    accept.hidden = !task.multi_label && !item.suggestion.length;
+    accept.classList.toggle("primary", !item.low_confidence);
+    accept.firstChild.textContent = item.low_confidence ? "accept the guess " : "accept ";
     renderLabels(task, item);
   }
 
@@ -141,6 +163,7 @@
     $("card").hidden = view.mode !== "item";
     $("next").hidden = !["batch_done", "training", "finished"].includes(view.mode);
     $("train").hidden = view.mode !== "batch_done";
+    $("reclaim").hidden = !(view.mode === "waiting" && view.reclaimable > 0);
     $("train").disabled = false;
     if (view.mode === "item") {
       const item = view.item;
@@ -152,16 +175,18 @@
       say("");
     } else {
       $("next-message").textContent = view.message || "";
-      say(view.mode === "waiting" ? view.message : "");
+      say(["waiting", "open"].includes(view.mode) ? view.message : "");
     }
     renderRound(view.round_progress);
     if (view.mode === "training") follow();
-    if (view.mode === "waiting") setTimeout(load, 5000);
+    clearTimeout(waiting);  // one retry pending at a time, however the last view came
+    if (view.mode === "waiting") waiting = setTimeout(() => load(), 5000);
   }
 
-  async function load() {
+  async function load(reclaim) {
+    // taking an item leases it: a POST, like every request that changes what others see
     try {
-      render(await api(withToken(`/api/item?client=${encodeURIComponent(client)}`)));
+      render(await api(withToken("/api/take"), { client, annotator: annotator(), reclaim: Boolean(reclaim) }));
     } catch (error) {
       say(error.message, "error");
     }
@@ -205,7 +230,7 @@
   }
 
   function undo() {
-    if (view && view.can_undo) return send("/api/undo", { client });
+    if (view && view.can_undo) return send("/api/undo", { client, annotator: annotator() });
   }
 
   async function train() {
@@ -264,12 +289,13 @@
   $("unsure").addEventListener("click", () => skip("not sure"));
   $("undo").addEventListener("click", undo);
   $("train").addEventListener("click", train);
+  $("reclaim").addEventListener("click", () => load(true));
   $("annotator").addEventListener("change", () => localStorage.setItem("lit_al.annotator", $("annotator").value.trim()));
   $("annotator").value = localStorage.getItem("lit_al.annotator") || "";
-  // a closed tab gives its item back at once instead of when its lease expires
+  // a closed tab gives its item back at once instead of when its lease expires (keepalive: the
+  // request outlives the page, and unlike sendBeacon it can carry the page's secret)
   window.addEventListener("pagehide", () => {
-    const body = new Blob([JSON.stringify({ client })], { type: "application/json" });
-    navigator.sendBeacon(withToken("/api/release"), body);
+    fetch(withToken("/api/release"), { ...postOptions({ client }), keepalive: true }).catch(() => {});
   });
   load();
 })();
