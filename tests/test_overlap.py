@@ -46,7 +46,7 @@ def run(base_run, tmp_path):
 
 def _page(store: RunStore) -> TestClient:
     """A client that sends what the page sends: the page's secret (from its HTML) with every request."""
-    client = _page(store)
+    client = TestClient(create_app(store))
     client.headers[PAGE_HEADER] = re.search(r'<meta name="lit-al-page" content="([^"]+)">', client.get("/").text).group(1)
     return client
 
