@@ -368,3 +368,17 @@ def test_warm_start_and_fewer_epochs_for_models_of_a_partly_answered_batch(answe
         assert "epoch 2 of" not in log
     finally:
         store.stop()
+
+
+def test_reading_starts_no_training_taking_an_item_does(run):
+    run_dir, _ = run
+    store = RunStore(run_dir, overlap=True)
+    client = _page(store)
+    try:
+        assert client.get("/api/item", params={"client": "c1"}).status_code == 200
+        assert client.get("/api/round").json()["state"] == "idle"
+        assert list_jobs(run_dir) == [] and not (run_dir / "overlap").exists()  # a GET changes nothing
+        _item(client)
+        assert [job.round for job in list_jobs(run_dir)] == [0]
+    finally:
+        store.stop()

@@ -163,8 +163,8 @@ class RunStore:
         if progress.state == "running":
             return {**base, "mode": "training", "message": "a round is training; the next batch comes when it is proposed"}
         state = self.state()
-        if self.background is not None:
-            state, waiting = self._tick(state)
+        if self.background is not None:  # a GET (no take) reads only: the schedule moves on POSTs
+            state, waiting = self._tick(state) if take else (state, self._waiting(state, self.background.status()))
             base["round_progress"] = self.round_progress().to_json()
             if waiting is not None:
                 return {**base, "mode": "training", "message": waiting, "progress": self._progress(state)}
@@ -233,10 +233,15 @@ class RunStore:
                 self.background.stop(keep_finished=False)
                 self.runner.start()
                 return state, "the last round trains on every label (the synchronous round)"
-        if state.pending is not None and not state.open_pending() and tick.status.state == "running":
-            return state, (f"the batch is labeled; the next one is picked by a model training on "
-                           f"{tick.status.labeled} labels in the background")
-        return state, None
+        return state, self._waiting(state, tick.status)
+
+    @staticmethod
+    def _waiting(state: LabelState, status) -> str | None:
+        """Why the page waits for a background training (None: it does not)."""
+        if state.pending is not None and not state.open_pending() and status.state == "running":
+            return (f"the batch is labeled; the next one is picked by a model training on {status.labeled} labels "
+                    "in the background")
+        return None
 
     def round_progress(self) -> RoundProgress:
         """The synchronous round's progress, or, while the page waits for a background training, that training's."""
