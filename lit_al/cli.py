@@ -196,7 +196,7 @@ def waiting_line(run_dir: Path, state) -> str:
 
 def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al label RUN_DIR FILE``: validate a person's answers, then record them in one atomic write."""
-    from .labeling import read_answers
+    from .labeling import read_answer_file
     from .session import import_answers, load_run_files
 
     if cfg.annotator is not None:  # one line now, not a UnicodeEncodeError when the labels are saved
@@ -205,10 +205,12 @@ def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
         check_name(cfg.annotator, "--annotator")
     run_dir = Path(cfg.run_dir)
     data = load_run_files(run_dir)  # the pool's ids and the label schema, without torch
-    answers = read_answers(cfg.file, data.schema, data.label_separator)
-    summary = import_answers(run_dir, answers, schema=data.schema, ids=data.pool.ids,
+    found = read_answer_file(cfg.file, data.schema, data.label_separator)
+    summary = import_answers(run_dir, found.answers, schema=data.schema, ids=data.pool.ids,
                              overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
     print(f"{cfg.file}: {summary.line()}")
+    for note in found.notes():  # records read without an answer, annotators who disagreed
+        print(f"  {note}")
     if summary.pending_left or summary.added or summary.skipped:
         print(f"next: lit_al query --resume {run_dir}   (trains on every label and proposes the next batch)")
     return 0

@@ -174,12 +174,12 @@ def test_label_studio_prodigy_and_argilla_answers(tmp_path, tiny_bert, unlabeled
     assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
     round0 = run_dir / "rounds" / "round_000"
     tasks = json.loads((round0 / "label_studio_tasks.json").read_text())
-    ids = [t["data"]["id"] for t in tasks]
+    ids = [t["data"]["lit_al_id"] for t in tasks]
     export = []
     for k, task in enumerate(tasks[:3]):  # Label Studio's JSON export of the imported tasks
         annotation = {"completed_by": {"email": "ls@example.org"}, "was_cancelled": k == 2,
                       "result": [{"from_name": "label", "to_name": "text", "type": "choices",
-                                  "value": {"choices": [gold[task["data"]["id"]]]}}]}
+                                  "value": {"choices": [gold[task["data"]["lit_al_id"]]]}}]}
         export.append({"id": 100 + k, "data": task["data"], "annotations": [annotation]})
     (tmp_path / "ls.json").write_text(json.dumps(export))
     assert main(["label", str(run_dir), str(tmp_path / "ls.json")]) == 0
@@ -188,10 +188,12 @@ def test_label_studio_prodigy_and_argilla_answers(tmp_path, tiny_bert, unlabeled
                dict(lines[4], answer="ignore"), lines[5]]  # the last one unanswered
     (tmp_path / "prodigy.jsonl").write_text("\n".join(json.dumps(x) for x in prodigy))
     assert main(["label", str(run_dir), str(tmp_path / "prodigy.jsonl")]) == 0
-    argilla = [{"id": ids[5], "fields": {"text": "..."}, "status": "completed",
-                "responses": {"label": [{"value": gold[ids[5]], "user_id": "ar"}]}},
-               {"id": ids[6], "responses": [{"values": {"label": {"value": gold[ids[6]]}}, "status": "submitted",
-                                             "user_id": "ar1"}]}]
+    argilla = [{"id": ids[5], "fields": {"text": "..."}, "status": "completed",  # v2: records.to_json()
+                "responses": {"label": [{"value": gold[ids[5]], "user_id": "ar"}]}}]
+    (tmp_path / "argilla.jsonl").write_text("\n".join(json.dumps(x) for x in argilla))
+    assert main(["label", str(run_dir), str(tmp_path / "argilla.jsonl")]) == 0
+    argilla = [{"external_id": ids[6], "fields": {"text": "..."}, "status": "submitted",  # v1: FeedbackRecord
+                "responses": [{"values": {"label": {"value": gold[ids[6]]}}, "status": "submitted", "user_id": "ar1"}]}]
     (tmp_path / "argilla.jsonl").write_text("\n".join(json.dumps(x) for x in argilla))
     assert main(["label", str(run_dir), str(tmp_path / "argilla.jsonl")]) == 0
     state = _state(run_dir)
