@@ -101,6 +101,19 @@ def run_annotate(parser: ArgumentParser, cfg: Namespace) -> int:
     return serve(Path(cfg.run_dir), host=cfg.host, port=cfg.port, token=cfg.token, annotator=cfg.annotator)
 
 
+def _labelstudio_parser() -> ArgumentParser:
+    from .integrations.labelstudio.command import parser
+
+    return parser()
+
+
+def run_labelstudio(parser: ArgumentParser, cfg: Namespace) -> int:
+    """``lit_al labelstudio push|pull|watch RUN_DIR``: a live Label Studio project (``lit_al.integrations``)."""
+    from .integrations.labelstudio.command import run
+
+    return run(parser, cfg)
+
+
 def run_experiment(parser: ArgumentParser, cfg: Namespace) -> int:
     from .config import build_strategy, data_multi_label, fit_parser
     from .experiment import load_grid, run_cells, run_finished, write_manifest
@@ -292,6 +305,7 @@ VERBS: dict[str, Verb] = {
     "export": Verb("write a run's last model as a Hugging Face folder", _export_parser, run_export),
     "predict": Verb("label new texts with a run's last model", _predict_parser, run_predict),
     "annotate": Verb("serve a labeling page for the pending batch", _annotate_parser, run_annotate),
+    "labelstudio": Verb("label in a live Label Studio project: push, pull, watch", _labelstudio_parser, run_labelstudio),
     "experiment": Verb("run a grid of simulations", _experiment_parser, run_experiment),
     "report": Verb("tables and figures of an experiment", _report_parser, run_report),
 }

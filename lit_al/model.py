@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics import classification as C
 
 from .errors import ConfigError
@@ -159,6 +160,8 @@ class TextClassifier(pl.LightningModule):
         self.prediction_request = None
         self.val_metrics = self._metrics("val_")
         self.test_metrics = self._metrics("test_")
+        #: dev and test loss: the mean over rows, summed over the DDP processes like the other metrics
+        self.eval_losses = nn.ModuleDict({"val_": MeanMetric(), "test_": MeanMetric()})
 
     # ------------------------------------------------------------------ forward
     def encode(self, batch: dict[str, torch.Tensor], **kwargs: Any):
@@ -218,8 +221,10 @@ class TextClassifier(pl.LightningModule):
         return loss
 
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
+        if batch["input_ids"].shape[0] == 0:  # a DDP process's empty share of a small dev or test set
+            return
         logits = self(batch)
-        self.log(f"{prefix}loss", self.loss(logits, batch["labels"]), batch_size=logits.shape[0], sync_dist=True)
+        self.eval_losses[prefix].update(self.loss(logits, batch["labels"]), weight=logits.shape[0])
         probs = self.probabilities(logits)
         targets = batch["labels"].long() if self.multi_label else batch["labels"].argmax(-1)
         metrics.update(probs, targets)
@@ -237,15 +242,22 @@ class TextClassifier(pl.LightningModule):
         self._log_metrics(self.test_metrics)
 
     def _log_metrics(self, metrics: MetricCollection) -> None:
-        values = metrics.compute()
-        flat: dict[str, torch.Tensor] = {}
+        loss = self.eval_losses[metrics.prefix]
+        with warnings.catch_warnings():
+            if loss.update_count == 0:  # a DDP process whose share was an empty batch: it gets the synced values
+                warnings.filterwarnings("ignore", "The ``compute`` method of metric", UserWarning)
+            values = metrics.compute()
+            flat: dict[str, torch.Tensor] = {f"{metrics.prefix}loss": loss.compute()}
         for name, value in values.items():
             if value.ndim == 0:
                 flat[name] = value
             elif self.positive_index is not None:  # per-class vector: keep the target class
                 flat[name] = value[self.positive_index]
-        self.log_dict(flat, sync_dist=True)  # already reduced over ranks by torchmetrics: the mean of equal values
+        # torchmetrics summed the counts over the processes, so every process holds the same values;
+        # "max" of equal values keeps them exact where a mean over three processes would round them
+        self.log_dict(flat, sync_dist=True, reduce_fx="max")
         metrics.reset()
+        loss.reset()
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
         from .outputs.registry import compute_outputs

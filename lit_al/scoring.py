@@ -98,10 +98,14 @@ class PoolScorer:
             shard_rows = rows[data.predict_batches(rows, (rank, world)).positions()]
             collector.store = PoolOutputStore(n_pool, directory / f"rank_{rank}", rows=np.sort(shard_rows))
         data.predict_rows, data.predict_shard = rows, (rank, world)
+        # fewer batches than processes leave some shards empty; prediction has no collective, so such a
+        # process just waits at the barrier below (Lightning refuses an empty shard unless told)
+        data.allow_zero_length_dataloader_with_multiple_devices = True
         try:
             trainer.predict(model, datamodule=data, return_predictions=False)
         finally:
             data.predict_rows, data.predict_shard = np.empty(0, dtype=np.int64), (0, 1)
+            data.allow_zero_length_dataloader_with_multiple_devices = False
         if world == 1:
             return collector.store
         distributed.barrier()  # every shard is on disk

@@ -1,9 +1,16 @@
-"""Score a pool with saved weights through ``PoolScorer`` on N CPU processes, select with several strategies.
+"""Score a pool with saved weights through ``PoolScorer`` on N CPU processes, select with several
+strategies, then fit one epoch (validating on the dev set) and test.
 
 Run as ``python ddp_worker.py MODEL DATA WEIGHTS DEVICES OUT``: Lightning's DDP launcher
-re-runs this script for the other ranks (gloo backend). Rank 0 writes
-``{strategy: {"indices": [...], "scores": [...]}}`` to OUT as JSON. ``test_ddp.py``
-compares a 2-process run with a 1-process run of the same weights.
+re-runs this script for the other ranks (gloo backend). The data module keeps its default
+batch sizes for the fit and test, so a small dev or test set is one evaluation batch, fewer
+than the processes (pool scoring: see ``STRATEGIES``).
+Rank 0 writes to OUT as JSON ``{"world", "results": {strategy: {"indices", "scores"}},
+"val": {...}, "test": {eval_batch_size: {...}}}`` (the metrics every rank logged after the
+fit's last validation, and ``trainer.test`` at the default and at a small eval batch size),
+and the weights after the fit to ``OUT.pt``. ``test_ddp.py`` compares the picks with a
+1-process run of the same weights, and the metrics with one process evaluating the weights
+the fit ended with.
 """
 
 from __future__ import annotations
@@ -24,24 +31,43 @@ from lit_al.outputs.catalog import LABELS
 from lit_al.scoring import PoolScorer
 from lit_al.strategies import get_strategy
 
-#: (report name, strategy spec) compared between process counts.
+#: Pool-scoring batch size of most strategies: the 64 unlabeled rows make 8 batches, dealt to the
+#: processes and gathered back; at the default (128) they are one batch, scored by one process.
+SHARDED = 8
+#: (report name, strategy spec, eval batch size) compared between process counts; ALDEN (a labeled
+#: reference pass, then the pool, with gradients) also at the default size, where processes sit idle.
 STRATEGIES = [
-    ("entropy", {"name": "entropy"}),
-    ("margin", {"name": "margin"}),
-    ("coreset", {"name": "coreset"}),
-    ("kmeans", {"name": "kmeans"}),
-    ("badge", {"name": "badge"}),
-    ("bald_head", {"name": "bald", "mc_scope": "head", "mc_passes": 5}),
-    ("egl_full", {"name": "egl", "variant": "full"}),
-    ("alden", {"name": "alden"}),
-    ("cal", {"name": "cal"}),
+    ("entropy", {"name": "entropy"}, SHARDED),
+    ("margin", {"name": "margin"}, SHARDED),
+    ("coreset", {"name": "coreset"}, SHARDED),
+    ("kmeans", {"name": "kmeans"}, SHARDED),
+    ("badge", {"name": "badge"}, SHARDED),
+    ("bald_head", {"name": "bald", "mc_scope": "head", "mc_passes": 5}, SHARDED),
+    ("egl_full", {"name": "egl", "variant": "full"}, SHARDED),
+    ("alden", {"name": "alden"}, SHARDED),
+    ("cal", {"name": "cal"}, SHARDED),
+    ("alden_one_batch", {"name": "alden"}, 128),
 ]
 SEED = 11
+#: Eval batch sizes ``trainer.test`` runs at after the fit: the default (one batch for a small
+#: test set) and a small one (more batches than processes, dealt unevenly).
+TEST_BATCH_SIZES = (128, 8)
+
+
+def data_module(data_dir: str, **options) -> ActiveDataModule:
+    """The worker's data: pool, dev and test files, default batch sizes unless ``options`` say otherwise."""
+    return ActiveDataModule(train=f"{data_dir}/train.csv", dev=f"{data_dir}/dev.csv", test=f"{data_dir}/test.csv",
+                            max_length=16, **options)
+
+
+def metrics(logged: dict) -> dict[str, float]:
+    """The val_/test_ entries of logged metrics, as floats."""
+    return {k: float(v) for k, v in logged.items() if k.startswith(("val_", "test_"))}
 
 
 def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) -> None:
     torch.set_num_threads(1)
-    data = ActiveDataModule(train=f"{data_dir}/train.csv", max_length=16, eval_batch_size=8)
+    data = data_module(data_dir)
     data.load()
     data.tokenize(load_tokenizer({"model_name_or_path": model_dir}))
     state = LabelState(data.pool.ids)
@@ -61,7 +87,8 @@ def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) ->
     scorer = PoolScorer(trainer)
     results = {}
     scratch = Path(out).parent / f"scratch_{devices}"
-    for name, spec in STRATEGIES:
+    for name, spec, eval_batch_size in STRATEGIES:
+        data.eval_batch_size = eval_batch_size
         spec = dict(spec)
         strategy = get_strategy(spec.pop("name"), **spec)
         request = strategy.prediction_request(SEED)
@@ -79,8 +106,18 @@ def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) ->
                 outputs[LABELS] = labels
             selection = strategy.select(outputs, labeled, unlabeled, 6, seed=SEED)
             results[name] = {"indices": selection.indices.tolist(), "scores": selection.scores.tolist()}
+    data.eval_batch_size = TEST_BATCH_SIZES[0]
+    fitted = trainer(scratch / "fit", [], {"max_epochs": 1, "use_distributed_sampler": False})
+    fitted.fit(model, datamodule=data)
+    val = metrics(fitted.callback_metrics)
+    tests = {}
+    for size in TEST_BATCH_SIZES:
+        data.eval_batch_size = size
+        tests[size] = metrics(fitted.test(model, datamodule=data, verbose=False)[0])
     if distributed.is_writer():
-        Path(out).write_text(json.dumps({"world": distributed.world()[1], "results": results}))
+        torch.save(model.state_dict(), f"{out}.pt")
+        Path(out).write_text(json.dumps({"world": distributed.world()[1], "results": results, "val": val,
+                                         "test": tests}))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lit_al.data.tokens import LengthSortedBatches
+from lit_al.data.tokens import LengthSortedBatches, PadCollator
 from lit_al.errors import StrategyError
 from lit_al.outputs.catalog import CATALOG, PredictionOptions, PredictionRequest, flagged
 from lit_al.outputs.registry import available_outputs, register_output
@@ -99,6 +99,21 @@ def test_sharded_batches_cover_every_row_once_and_keep_single_process_batches(n,
     assert sum(len(s) for s in shards) == len(single)
     positions = np.concatenate([s.positions() for s in shards]) if n else np.empty(0)
     assert sorted(positions.tolist()) == list(range(n))
+
+
+@pytest.mark.parametrize("n,batch,world", [(1, 4, 3), (5, 128, 2), (25, 128, 3), (9, 4, 3), (17, 4, 2)])
+def test_evaluation_shards_give_every_process_a_batch_and_count_each_row_once(n, batch, world):
+    lengths = np.random.default_rng(n).integers(1, 30, size=n)
+    single = list(LengthSortedBatches(lengths, batch))
+    shards = [LengthSortedBatches(lengths, batch, (rank, world), empty_when_idle=True) for rank in range(world)]
+    dealt = [list(shard) for shard in shards]
+    assert [len(shard) for shard in shards] == [len(d) for d in dealt] and min(map(len, dealt)) >= 1
+    nonempty = [b for d in dealt for b in d if b]
+    assert sorted(map(tuple, nonempty)) == sorted(map(tuple, single))  # a single process's batches, none twice
+    assert all(d == [[]] for d in dealt if not any(d))  # an idle process: one empty batch, no padding rows
+    assert sum(d == [[]] for d in dealt) == max(0, world - len(single))
+    empty = PadCollator(0)([])
+    assert empty["input_ids"].shape == (0, 0) and empty["pool_index"].shape == (0,)
 
 
 def test_token_budget_batches_stay_under_it_and_fill_up_to_it():

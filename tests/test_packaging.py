@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_wheel_runs_the_demo_config_without_the_repository(tmp_path):
     source = tmp_path / "src"
     shutil.copytree(ROOT, source, symlinks=True,
-                    ignore=shutil.ignore_patterns(".git", ".venv", "runs", "build", "dist", "*.egg-info", "__pycache__"))
+                    ignore=shutil.ignore_patterns(".git", ".venv", ".ls-venv", "runs", "build", "dist", "*.egg-info", "__pycache__"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w",
                             str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr

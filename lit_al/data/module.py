@@ -204,13 +204,17 @@ class ActiveDataModule(DataFiles, pl.LightningDataModule):
                           collate_fn=self._collate(), num_workers=self.num_workers)
 
     def _eval_loader(self, split: Split | None) -> DataLoader | list:
-        """Length-sorted batches (metrics do not depend on order, padding does), sharded by batch under DDP."""
+        """Length-sorted batches (metrics do not depend on order, padding does), sharded by batch under DDP.
+
+        Each row is in one batch of one process (torchmetrics sums its counts over the processes;
+        a DistributedSampler would repeat rows to even the shards out). A process left without a
+        batch (fewer batches than processes) gets one empty batch, which the model skips.
+        """
         if split is None:
             return []
         assert split.tokens is not None, "call tokenize() first"
-        batches = LengthSortedBatches(
-            split.tokens.lengths, self.eval_batch_size, self._trainer_shard(), max_tokens=self.eval_batch_tokens
-        )
+        batches = LengthSortedBatches(split.tokens.lengths, self.eval_batch_size, self._trainer_shard(),
+                                      max_tokens=self.eval_batch_tokens, empty_when_idle=True)
         return DataLoader(self._split_dataset(split), batch_sampler=batches, collate_fn=self._collate(),
                           num_workers=self.num_workers)
 

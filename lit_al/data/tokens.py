@@ -144,6 +144,9 @@ class PadCollator:
         self.pad_token_id = int(pad_token_id)
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        if not items:  # a process's empty evaluation batch (``LengthSortedBatches(empty_when_idle=True)``)
+            empty = torch.zeros((0, 0), dtype=torch.long)
+            return {"input_ids": empty, "attention_mask": empty.clone(), "pool_index": torch.zeros(0, dtype=torch.long)}
         width = max(len(item["input_ids"]) for item in items)
         input_ids = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(items), width), dtype=torch.long)
@@ -173,12 +176,20 @@ class LengthSortedBatches(torch.utils.data.Sampler):
     processes of a DDP run together see each batch exactly once (no padding
     duplicates, no row lost), and every batch is the one a single process would
     have built, so per-batch results do not depend on the number of processes.
+
+    With fewer batches than processes (a dev set smaller than one batch) some shards have
+    none; with ``empty_when_idle`` such a shard yields one empty batch instead. Evaluation
+    needs it: Lightning refuses a loader with no batch on one process of several, and the
+    first evaluation forward of a DDP fit syncs buffers, a collective every process must
+    join. The empty batch holds no row, so metrics still count each row once.
     """
 
     def __init__(
-        self, lengths: np.ndarray, batch_size: int, shard: tuple[int, int] = (0, 1), max_tokens: int | None = None
+        self, lengths: np.ndarray, batch_size: int, shard: tuple[int, int] = (0, 1), max_tokens: int | None = None,
+        empty_when_idle: bool = False,
     ) -> None:
         self.batch_size = int(batch_size)
+        self.empty_when_idle = empty_when_idle
         self.order = np.argsort(-np.asarray(lengths), kind="stable")
         self.rank, self.world = shard
         if not 0 <= self.rank < self.world:
@@ -189,11 +200,15 @@ class LengthSortedBatches(torch.utils.data.Sampler):
         return range(self.rank, self.bounds.size - 1, self.world)
 
     def __iter__(self):
-        for b in self._batches():
+        batches = self._batches()
+        if not batches and self.empty_when_idle:
+            yield []
+        for b in batches:
             yield self.order[self.bounds[b] : self.bounds[b + 1]].tolist()
 
     def __len__(self) -> int:
-        return len(self._batches())
+        n = len(self._batches())
+        return max(n, 1) if self.empty_when_idle else n
 
     def positions(self) -> np.ndarray:
         """Every position this shard yields, ascending."""
