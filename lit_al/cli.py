@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import signal
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,6 +25,7 @@ from typing import Any, Callable, Sequence
 from jsonargparse import ArgumentParser, Namespace
 
 from . import __version__
+from .config import add_flag
 from .distributed import is_writer
 from .errors import ConfigError, LitAlError, RunInterrupted, one_line
 
@@ -46,7 +45,7 @@ def _experiment_parser() -> ArgumentParser:
     parser.add_argument("--devices", type=str | None, default=None,
                         help="local: GPUs to use, one cell per GPU at a time, e.g. 0,1,2,3 (sets CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--slurm", type=SlurmOptions, default=SlurmOptions(), help="SLURM resources per cell (--launcher slurm)")
-    parser.add_argument("--dry_run", type=bool, default=False, help="list the cells and their state; run nothing")
+    add_flag(parser, "dry_run", default=False, help="list the cells and their state; run nothing")
     return parser
 
 
@@ -58,12 +57,12 @@ def _report_parser() -> ArgumentParser:
     parser.add_argument("--out", type=str | None, default=None,
                         help="report directory (default EXPERIMENT_DIR/report, or FIRST_DIR/report_pooled with --pool true; "
                              "required when several directories are merged)")
-    parser.add_argument("--pool", type=bool, default=False,
-                        help="one significance test over the (scenario, seed, round) pairs of every scenario of every "
-                             "experiment given (IBM's pooling when they are the datasets of one scenario type)")
+    add_flag(parser, "pool", default=False,
+             help="one significance test over the (scenario, seed, round) pairs of every scenario of every "
+                  "experiment given (IBM's pooling when they are the datasets of one scenario type)")
     parser.add_argument("--metric", type=str | None, default=None, help="headline test metric (default: the grid's, else by task)")
-    parser.add_argument("--batch_analysis", type=bool, default=True,
-                        help="diversity, representativeness, Gd, Gu and overlap (re-embeds the pool with the round-0 models)")
+    add_flag(parser, "batch_analysis", default=True,
+             help="diversity, representativeness, Gd, Gu and overlap (re-embeds the pool with the round-0 models)")
     return parser
 
 
@@ -79,7 +78,7 @@ def _label_parser() -> ArgumentParser:
     parser.add_argument("file", type=str, help="answers: the filled to_label.csv, a Label Studio JSON export, "
                         "or Prodigy / Argilla JSONL")
     parser.add_argument("--annotator", type=str | None, default=None, help="who answered (when the file does not say)")
-    parser.add_argument("--overwrite", type=bool, default=False, help="let an answer correct an earlier label")
+    add_flag(parser, "overwrite", default=False, help="let an answer correct an earlier label")
     return parser
 
 
@@ -98,7 +97,15 @@ def run_annotate(parser: ArgumentParser, cfg: Namespace) -> int:
     """``lit_al annotate RUN_DIR``: the labeling page (``lit_al.annotate``)."""
     from .annotate.server import serve
 
+    _remove_stale_writes(Path(cfg.run_dir))
     return serve(Path(cfg.run_dir), host=cfg.host, port=cfg.port, token=cfg.token, annotator=cfg.annotator)
+
+
+def _remove_stale_writes(run_dir: Path) -> None:
+    """What killed writes left in a run (``rundir.remove_stale_writes``): label and annotate clean up as fit does."""
+    from .rundir import remove_stale_writes
+
+    remove_stale_writes(run_dir)
 
 
 def _labelstudio_parser() -> ArgumentParser:
@@ -192,19 +199,40 @@ def run_fit(parser: ArgumentParser, cfg: Namespace) -> int:
 
 
 def run_query(parser: ArgumentParser, cfg: Namespace) -> int:
-    """``lit_al query``: ``fit`` with a person as the oracle (commit their answers, train, propose, stop)."""
+    """``lit_al query``: ``fit`` with a person as the oracle (commit their answers, train, propose, stop).
+
+    While no answer to the pending batch has arrived there is nothing to train on: it says so at
+    once, without loading the data or the model.
+    """
     cfg.loop.oracle = "person"
+    if not cfg.overwrite and said_no_labels_arrived(Path(cfg.resume or cfg.run_dir)):
+        return 0
     return run_fit(parser, cfg)
+
+
+def said_no_labels_arrived(run_dir: Path) -> bool:
+    """Whether ``run_dir`` waits for a batch no answer has arrived for (then say so, and what to do: True)."""
+    from .product.run_files import read_batch_progress
+
+    batch = read_batch_progress(run_dir)
+    if batch is None or batch.answered:
+        return False
+    print(f"no labels arrived for the round-{batch.round} batch since it was proposed: nothing to train on yet")
+    print(batch_line(run_dir, batch.round, batch.open, batch.size))
+    return True
+
+
+def batch_line(run_dir: Path, round_index: int, left: int, size: int) -> str:
+    """What to do next when a person has the batch of ``round_index``."""
+    folder = run_dir / "rounds" / f"round_{round_index:03d}"
+    return (f"{left} of {size} items to label: fill {folder / 'to_label.csv'} (or use "
+            f"label_studio_tasks.json / to_label.jsonl there), then run: lit_al label {run_dir} FILE "
+            f"&& lit_al query --resume {run_dir}")
 
 
 def waiting_line(run_dir: Path, state) -> str:
     """What to do next when a person has the batch."""
-    pending = state.pending
-    folder = run_dir / "rounds" / f"round_{pending.round:03d}"
-    left = len(state.open_pending())
-    return (f"{left} of {len(pending.pool_indices)} items to label: fill {folder / 'to_label.csv'} (or use "
-            f"label_studio_tasks.json / to_label.jsonl there), then run: lit_al label {run_dir} FILE "
-            f"&& lit_al query --resume {run_dir}")
+    return batch_line(run_dir, state.pending.round, len(state.open_pending()), len(state.pending.pool_indices))
 
 
 def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
@@ -219,21 +247,37 @@ def run_label(parser: ArgumentParser, cfg: Namespace) -> int:
     run_dir = Path(cfg.run_dir)
     data = load_run_files(run_dir)  # the pool's ids and the label schema, without torch
     found = read_answer_file(cfg.file, data.schema, data.label_separator)
+    _remove_stale_writes(run_dir)
     summary = import_answers(run_dir, found.answers, schema=data.schema, ids=data.pool.ids,
                              overwrite=bool(cfg.overwrite), annotator=cfg.annotator)
     print(f"{cfg.file}: {summary.line()}")
     for note in found.notes():  # records read without an answer, annotators who disagreed
         print(f"  {note}")
-    if summary.pending_left or summary.added or summary.skipped:
-        print(f"next: lit_al query --resume {run_dir}   (trains on every label and proposes the next batch)")
+    print(label_next_step(run_dir, cfg.file, summary))
     return 0
+
+
+def label_next_step(run_dir: Path, file: str, summary) -> str:
+    """What ``lit_al label`` says after an import: what to do next, or that nothing new came in and which file does."""
+    from .product.run_files import read_batch_progress
+
+    batch = read_batch_progress(run_dir)
+    resume = f"lit_al query --resume {run_dir}"
+    if summary.added or summary.overwritten or summary.skipped:
+        return f"next: {resume}   (trains on every label and proposes the next batch)"
+    said = f"nothing new was labeled: {file} holds no answer that is not recorded already"
+    if batch is None:
+        return f"{said}; no batch is pending (next: {resume})"
+    if batch.open == 0:
+        return f"{said}; every item of the round-{batch.round} batch is answered (next: {resume})"
+    return f"{said}; the current batch is round {batch.round}'s: {batch_line(run_dir, batch.round, batch.open, batch.size)}"
 
 
 def _export_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Write a run's last model as a Hugging Face folder.", exit_on_error=False)
     parser.add_argument("run_dir", type=str, help="a run directory written by lit_al fit")
     parser.add_argument("out_dir", type=str, help="the folder to write (new, or empty)")
-    parser.add_argument("--overwrite", type=bool, default=False, help="replace out_dir if it is not empty")
+    add_flag(parser, "overwrite", default=False, help="replace out_dir if it is not empty")
     return parser
 
 
@@ -246,7 +290,7 @@ def _predict_parser() -> ArgumentParser:
     parser.add_argument("--id_column", type=str | None, default=None,
                         help="column holding an id (default: 'id' if present, else row numbers)")
     parser.add_argument("--batch_size", type=int, default=64, help="texts per batch")
-    parser.add_argument("--progress", type=bool, default=True, help="show a progress bar")
+    add_flag(parser, "progress", default=True, help="show a progress bar")
     return parser
 
 
@@ -330,21 +374,9 @@ def build_parser() -> ArgumentParser:
 
 def _quiet_libraries() -> None:
     """Silence library chatter that says nothing to a lit_al user (the loop prints its own progress)."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    for pattern in (".*does not have many workers.*", ".*custom batch sampler.*", ".*LeafSpec.*",
-                    ".*module\\(s\\) in eval mode.*", ".*Total length of .* across ranks is zero.*"):
-        warnings.filterwarnings("ignore", message=pattern)
-    try:
-        from transformers.utils import logging as hf_logging
+    from .quiet import quiet_libraries
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-    # faiss.loader reports which CPU build it loads (and a ModuleNotFoundError for the AVX-512 one) at INFO
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "transformers.modeling_utils",
-                 "faiss", "faiss.loader"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries()
 
 
 #: Verbs that read a run's files and load no model library (``lit_al status`` and ``label`` answer in about a second).
@@ -373,6 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb is None:
         print(f"lit_al: error: unknown command {args[0]!r}; choose one of {', '.join(VERBS)} (lit_al --help)", file=sys.stderr)
         return 2
+    resume = _resume_value(args[1:])
+    if args[0] == "query" and resume and not any(a.startswith("--overwrite") for a in args) \
+            and said_no_labels_arrived(Path(resume)):  # at once: no parser, no Lightning to import
+        return 0
     # the other ranks of a DDP run repeat rank 0's progress: only their warnings are news
     logging.basicConfig(level=logging.INFO if is_writer() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args[0] not in LIGHT_VERBS:  # they load no model library: nothing to quiet, and transformers costs seconds
@@ -416,15 +452,23 @@ def _resume_hint(verb: str, cfg: Namespace) -> str:
     return "nothing was lost; run the command again"
 
 
-def _expand_resume(argv: list[str]) -> list[str]:
-    """``fit --resume DIR`` reads the run's saved ``DIR/config.yaml`` first (later arguments still apply)."""
+def _resume_value(argv: list[str]) -> str | None:
+    """The directory of ``--resume DIR`` (or ``--resume=DIR``) in ``argv``, if any."""
     for i, arg in enumerate(argv):
         value = argv[i + 1] if arg == "--resume" and i + 1 < len(argv) else arg.partition("=")[2] if arg.startswith("--resume=") else None
         if value:
-            saved = Path(value) / "config.yaml"
-            if not saved.is_file():
-                raise ConfigError(f"--resume {value}: no config.yaml there (not a lit_al run)")
-            return ["--config", str(saved), *argv]
+            return value
+    return None
+
+
+def _expand_resume(argv: list[str]) -> list[str]:
+    """``fit --resume DIR`` reads the run's saved ``DIR/config.yaml`` first (later arguments still apply)."""
+    value = _resume_value(argv)
+    if value:
+        saved = Path(value) / "config.yaml"
+        if not saved.is_file():
+            raise ConfigError(f"--resume {value}: no config.yaml there (not a lit_al run)")
+        return ["--config", str(saved), *argv]
     return argv
 
 

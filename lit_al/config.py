@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
 
 from .errors import ConfigError, one_line
 
@@ -43,9 +43,17 @@ ROUND0_IRRELEVANT_DATA = {"pool_subsample", "cache_dir", "num_workers"}
 #: Trainer options that only change what is shown or logged.
 DISPLAY_ONLY_TRAINER = {"enable_progress_bar", "enable_model_summary", "logger"}
 #: Options a resumed run may change: where and how it is shown, and how far it goes.
+#: Data options added after shared round-0 models were saved: at these values they change nothing,
+#: and are left out of the round-0 fingerprint so that those models stay usable.
+ROUND0_LATER_DATA_DEFAULTS = {"drop_empty_texts": False}
 RESUME_FREE = {"config", "run_dir", "overwrite", "resume", "threads"}
 RESUME_FREE_LOOP = {"rounds", "max_labels", "keep_outputs", "round0_model_dir", "overlap"}
 RESUME_FREE_DATA = {"cache_dir", "num_workers"}
+
+
+def add_flag(parser: ArgumentParser, name: str, *, default: bool, help: str) -> None:
+    """A yes/no option as people type it: ``--name`` alone, ``--name true|false`` and ``--no_name`` all work."""
+    parser.add_argument(f"--{name}", action=ActionYesNo, nargs="?", default=default, help=help)
 
 
 def fit_parser() -> ArgumentParser:
@@ -60,7 +68,7 @@ def fit_parser() -> ArgumentParser:
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="YAML config file")
     parser.add_argument("--seed", type=int, default=0, help="run seed; model init, data order and strategy seeds derive from it")
     parser.add_argument("--run_dir", type=str, default="runs/lit_al", help="where the run is written (re-running continues it)")
-    parser.add_argument("--overwrite", type=bool, default=False, help="delete the run in run_dir first (only a lit_al run)")
+    add_flag(parser, "overwrite", default=False, help="delete the run in run_dir first (only a lit_al run)")
     parser.add_argument("--resume", type=str | None, default=None, help="continue the run in this directory, with its saved config")
     parser.add_argument("--threads", type=int | None, default=None,
                         help="torch intra-op threads; null: OMP_NUM_THREADS, else the CPUs this process may use (lit_al.threads)")
@@ -163,10 +171,15 @@ def round0_fingerprint(cfg: Namespace) -> str:
     config["loop"] = {k: v for k, v in dict(config.get("loop") or {}).items() if k not in ROUND0_IRRELEVANT_LOOP}
     config["trainer"] = {k: v for k, v in dict(config.get("trainer") or {}).items() if k not in DISPLAY_ONLY_TRAINER}
     data = dict(config.get("data") or {})
+
+    def relevant(options: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in options.items()
+                if k not in ROUND0_IRRELEVANT_DATA and not (k in ROUND0_LATER_DATA_DEFAULTS and v == ROUND0_LATER_DATA_DEFAULTS[k])}
+
     if "class_path" in data:
-        data["init_args"] = {k: v for k, v in dict(data.get("init_args") or {}).items() if k not in ROUND0_IRRELEVANT_DATA}
+        data["init_args"] = relevant(dict(data.get("init_args") or {}))
     else:
-        data = {k: v for k, v in data.items() if k not in ROUND0_IRRELEVANT_DATA}
+        data = relevant(data)
     config["data"] = data
     return json.dumps(config, sort_keys=True, default=str)
 

@@ -380,14 +380,19 @@ def load_run_model(directory: Path) -> tuple[TextClassifier, dict[str, Any]]:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
+    from .rundir import read_run_model_meta
+
     meta_path, weights_path = directory / RUN_MODEL_META, directory / RUN_MODEL_WEIGHTS
     if not meta_path.exists() or not weights_path.exists():
         raise ConfigError(f"{directory}: no trained model yet (a run keeps its last model once a round has trained)")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = read_run_model_meta(directory)  # one line for a damaged file
     weights = weights_path.read_bytes()
     if hashlib.sha256(weights).hexdigest() != meta.get("sha256"):
         raise ConfigError(f"{weights_path}: does not match {meta_path.name} (interrupted write?); run the next round again")
-    model = TextClassifier(**meta["model"], **meta["task"])
+    try:
+        model = TextClassifier(**meta["model"], **meta["task"])
+    except (TypeError, ValueError) as exc:  # options this version does not know, or values it refuses
+        raise ConfigError(f"{meta_path}: describes a model that cannot be built: {str(exc).splitlines()[0]}") from None
     try:
         model.load_state_dict(load(weights))
     except (SafetensorError, RuntimeError) as exc:

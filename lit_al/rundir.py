@@ -16,6 +16,7 @@ import yaml
 
 from .atomic import remove_stale_temp_files
 from .errors import ConfigError
+from .run_lock import run_lock
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
@@ -89,3 +90,46 @@ def remove_run(run_dir: Path) -> None:
     remove_stale_temp_files(run_dir)
     if is_empty(run_dir):
         run_dir.rmdir()
+
+
+def remove_stale_writes(run_dir: Path) -> list[Path]:
+    """Delete the temporary files that killed atomic writes left in ``run_dir`` (``.state.json.*.tmp``, ...).
+
+    Done under the run lock, by every verb that writes a run (fit and query at their start,
+    label and annotate too); nothing is removed while another lit_al process holds the lock,
+    since its temporary files may be writes in flight.
+    """
+    if not is_run(run_dir):  # never sweep a folder lit_al did not write
+        return []
+    try:
+        with run_lock(run_dir, writes=True, wait=False):
+            return remove_stale_temp_files(run_dir)
+    except ConfigError:  # busy: that process cleans up when it starts its next round
+        return []
+
+
+#: The keys of ``RUN_MODEL_META`` and of its ``task``, with their JSON types (``bool`` is no ``int`` here).
+_META_KEYS = {"round": int, "model": dict, "task": dict, "sha256": str}
+_TASK_KEYS = {"num_labels": int, "multi_label": bool, "label_names": list}
+
+
+def read_run_model_meta(directory: Path) -> dict:
+    """The JSON ``model.save_run_model`` wrote in ``directory``, checked: one ``ConfigError`` naming the file
+    when it is not one (truncated, empty, not an object, a key missing or of another type). Torch-free:
+    ``lit_al status`` reads it too."""
+    path = directory / RUN_MODEL_META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: damaged, cannot be read ({exc}); the next round that trains writes it again") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path}: damaged: expected a JSON object, found {type(meta).__name__}")
+    for where, fields, values in (("", _META_KEYS, meta), ("task.", _TASK_KEYS, meta.get("task"))):
+        for key, kind in fields.items():
+            value = values.get(key) if isinstance(values, dict) else None
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                found = f"{type(value).__name__} {value!r}" if isinstance(values, dict) and key in values else "missing"
+                raise ConfigError(f"{path}: damaged: {where}{key} should be a {kind.__name__}, found {found}")
+    if meta["round"] < 0:
+        raise ConfigError(f"{path}: damaged: round should be >= 0, found {meta['round']}")
+    return meta

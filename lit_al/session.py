@@ -8,7 +8,8 @@
     batch = session.query()                      # trains on what is labeled, proposes a batch
     session.teach(batch.ids[:2], ["LOC", "HUM"])  # a person's answers (validated, saved atomically)
     batch = session.query()                      # retrains from the pretrained weights, proposes again
-    session.predict(["Where is Lyon ?"])         # the last model's labels
+    session.predict(["Where is Lyon ?"])         # the last model's labels (a table)
+    print(session.status())                      # where the run stands, as lit_al status prints it
     session.model                                # the last model (a TextClassifier)
 
 Every step writes the run directory exactly as the command line does, so a notebook and
@@ -31,6 +32,7 @@ from .config import build_data, build_run, fit_parser, saved_config, saved_data_
 from .data.schema import LabelSchema
 from .errors import ConfigError
 from .labeling import Answer, ImportSummary, apply_answers
+from .quiet import quieted_libraries
 from .run_lock import run_lock
 
 log = logging.getLogger(__name__)
@@ -140,12 +142,16 @@ class Session:
         self.run_dir = Path(cfg.run_dir)
         self._background_trainings = None
 
+    @quieted_libraries()  # a notebook sees what concerns it, not Lightning's banners and warnings
     def query(self) -> Batch:
         """Commit the answers given so far, train on every label, score the pool and propose a batch.
 
         Overlapped (``loop.overlap.enabled``): the batch a background training picked while the
         person answered, when one is ready or training (see the module docstring).
         """
+        if self._no_answers_yet():  # nothing to commit or train on: the same batch, at once
+            self._tick("never")  # (overlapped: the next batch's training starts meanwhile)
+            return pending_batch(self.run_dir)
         background = self._background()
         if background is not None:
             batch = self._adopt_ahead(background)
@@ -203,6 +209,16 @@ class Session:
         if self._background_trainings is not None:
             self._background_trainings.stop()
 
+    def _no_answers_yet(self) -> bool:
+        """Whether the pending batch has no answer yet (then say so: ``query`` returns it as it is)."""
+        from .product.run_files import read_batch_progress
+
+        progress = None if self._cfg.overwrite else read_batch_progress(self.run_dir)
+        if progress is None or progress.answered:
+            return False
+        log.warning("no labels arrived for the round-%d batch yet: the same batch (teach() answers it)", progress.round)
+        return True
+
     def teach(self, ids: Sequence[str], labels: Sequence[str | Sequence[str] | None], *,
               annotator: str | None = None, overwrite: bool = False) -> ImportSummary:
         """A person's answers: one label (or a list, multi-label) per id; ``None`` marks an item skipped."""
@@ -215,9 +231,37 @@ class Session:
         ]
         data = load_run_data(self.run_dir)
         summary = import_answers(self.run_dir, answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
-                                 annotator=annotator)
+                                 annotator=annotator, how_to_overwrite="pass teach(..., overwrite=True)")
         self._tick("never")  # loop.overlap.retrain_every answers since the last training: the next one starts
         return summary
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64):
+        """The last model's labels of ``texts``: a table (``pandas.DataFrame``) with ``text``, ``predicted``,
+        ``confidence`` and ``prob_<class>`` per text, in order (``lit_al predict``'s columns, ``id`` 1..n)."""
+        import torch
+
+        from .model import RUN_MODEL_DIR, load_run_model, load_tokenizer
+        from .product.predict import Texts, predict_probs, prediction_table
+        from .product.run_files import run_max_length
+
+        texts = [str(t) for t in texts]
+        blank = [k for k, text in enumerate(texts) if not text.strip()]
+        if blank:
+            raise ConfigError(f"predict: {len(blank)} empty text(s), the first at position {blank[0]}")
+        with quieted_libraries():
+            model, meta = load_run_model(self.run_dir / RUN_MODEL_DIR)
+            if torch.cuda.is_available():
+                model.to("cuda")
+            probs = predict_probs(model, load_tokenizer(meta["model"]), texts, max_length=run_max_length(self.run_dir),
+                                  batch_size=batch_size, progress=False)
+        rows = Texts([str(k) for k in range(1, len(texts) + 1)], texts)
+        return prediction_table(rows, probs, list(model.label_names), model.multi_label, model.threshold)
+
+    def status(self):
+        """Where the run stands (``lit_al status``): a ``RunStatus``; ``print()`` it for the same lines."""
+        from .product.status import run_status
+
+        return run_status(self.run_dir)
 
     @property
     def model(self):

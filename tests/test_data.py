@@ -281,7 +281,7 @@ def test_labels_are_read_as_text_and_null_is_missing(tmp_path, fmt, unit):
 def test_jsonl_line_numbers_count_blank_lines_and_name_bad_json(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text('{"id": "a", "text": "ball", "label": "x"}\n\n{"id": "b", "text": "", "label": "y"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"^line 3 of .*train.jsonl: empty text$"):
+    with pytest.raises(DataError, match=r"^line 3 of .*train.jsonl: empty text; fill it, or set data.drop_empty_texts: true"):
         ActiveDataModule(train=str(path)).load()
     path.write_text('{"id": "a", "text": "ball", "label": "x"}\n{"id": "b", "text": \n', encoding="utf-8")
     with pytest.raises(DataError, match=r"^line 2 of .*train.jsonl: not valid JSON"):
@@ -337,3 +337,85 @@ def test_tokenize_texts_batches_agree_with_one_call(tiny_bert):
     expected = tokenizer(texts, truncation=True, max_length=6)["input_ids"]
     assert [whole.row(i).tolist() for i in range(len(texts))] == expected
     assert whole.ids.dtype == np.int32 and tokenize_texts(tokenizer, [], 6).offsets.tolist() == [0]
+
+
+# ---------------------------------------------------------------- files read right or refused (issue 24, section 2)
+@pytest.mark.parametrize("name, content, message", [
+    # one extra field: pandas made the first column the index and cut the text
+    ("extra.csv", "id,text\nq1,hello, bank stock\n",
+     r"^line 2 of .*extra.csv: 3 fields where the header has 2; a text that holds a comma \(','\) must be in double quotes$"),
+    ("late_extra.csv", 'id,text\na,"one\ntwo"\nb,three, four\n', r"^line 4 of .*late_extra.csv: 3 fields"),
+    ("semi_extra.csv", "id;text\na;x;y\n", r"^line 2 of .*semi_extra.csv: 3 fields .* semicolon \(';'\)"),
+    ("open_quote.csv", 'id,text\na,"never closed\nb,x\n', r"^line 2 of .*open_quote.csv: a double quote opened in this row is never closed$"),
+    ("stray_quote.csv", 'id,text\na,ok\nb,"ab"cd\n', r"^line 3 of .*stray_quote.csv: .*written twice"),
+    ("twice.csv", "id,text,id\n1,x,2\n", r"^line 1 of .*twice.csv: column 'id' appears twice in the header$"),
+    ("empty.csv", "", r"empty.csv: empty file \(no header line\)$"),
+])
+def test_malformed_csv_is_refused_with_its_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        read_table(path)
+
+
+def test_a_csv_in_another_encoding_and_a_long_text(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("id;text\n1;café crème\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"excel.csv: is not UTF-8 text; save it as UTF-8"):
+        read_table(path)
+    long = "word " * 60_000  # 300 KB: above the csv module's default field limit (128 KiB)
+    path = write_csv(tmp_path / "long.csv", [{"id": "a", "text": long, "label": "x"}])
+    assert read_table(path)["text"].tolist() == [long]
+
+
+@pytest.mark.parametrize("content", [
+    "id;text;label\na;hello, there;x\nb;\"two\nlines; here\";y\n",  # Excel in many locales
+    "id|text|label\na|hello, there|x\nb|\"two\nlines| here\"|y\n",
+    "id\ttext\tlabel\na\thello, there\tx\nb\t\"two\nlines\t here\"\ty\n",
+])
+def test_the_delimiter_is_detected_from_the_header(tmp_path, content):
+    path = tmp_path / "data.csv"
+    path.write_text(content, encoding="utf-8")
+    frame = read_table(path)
+    assert list(frame.columns) == ["id", "text", "label"]
+    assert frame["text"].tolist()[0] == "hello, there" and frame.index.tolist() == [2, 3]
+    assert frame["label"].tolist() == ["x", "y"]
+
+
+def test_csv_lines_are_an_editors_after_multi_line_texts(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text('id,text,label\na,"one\ntwo\nthree",sport\n\nb,fine,money\nc,,tech\n', encoding="utf-8")
+    assert read_table(path).index.tolist() == [2, 6, 7]  # a starts on line 2, the blank line 5 is skipped
+    with pytest.raises(DataError, match=r"^line 7 of .*train.csv: empty text"):
+        ActiveDataModule(train=str(path), labels=["sport", "money", "tech"]).load()
+    path.write_text('id,text,label\na,"one\ntwo",sport\nb,fine,weather\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"^line 4 of .*train.csv: label 'weather'"):
+        ActiveDataModule(train=str(path), labels=["sport", "money", "tech"]).load()
+
+
+def test_blank_texts_are_counted_and_can_be_dropped(tmp_path, rows, caplog):
+    for i in (3, 6, 7, 9, 11, 12, 15):
+        rows[i] = {**rows[i], "text": " " if i % 2 else ""}
+    path = write_csv(tmp_path / "pool.csv", rows)
+    with pytest.raises(DataError, match=r"^.*pool.csv: 7 rows with an empty text \(lines 5, 8, 9, 11, 13 and 2 more\); "
+                                        r"fill them, or set data.drop_empty_texts: true"):
+        ActiveDataModule(train=str(path)).load()
+    data = ActiveDataModule(train=str(path), drop_empty_texts=True)
+    with caplog.at_level("WARNING"):
+        data.load()
+    assert len(data.pool) == 13 and all(t.strip() for t in data.pool.texts)
+    assert data.pool.positions[:4] == [2, 3, 4, 6]  # the kept rows keep their lines
+    assert "left out 7 row(s) with an empty text (lines 5, 8, 9, 11, 13 and 2 more" in caplog.text
+    from lit_al.data.files import DataFiles
+
+    files = DataFiles.from_options({"train": str(path), "drop_empty_texts": True, "batch_size": 8})
+    files.load()  # what lit_al label reads from the saved config: the same pool
+    assert files.pool.ids == data.pool.ids
+
+
+def test_describe_positions():
+    from lit_al.data.readers import describe_positions
+
+    assert describe_positions("line", [4]) == "line 4"
+    assert describe_positions("row", [4, 9]) == "rows 4 and 9"
+    assert describe_positions("line", [1, 2, 3, 4, 5, 6, 7]) == "lines 1, 2, 3, 4, 5 and 2 more"

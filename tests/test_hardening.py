@@ -305,3 +305,24 @@ def test_overwrite_removes_the_last_model_and_stop_set_predictions_too(tmp_path)
     (run / "notes.txt").write_text("mine")
     remove_run(run)
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # a new run never sees the old model
+
+
+# ------------------------------------------------------------------ setup
+
+
+def test_chromium_install_shows_why_apt_get_failed(tmp_path):
+    """scripts/setup.sh's chromium step (scripts/install_chromium.sh): apt-get's own last lines, not just 'failed'."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mktemp", "tail", "sed", "rm", "id", "env"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "apt-get").write_text("#!/bin/sh\necho 'Reading package lists...'\n"
+                                     "echo 'E: Unable to locate package chromium' >&2\nexit 100\n")
+    (bin_dir / "sudo").write_text('#!/bin/sh\n[ "$1" = -n ] && shift\nexec env "$@"\n')
+    for name in ("apt-get", "sudo"):
+        (bin_dir / name).chmod(0o755)
+    done = subprocess.run([shutil.which("bash"), str(ROOT / "scripts" / "install_chromium.sh")], capture_output=True,
+                          text=True, env={"PATH": str(bin_dir)}, timeout=60)
+    assert done.returncode == 0  # best effort: setup goes on
+    assert "chromium not installed (apt-get failed; the browser tests will skip). apt-get said:" in done.stderr
+    assert "    E: Unable to locate package chromium" in done.stderr

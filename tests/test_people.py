@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+
+from lit_al.errors import ConfigError
 
 from lit_al.cli import main
 from tiny import make_rows, write_csv
@@ -166,6 +172,129 @@ def test_a_contradicting_label_needs_overwrite(tmp_path, tiny_bert, unlabeled, c
     assert main(["label", str(run_dir), str(answers), "--overwrite", "true"]) == 0
     record = _state(run_dir)["records"][0]
     assert record["labels"] == ["tech"] and record["annotator"] == "bo"
+    answers.write_text(f"id,label\n{first},money\n", encoding="utf-8")
+    assert main(["label", str(run_dir), str(answers), "--overwrite", "false"]) == 1
+    assert main(["label", str(run_dir), str(answers), "--overwrite"]) == 0  # the bare flag, as people type it
+    assert _state(run_dir)["records"][0]["labels"] == ["money"]
+    answers.write_text(f"id,label\n{first},sport\n", encoding="utf-8")
+    assert main(["label", str(run_dir), str(answers), "--overwrite", "--annotator", "cy"]) == 0  # followed by an option
+    assert _state(run_dir)["records"][0]["labels"] == ["sport"] and _state(run_dir)["records"][0]["annotator"] == "cy"
+
+
+@pytest.mark.parametrize("verb, argv, option, expected", [
+    ("label", ["RUN", "FILE"], "overwrite", False),
+    ("label", ["RUN", "FILE", "--overwrite"], "overwrite", True),
+    ("label", ["RUN", "FILE", "--overwrite", "true"], "overwrite", True),
+    ("label", ["RUN", "FILE", "--overwrite=false"], "overwrite", False),
+    ("label", ["RUN", "FILE", "--no_overwrite"], "overwrite", False),
+    ("export", ["RUN", "OUT", "--overwrite"], "overwrite", True),
+    ("export", ["RUN", "OUT", "--overwrite", "false"], "overwrite", False),
+    ("predict", ["RUN", "--input", "a", "--output", "b", "--progress", "false"], "progress", False),
+    ("predict", ["RUN", "--input", "a", "--output", "b", "--progress"], "progress", True),
+    ("report", ["EXP", "--pool"], "pool", True),
+    ("report", ["EXP", "--batch_analysis", "false", "--pool", "true"], "batch_analysis", False),
+    ("experiment", ["--config", "g.yaml", "--dry_run"], "dry_run", True),
+    ("labelstudio", ["pull", "RUN", "--overwrite"], "pull.overwrite", True),
+    ("labelstudio", ["watch", "RUN", "--overwrite", "false"], "watch.overwrite", False),
+    ("fit", ["--overwrite"], "overwrite", True),
+    ("fit", ["--overwrite", "true"], "overwrite", True),
+    ("fit", ["--overwrite", "false"], "overwrite", False),
+])
+def test_yes_no_options_take_the_bare_flag_and_a_value(verb, argv, option, expected):
+    from lit_al.cli import VERBS
+
+    parser = VERBS[verb].parser()
+    args = argv + (["--data.train", "x.csv"] if verb == "fit" else [])
+    assert parser.parse_args(args)[option] is expected
+
+
+def test_session_refusal_names_the_python_way(tmp_path, tiny_bert, unlabeled):
+    from lit_al import Session
+    from lit_al.errors import DataError
+
+    data, gold = unlabeled
+    config = json.loads(_config(tmp_path / "c.yaml", tiny_bert, data, tmp_path / "unused").read_text())
+    session = Session(config, run_dir=str(tmp_path / "nb"))
+    batch = session.query()
+    session.teach(batch.ids[:1], ["sport"])
+    with pytest.raises(DataError, match=r"before, now \['tech'\]; pass teach\(\.\.\., overwrite=True\) to correct it$"):
+        session.teach(batch.ids[:1], ["tech"])
+    assert session.teach(batch.ids[:1], ["tech"], overwrite=True).overwritten == 1
+
+
+def test_nothing_new_is_said_and_query_without_answers_trains_nothing(tmp_path, tiny_bert, unlabeled, capsys):
+    data, gold = unlabeled
+    run_dir = tmp_path / "run"
+    assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
+    round0 = run_dir / "rounds" / "round_000" / "to_label.csv"
+    capsys.readouterr()
+    state = (run_dir / "state.json").read_bytes()
+    assert main(["query", "--resume", str(run_dir)]) == 0  # nothing answered yet
+    out = capsys.readouterr().out
+    assert out.startswith("no labels arrived for the round-0 batch since it was proposed: nothing to train on yet\n")
+    assert f"8 of 8 items to label: fill {round0}" in out and (run_dir / "state.json").read_bytes() == state
+    assert main(["label", str(run_dir), str(_fill(round0, gold))]) == 0
+    assert main(["query", "--resume", str(run_dir)]) == 0
+    model = run_dir / "model" / "model.safetensors"
+    trained = (model.stat().st_mtime_ns, (run_dir / "metrics.csv").read_bytes(), (run_dir / "state.json").read_bytes())
+    capsys.readouterr()
+
+    assert main(["label", str(run_dir), str(round0)]) == 0  # last round's file again
+    out = capsys.readouterr().out
+    round1 = run_dir / "rounds" / "round_001" / "to_label.csv"
+    assert "0 labeled, 0 corrected, 0 skipped, 8 already recorded" in out
+    assert f"nothing new was labeled: {round0} holds no answer that is not recorded already; the current batch is " \
+           f"round 1's: 6 of 6 items to label: fill {round1}" in out
+    assert "next: lit_al query" not in out
+    for argv in (["query", "--resume", str(run_dir)], ["query", "--config", str(run_dir / "config.yaml")]):
+        assert main(argv) == 0  # twice without new labels: said at once, nothing retrained
+        out = capsys.readouterr().out
+        assert out.startswith("no labels arrived for the round-1 batch since it was proposed") and str(round1) in out
+        assert (model.stat().st_mtime_ns, (run_dir / "metrics.csv").read_bytes(), (run_dir / "state.json").read_bytes()) == trained
+    code = ("import sys; from lit_al.cli import main; rc = main(['query', '--resume', sys.argv[1]]); "
+            "print(rc, sorted(m for m in ('lightning', 'torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.stdout.strip().endswith("0 []"), done.stdout + done.stderr  # at once: nothing heavy imported
+    frame = pd.read_csv(round1, dtype=str, keep_default_na=False)
+    frame.loc[0, "label"] = gold[frame["id"][0]]
+    frame.to_csv(round1, index=False)
+    assert main(["label", str(run_dir), str(round1)]) == 0
+    assert "1 labeled" in capsys.readouterr().out
+    assert main(["label", str(run_dir), str(round1)]) == 0  # the same answer again: nothing new
+    assert "nothing new was labeled" in capsys.readouterr().out
+
+
+def test_label_and_annotate_remove_stale_temporary_files(tmp_path, tiny_bert, unlabeled, monkeypatch):
+    from lit_al.run_lock import run_lock
+
+    data, gold = unlabeled
+    run_dir = tmp_path / "run"
+    assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
+    round0 = run_dir / "rounds" / "round_000"
+    stale = [run_dir / ".state.json.k1ll3d.tmp", round0 / ".to_label.csv.k1ll3d.tmp"]
+
+    def leave_stale():
+        for path in stale:
+            path.write_text("a write cut by a kill")
+
+    leave_stale()
+    with run_lock(run_dir):  # another lit_al process works on the run: its temporary files may be writes in flight
+        assert main(["label", str(run_dir), str(_fill(round0 / "to_label.csv", gold, rows=2))]) == 1
+    assert all(path.exists() for path in stale)
+    assert main(["label", str(run_dir), str(round0 / "to_label.csv")]) == 0
+    assert not any(path.exists() for path in stale)
+
+    import lit_al.annotate.server as server
+
+    leave_stale()
+    monkeypatch.setattr(server, "serve", lambda run_dir, **options: 0)  # the page itself is tested in test_annotate_*
+    assert main(["annotate", str(run_dir)]) == 0
+    assert not any(path.exists() for path in stale)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / ".notes.txt.tmp").write_text("not lit_al's")
+    assert main(["annotate", str(tmp_path / "other")]) == 0
+    assert (tmp_path / "other" / ".notes.txt.tmp").exists()  # a folder that is not a run is never swept
 
 
 def test_label_studio_prodigy_and_argilla_answers(tmp_path, tiny_bert, unlabeled):
@@ -240,6 +369,51 @@ def test_session_query_teach_and_model(tmp_path, tiny_bert, unlabeled):
     assert session.model.num_labels == 3
     state = _state(tmp_path / "nb")
     assert {r["annotator"] for r in state["records"]} == {"nb"}
+
+
+def test_session_predict_status_and_a_quiet_query(tmp_path, tiny_bert, unlabeled, capfd, caplog):
+    import logging
+    import warnings
+
+    from lit_al import Session
+
+    data, gold = unlabeled
+    config = json.loads(_config(tmp_path / "c.yaml", tiny_bert, data, tmp_path / "unused").read_text())
+    session = Session(config, run_dir=str(tmp_path / "nb"))
+    batch = session.query()
+    session.teach(batch.ids, [gold[i] for i in batch.ids])
+    capfd.readouterr()
+    banners = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = banners.level
+    banners.setLevel(logging.INFO)  # a notebook's setting (the command line's tests may have left another)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            batch = session.query()  # trains, tests, scores the pool
+        assert banners.level == logging.INFO  # the notebook's own setting, restored
+    finally:
+        banners.setLevel(level)
+    out, err = capfd.readouterr()
+    said = out + err + "\n".join(str(w.message) for w in caught)
+    for chatter in ("GPU available", "TPU available", "litlogger", "LengthSortedBatches", "Total length of",
+                    "Loading weights", "stepping batches", "`Trainer.fit` stopped"):
+        assert chatter not in said, chatter
+
+    table = session.predict(["the ball and the goal", "bank stock price"])
+    assert list(table.columns[:4]) == ["id", "text", "predicted", "confidence"] and len(table) == 2
+    assert set(table["predicted"]) <= set(LABELS) and np.allclose(table[[f"prob_{n}" for n in LABELS]].sum(1), 1, atol=1e-5)
+    cli = tmp_path / "new.csv"
+    write_csv(cli, [{"id": "1", "text": "the ball and the goal"}, {"id": "2", "text": "bank stock price"}])
+    assert main(["predict", str(tmp_path / "nb"), "--input", str(cli), "--output", str(tmp_path / "p.csv"),
+                 "--progress", "false"]) == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["confidence"], table["confidence"], atol=1e-6)
+    status = session.status()
+    assert status.batch.round == 1 and status.batch.size == 6 and status.batch.answered == 0
+    assert "pending: 6 item(s) proposed in round 1: 0 answered" in str(status)
+    again = session.query()  # no answers since: the same batch, at once
+    assert again == batch and "no labels arrived for the round-1 batch" in caplog.text
+    with pytest.raises(ConfigError, match="1 empty text"):
+        session.predict(["fine", "  "])
 
 
 @pytest.mark.slow

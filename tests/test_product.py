@@ -220,7 +220,7 @@ def test_predict_multilabel_thresholds_and_numbers_rows(tmp_path, multilabel_run
     ("missing_file", r"nope.csv: file not found"),
     ("missing_column", r"new.csv: missing column 'body'"),
     ("missing_id", r"new.csv: missing column 'key'"),
-    ("empty_text", r"new.csv: row 3: empty text"),
+    ("empty_text", r"new.csv: 1 row\(s\) with an empty text \(line 4\); fill or remove them"),
 ])
 def test_predict_bad_input_is_one_line(tmp_path, pooled_run, capsys, case, pattern):
     import re
@@ -238,6 +238,73 @@ def test_predict_bad_input_is_one_line(tmp_path, pooled_run, capsys, case, patte
     assert not (tmp_path / "p.csv").exists()
 
 
+@pytest.mark.parametrize("content, output, pattern", [
+    # one unquoted comma: pandas made the id the index and cut the text, and predict exited 0
+    ("id,text\nq1,hello, bank stock\n", "p.csv", r"line 2 of .*new.csv: 3 fields where the header has 2; .*double quotes"),
+    ('id,text\nq1,"two\nlines"\nq2,  \nq3,ok\n', "p.csv", r"new.csv: 1 row\(s\) with an empty text \(line 4\)"),
+    ("id,text\nq1,ok\n", ".", r"--output .*: is a directory; name the CSV file to write"),
+    ("id,text\nq1,ok\n", "new.csv/p.csv", r"--output .*new.csv is a file, not a directory"),
+])
+def test_predict_bad_files_are_one_line_and_write_nothing(tmp_path, pooled_run, capsys, content, output, pattern):
+    import re
+
+    source = tmp_path / "new.csv"
+    source.write_text(content, encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["predict", str(pooled_run), "--input", str(source), "--output", str(tmp_path / output),
+                 "--progress", "false"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert re.search(pattern, err) and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_predict_reads_a_semicolon_file(tmp_path, pooled_run):
+    source = tmp_path / "new.csv"
+    source.write_text("id;text\nq1;hello, bank stock\nq2;the ball; the goal\n".replace("; the", ", the"), encoding="utf-8")
+    assert main(["predict", str(pooled_run), "--input", str(source), "--output", str(tmp_path / "p.csv"),
+                 "--progress", "false"]) == 0
+    table = pd.read_csv(tmp_path / "p.csv", dtype=str, keep_default_na=False)
+    assert table["id"].tolist() == ["q1", "q2"] and table["text"].tolist() == ["hello, bank stock", "the ball, the goal"]
+
+
+# ------------------------------------------------------------------ a damaged model file
+DAMAGED_META = [
+    ("truncated", lambda text: text[: len(text) // 2], r"damaged, cannot be read"),
+    ("empty", lambda text: "", r"damaged, cannot be read"),
+    ("a_list", lambda text: "[1, 2]", r"damaged: expected a JSON object, found list"),
+    ("no_round", lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "round"}),
+     r"damaged: round should be a int, found missing"),
+    ("round_two", lambda text: json.dumps({**json.loads(text), "round": "two"}), r"damaged: round should be a int, found str 'two'"),
+    ("no_labels", lambda text: json.dumps({**json.loads(text), "task": {"num_labels": 3, "multi_label": False}}),
+     r"damaged: task.label_names should be a list, found missing"),
+]
+
+
+@pytest.mark.parametrize("verb", ["status", "export", "predict"])
+@pytest.mark.parametrize("case, damage, pattern", DAMAGED_META, ids=[c[0] for c in DAMAGED_META])
+def test_a_damaged_model_file_is_one_line_and_nothing_is_written(tmp_path, pooled_run, capsys, verb, case, damage, pattern):
+    import re
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(pooled_run, run_dir)
+    meta = run_dir / "model" / "lit_al_model.json"
+    meta.write_text(damage(meta.read_text(encoding="utf-8")), encoding="utf-8")
+    source = write_csv(tmp_path / "new.csv", [{"text": t} for t in TEXTS])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("an earlier export")
+    args = {"status": ["status", str(run_dir)],
+            "export": ["export", str(run_dir), str(out), "--overwrite", "true"],
+            "predict": ["predict", str(run_dir), "--input", str(source), "--output", str(out / "p.csv"), "--progress", "false"]}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    assert main(args[verb]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(meta) in err and re.search(pattern, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder left
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]  # nothing put in place, nothing replaced
+
+
 # ------------------------------------------------------------------ status
 def test_status_of_a_finished_run(pooled_run, capsys):
     assert main(["status", str(pooled_run)]) == 0
@@ -247,8 +314,8 @@ def test_status_of_a_finished_run(pooled_run, capsys):
     assert "state: finished; 2 round(s) done; last model from round 1" in out
     assert f"labeled: 22 ({', '.join(f'{n} {counts[n]}' for n in sorted(counts))})" in out
     assert "pending: none" in out and "last metrics: round 1" in out
-    assert "kappa_mean" in out and "overall_uncertainty" in out and "not selected" in out
-    assert "stopped by: no criterion fired" in out
+    assert "kappa_mean" in out and "overall_uncertainty" in out and "not enabled" in out and "not selected" not in out
+    assert "stopped by: its budget (loop.rounds, loop.max_labels or the pool); no stopping criterion fired" in out
 
 
 def test_status_of_an_interrupted_and_a_fresh_run(tmp_path, pooled_run, capsys):
@@ -262,14 +329,39 @@ def test_status_of_an_interrupted_and_a_fresh_run(tmp_path, pooled_run, capsys):
     (run_dir / "config.yaml").write_text(config.replace("stabilizing_predictions: false", "stabilizing_predictions: true"))
     assert main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "state: waiting for labels" in out and "pending: 3 item(s) proposed in round 1" in out
-    assert "(>= 0.99)" in out  # the selected criterion with its threshold
+    assert "state: waiting for labels;" in out
+    assert "pending: 3 item(s) proposed in round 1: 0 answered (0 labeled, 0 skipped), 3 to label" in out
+    assert "(>= 0.99)" in out  # the enabled criterion with its threshold
+    assert "stopping: no criterion has fired; the run goes on" in out and "stopped by" not in out
+
+    state["records"].append({"pool_index": 70, "id": "x70", "round": 2, "source": "person", "labels": ["sport"]})
+    state["skipped"] = [{"pool_index": 71, "id": "x71", "round": 2, "reason": "skip"}]
+    (run_dir / "state.json").write_text(json.dumps(state))
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "state: labeling (2 of 3 answered; lit_al query --resume trains on them)" in out
+    assert "pending: 3 item(s) proposed in round 1: 2 answered (1 labeled, 1 skipped), 1 to label" in out
+    state["records"].append({"pool_index": 72, "id": "x72", "round": 2, "source": "person", "labels": ["tech"]})
+    (run_dir / "state.json").write_text(json.dumps(state))
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "state: ready for the next round (every item of the batch is answered: lit_al query --resume)" in out
+    assert "waiting for labels" not in out and "3 answered (2 labeled, 1 skipped), 0 to label" in out
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "config.yaml").write_text(config)
     assert main(["status", str(fresh)]) == 0
     assert "state: fresh" in capsys.readouterr().out
+
+
+def test_status_of_a_damaged_state_is_one_line(tmp_path, pooled_run, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(pooled_run, run_dir)
+    (run_dir / "state.json").write_text("[]")
+    assert main(["status", str(run_dir)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("state.json: cannot read the label state: expected a JSON object, found list"), err
 
 
 def test_status_of_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from .readers import position_unit, read_table, resolve_path
+from .readers import position_unit, read_table, resolve_path, without_empty_texts
 from .schema import LabelSchema, read_label_file
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class DataFiles:
         split: dict[str, float] | None = None,
         split_seed: int = 0,
         max_rows: dict[str, int] | None = None,
+        drop_empty_texts: bool = False,
     ) -> None:
         super().__init__()  # ActiveDataModule: the LightningDataModule next in line
         self.train_path, self.dev_path, self.test_path = train, dev, test
@@ -89,6 +90,7 @@ class DataFiles:
         self.max_rows = dict(max_rows or {})
         if set(self.max_rows) - {"train", "dev", "test"} or any(int(n) < 1 for n in self.max_rows.values()):
             raise ConfigError(f"data.max_rows must map train/dev/test to positive row counts, got {max_rows}")
+        self.drop_empty_texts = bool(drop_empty_texts)
         self.schema: LabelSchema | None = None
         self.pool: Split | None = None
         self.dev: Split | None = None
@@ -96,7 +98,8 @@ class DataFiles:
 
     #: The options ``DataFiles`` takes (an ``ActiveDataModule``'s others are for training and scoring).
     OPTIONS = ("train", "dev", "test", "format", "text_column", "label_column", "id_column", "multi_label",
-               "label_separator", "labels", "target_label", "positive_label", "split", "split_seed", "max_rows")
+               "label_separator", "labels", "target_label", "positive_label", "split", "split_seed", "max_rows",
+               "drop_empty_texts")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "DataFiles":
@@ -114,6 +117,7 @@ class DataFiles:
             if path:
                 frame = self.read_split(path)
                 self._check_columns(path, frame, optional_labels=name == "train")
+                frame = without_empty_texts(frame, self.text_column, str(path), self.position_unit(path), self.drop_empty_texts)
                 frames[name] = (str(path), frame)
                 paths[name] = str(path)
         train_source, train_frame = frames["train"]

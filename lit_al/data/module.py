@@ -61,6 +61,9 @@ class ActiveDataModule(DataFiles, pl.LightningDataModule):
             Bounds a round's inference time and output memory on large pools (IBM capped
             their pools); the budget is picked from the sample, so it must be at least the
             query size.
+        drop_empty_texts: leave out rows whose text is empty or blank (of every split), with a
+            warning that counts them and names their first lines; by default such rows are
+            refused, with their count and first lines.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class ActiveDataModule(DataFiles, pl.LightningDataModule):
         cache_dir: str | None = None,
         max_rows: dict[str, int] | None = None,
         pool_subsample: int | None = None,
+        drop_empty_texts: bool = False,
     ) -> None:
         if max_length < 2:
             raise ConfigError("data.max_length must be at least 2")
@@ -99,7 +103,7 @@ class ActiveDataModule(DataFiles, pl.LightningDataModule):
         super().__init__(train, dev, test, format=format, text_column=text_column, label_column=label_column,
                          id_column=id_column, multi_label=multi_label, label_separator=label_separator, labels=labels,
                          target_label=target_label, positive_label=positive_label, split=split, split_seed=split_seed,
-                         max_rows=max_rows)
+                         max_rows=max_rows, drop_empty_texts=drop_empty_texts)
         if pool_subsample is not None and (isinstance(pool_subsample, bool) or not isinstance(pool_subsample, int)
                                            or pool_subsample < 1):
             raise ConfigError(f"data.pool_subsample must be a positive number of rows or null, got {pool_subsample!r}")

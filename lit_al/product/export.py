@@ -81,13 +81,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
         info = {"run_dir": str(run_dir.resolve()), "round": meta["round"], "architecture": config["architectures"][0],
                 "trust_remote_code": standard is None, "threshold": model.threshold}
         (staging / EXPORT_INFO).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        exported = Exported(out_dir, config["architectures"][0], standard is None, meta["round"])
+        # last, once nothing can fail: an export that fails leaves out_dir as it was
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Exported(out_dir, config["architectures"][0], standard is None, int(meta["round"]))
+    return exported
 
 
 def _labels(model: TextClassifier) -> dict[str, Any]:

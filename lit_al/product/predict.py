@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.readers import read_table
+from ..data.readers import blank_text_positions, describe_positions, position_unit, read_table
 from ..data.tokens import LengthSortedBatches, PadCollator, TokenDataset, tokenize_texts
 from ..errors import ConfigError, DataError
 from ..atomic import atomic_write_text
@@ -44,12 +44,11 @@ def read_texts(path: str | Path, text_column: str = "text", id_column: str | Non
     if id_column is not None and id_column not in frame.columns:
         raise DataError(f"{path}: missing column {id_column!r} (set --id_column); columns are {list(frame.columns)}")
     id_column = id_column or ("id" if "id" in frame.columns else None)
-    texts = []
-    for row, raw in enumerate(frame[text_column], start=1):
-        text = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
-        if not text.strip():
-            raise DataError(f"{path}: row {row}: empty text")
-        texts.append(text)
+    blank = blank_text_positions(frame, text_column)
+    if blank:
+        where = describe_positions(position_unit(path), blank)
+        raise DataError(f"{path}: {len(blank)} row(s) with an empty text ({where}); fill or remove them")
+    texts = [str(raw) for raw in frame[text_column]]
     ids = [str(x) for x in frame[id_column]] if id_column else [str(i) for i in range(1, len(texts) + 1)]
     if not texts:
         raise DataError(f"{path}: no rows to label")
@@ -93,12 +92,23 @@ def prediction_table(rows: Texts, probs: np.ndarray, label_names: list[str], mul
     return table
 
 
+def check_output_file(path: str | Path) -> None:
+    """Refuse an ``--output`` that cannot become the predictions file, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--output {path}: is a directory; name the CSV file to write (e.g. {path / 'predictions.csv'})")
+    existing = next(parent for parent in path.absolute().parents if parent.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"--output {path}: {existing} is a file, not a directory")
+
+
 def predict_file(run_dir: str | Path, input_path: str | Path, output_path: str | Path, *, text_column: str = "text",
                  id_column: str | None = None, batch_size: int = 64, progress: bool = True) -> pd.DataFrame:
     """Label the texts of ``input_path`` with the last model of ``run_dir``; write and return the table."""
     if batch_size < 1:
         raise ConfigError(f"--batch_size must be positive, got {batch_size}")
     run_dir = check_run_dir(run_dir)
+    check_output_file(output_path)
     rows = read_texts(input_path, text_column, id_column)
     model, meta = load_run_model(run_dir / RUN_MODEL_DIR)
     if torch.cuda.is_available():

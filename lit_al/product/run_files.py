@@ -1,7 +1,12 @@
-"""Reading a run directory from outside the loop: is it a run, its saved config, its last model."""
+"""Reading a run directory from outside the loop: is it a run, its saved config, its pending batch.
+
+Light on purpose (no torch, no Lightning): ``lit_al query`` reads the batch before anything else.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +43,43 @@ def run_max_length(run_dir: Path, default: int = 128) -> int:
     """The ``data.max_length`` the run trained with (texts longer are truncated to it)."""
     _, data = class_spec(run_config(run_dir).get("data"), DEFAULT_DATA_CLASS)  # plain keys, or class_path + init_args
     return int(data.get("max_length") or default)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """The pending batch of a run and how much of it a person has answered (a label or a skip mark)."""
+
+    round: int
+    size: int
+    labeled: int
+    skipped: int
+
+    @property
+    def answered(self) -> int:
+        return self.labeled + self.skipped
+
+    @property
+    def open(self) -> int:
+        return self.size - self.answered
+
+
+def batch_progress(state: dict[str, Any]) -> BatchProgress | None:
+    """The pending batch of a parsed ``state.json``, or None when nothing is pending."""
+    pending = state.get("pending")
+    if not pending:
+        return None
+    rows = [int(i) for i in pending.get("pool_indices") or []]
+    labeled = {int(r["pool_index"]) for r in state.get("records") or []}
+    skipped = {int(r["pool_index"]) for r in state.get("skipped") or []} - labeled
+    return BatchProgress(int(pending.get("round", 0)), len(rows), sum(i in labeled for i in rows),
+                         sum(i in skipped for i in rows))
+
+
+def read_batch_progress(run_dir: Path) -> BatchProgress | None:
+    """``batch_progress`` of ``run_dir``'s ``state.json``; None when it has none, or none that reads
+    (the verb that loads the run reports that)."""
+    try:
+        state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+        return batch_progress(state) if isinstance(state, dict) and not state.get("finished") else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None

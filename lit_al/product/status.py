@@ -18,8 +18,9 @@ from typing import Any
 
 from ..errors import DataError
 from ..rundir import RUN_MODEL_DIR, RUN_MODEL_META
+from ..rundir import read_run_model_meta
 from ..stopping import StopWhen
-from .run_files import STATE_FILE, check_run_dir, run_config
+from .run_files import STATE_FILE, BatchProgress, batch_progress, check_run_dir, run_config
 
 #: (signal column, StopWhen option, how it fires) in the order they are printed.
 SIGNALS = (
@@ -41,13 +42,15 @@ class RunStatus:
     labels_per_class: dict[str, int] = field(default_factory=dict)
     labels_per_source: dict[str, int] = field(default_factory=dict)
     labeled: int = 0
-    pending: int = 0
-    pending_round: int | None = None
+    batch: BatchProgress | None = None
     model_round: int | None = None
     last_metrics: dict[str, Any] = field(default_factory=dict)
-    #: signal column -> (value, threshold or None when not selected, whether it fires)
+    #: signal column -> (value, threshold or None when not enabled, whether it fires)
     signals: dict[str, tuple[float, float | None, bool]] = field(default_factory=dict)
     stop_reason: str = ""
+
+    def __str__(self) -> str:
+        return format_status(self)
 
 
 def run_status(run_dir: str | Path) -> RunStatus:
@@ -56,9 +59,8 @@ def run_status(run_dir: str | Path) -> RunStatus:
     state_path = run_dir / STATE_FILE
     if state_path.exists():
         _read_state(status, state_path)
-    meta_path = run_dir / RUN_MODEL_DIR / RUN_MODEL_META
-    if meta_path.exists():
-        status.model_round = int(json.loads(meta_path.read_text(encoding="utf-8")).get("round", -1))
+    if (run_dir / RUN_MODEL_DIR / RUN_MODEL_META).exists():
+        status.model_round = read_run_model_meta(run_dir / RUN_MODEL_DIR)["round"]
     metrics_path = run_dir / "metrics.csv"
     if metrics_path.exists():
         status.last_metrics = _last_row(metrics_path)
@@ -95,6 +97,8 @@ def _read_state(status: RunStatus, path: Path) -> None:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: cannot read the label state: {exc}") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: cannot read the label state: expected a JSON object, found {type(state).__name__}")
     status.started = True
     status.finished = bool(state.get("finished"))
     status.completed_rounds = int(state.get("completed_rounds", 0))
@@ -102,10 +106,7 @@ def _read_state(status: RunStatus, path: Path) -> None:
     status.labeled = len(records)
     status.labels_per_class = dict(sorted(Counter(name for r in records for name in r.get("labels", [])).items()))
     status.labels_per_source = dict(sorted(Counter(r.get("source", "?") for r in records).items()))
-    pending = state.get("pending")
-    if pending:
-        status.pending = len(pending.get("pool_indices") or [])
-        status.pending_round = pending.get("round")
+    status.batch = batch_progress(state)
 
 
 def _read_signals(status: RunStatus, stop_when: StopWhen) -> None:
@@ -129,7 +130,7 @@ _WHY_NOT_COMPUTED = {
 
 
 def _threshold(stop_when: StopWhen, option: str) -> float | None:
-    """The threshold of a selected criterion, None when the criterion is not selected."""
+    """The threshold of an enabled criterion, None when the criterion is not enabled."""
     if option == "stabilizing_predictions":
         return stop_when.kappa if stop_when.stabilizing_predictions else None
     return getattr(stop_when, option)
@@ -144,14 +145,14 @@ def format_status(status: RunStatus) -> str:
     lines = [f"run: {status.run_dir}"]
     if not status.started:
         return "\n".join(lines + ["state: fresh (configured, no round has run yet)"])
-    where = "finished" if status.finished else ("waiting for labels" if status.pending else "in progress")
-    lines.append(f"state: {where}; {status.completed_rounds} round(s) done"
+    lines.append(f"state: {_where(status)}; {status.completed_rounds} round(s) done"
                  + (f"; last model from round {status.model_round}" if status.model_round is not None else "; no model yet"))
     per_class = ", ".join(f"{name} {count}" for name, count in status.labels_per_class.items()) or "none"
     per_source = ", ".join(f"{name} {count}" for name, count in status.labels_per_source.items())
     lines.append(f"labeled: {status.labeled} ({per_class})" + (f"; by source: {per_source}" if per_source else ""))
-    lines.append(f"pending: {status.pending} item(s) proposed in round {status.pending_round}" if status.pending
-                 else "pending: none")
+    batch = status.batch
+    lines.append(f"pending: {batch.size} item(s) proposed in round {batch.round}: {batch.answered} answered "
+                 f"({batch.labeled} labeled, {batch.skipped} skipped), {batch.open} to label" if batch else "pending: none")
     if status.last_metrics:
         shown = {k: v for k, v in status.last_metrics.items() if not k.startswith(("stop_", "labels_")) and not _missing(v)}
         lines.append("last metrics: " + ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
@@ -159,12 +160,35 @@ def format_status(status: RunStatus) -> str:
         lines.append("stopping signals (last round):")
         for column, (value, threshold, fires) in status.signals.items():
             rule = dict((c, r) for c, _, r in SIGNALS)[column]
-            verdict = "not selected" if threshold is None else f"{'FIRES' if fires else 'not yet'} ({rule} {threshold:g})"
+            verdict = "not enabled" if threshold is None else f"{'FIRES' if fires else 'not yet'} ({rule} {threshold:g})"
             if math.isnan(value):
                 verdict += "; not computed " + _WHY_NOT_COMPUTED.get(column, _WHY_NOT_COMPUTED[""])
             lines.append(f"  {column[len('stop_'):]:<20} {_fmt(value):>8}  {verdict}")
-    lines.append(f"stopped by: {status.stop_reason}" if status.stop_reason else "stopped by: no criterion fired")
+    lines.append(_stopped(status))
     return "\n".join(lines)
+
+
+def _where(status: RunStatus) -> str:
+    """The run's state in a few words: finished, waiting for a person (and how far they are), or in progress."""
+    batch = status.batch
+    if status.finished:
+        return "finished"
+    if batch is None:
+        return "in progress"
+    if batch.answered == 0:
+        return "waiting for labels"
+    if batch.open:
+        return f"labeling ({batch.answered} of {batch.size} answered; lit_al query --resume trains on them)"
+    return "ready for the next round (every item of the batch is answered: lit_al query --resume)"
+
+
+def _stopped(status: RunStatus) -> str:
+    """Why the run stopped, or that it has not."""
+    if status.stop_reason:
+        return f"stopped by: {status.stop_reason}"
+    if status.finished:
+        return "stopped by: its budget (loop.rounds, loop.max_labels or the pool); no stopping criterion fired"
+    return "stopping: no criterion has fired; the run goes on"
 
 
 def _fmt(value: Any) -> str:

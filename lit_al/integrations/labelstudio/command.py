@@ -7,6 +7,8 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser, Namespace
 
+from ...config import add_flag
+
 from .connection import KEY_VARIABLE, URL_VARIABLE, connection_from
 
 SUBCOMMANDS = {
@@ -32,8 +34,8 @@ def parser() -> ArgumentParser:
                              help="label in this existing project (its config must be lit_al's) instead of a new one")
             sub.add_argument("--title", type=str | None, default=None, help="the new project's title (default: lit_al RUN_NAME)")
         if name in ("pull", "watch"):
-            sub.add_argument("--overwrite", type=bool, default=False,
-                             help="let an answer changed in Label Studio correct the label imported before")
+            add_flag(sub, "overwrite", default=False,
+                     help="let an answer changed in Label Studio correct the label imported before")
         if name == "watch":
             sub.add_argument("--interval", type=float, default=10.0, help="seconds between two looks at the project")
             sub.add_argument("--rounds", type=int | None, default=None,
