@@ -17,8 +17,9 @@ Every step writes the run directory exactly as the command line does, so a noteb
 
 With ``loop.overlap.enabled`` (the default) a session overlaps labeling with training
 (``lit_al.overlap``): after ``query`` and every ``teach``, a background process trains on
-every label so far and picks the next batch, and the next ``query`` adopts the freshest one
-at once (waiting only for a training still running when none has finished).
+every label so far and picks the next batch, and the next ``query`` adopts, at once, the batch
+of a background training that saw every label given so far (waiting for one that runs);
+otherwise it trains now, as the synchronous ``query`` does.
 """
 
 from __future__ import annotations
@@ -179,29 +180,31 @@ class Session:
                 self.run_dir, Pool(data.pool.ids, data.pool.texts, data.schema, data.label_separator), config)
         return self._background_trainings
 
-    def _tick(self, adopt_when: str):
+    def _tick(self, adopt_when: str, min_labeled: int = 0):
         from .data.state import LabelState
 
         background = self._background()
         if background is None:
             return None
-        return background.tick(LabelState.load(self.run_dir / "state.json", background.pool.ids), adopt_when=adopt_when)
+        state = LabelState.load(self.run_dir / "state.json", background.pool.ids)
+        return background.tick(state, adopt_when=adopt_when, min_labeled=min_labeled)
 
     def _adopt_ahead(self, background) -> Batch | None:
-        """The next batch from a background training, once the pending one has an answer; None: the synchronous round."""
+        """The batch of a background training that saw every label given so far (waiting for one that runs);
+        None: none did, and the synchronous round trains on them now (``query`` means "train on every label")."""
         from .data.state import LabelState
 
         state = LabelState.load(self.run_dir / "state.json", background.pool.ids)
         if state.pending is None or len(state.open_pending()) == len(state.pending.pool_indices):
             return None  # nothing answered: nothing to commit (the synchronous round says so too)
-        tick = self._tick("answered")
-        if tick is not None and tick.adoption is None and tick.status.state == "running":
-            background.wait()  # nothing finished yet: the running training is the freshest model there will be
-            tick = self._tick("answered")
-        if tick is not None and tick.adoption is not None and tick.adoption.status == "adopted":
+        labeled = len(state.records)
+        tick = self._tick("answered", labeled)
+        if tick.adoption is None and tick.status.state == "running" and (tick.status.labeled or 0) >= labeled:
+            background.wait()  # a training on every label runs: its batch is the one to give
+            tick = self._tick("answered", labeled)
+        if tick.adoption is not None and tick.adoption.status == "adopted":
             return pending_batch(self.run_dir)
-        if tick is not None and tick.adoption is not None and tick.adoption.status == "synchronous":
-            background.stop(keep_finished=False)  # the synchronous round commits and trains the last model: all stale
+        background.stop(keep_finished=False)  # the synchronous round commits and trains: what the jobs made is stale
         return None
 
     def close(self) -> None:

@@ -97,11 +97,12 @@ class Background:
         return every if every is not None else max(1, math.ceil(self.config.query_size / 4))
 
     # ------------------------------------------------------------------ the schedule
-    def tick(self, state: LabelState, *, adopt_when: str = "complete") -> Tick:
+    def tick(self, state: LabelState, *, adopt_when: str = "complete", min_labeled: int = 0) -> Tick:
         """Reap, adopt and start as the schedule says, for the run whose state is ``state``.
 
         ``adopt_when``: ``complete`` (the page: every item answered), ``answered`` (``Session.query``:
         one is; the others go back to the pool) or ``never`` (``Session.teach``: only start trainings).
+        ``min_labeled``: adopt only a job that trained on at least this many labels.
         """
         require_complete = adopt_when != "answered"
         with self._lock:
@@ -118,7 +119,7 @@ class Background:
             due = answered == len(pending.pool_indices) if require_complete else answered > 0
             due = due and adopt_when != "never"
             adoption = None
-            if due and finished:
+            if due and finished and finished[-1].labeled >= min_labeled:
                 adoption = self._adopt(finished[-1], require_complete)
                 if adoption.status == "adopted":
                     return Tick(self._status(), adoption)
