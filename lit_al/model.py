@@ -1,4 +1,10 @@
-"""``TextClassifier``: a Hugging Face encoder with a softmax or sigmoid head."""
+"""``TextClassifier``: a Hugging Face encoder with a softmax or sigmoid head.
+
+Two heads: ``native`` (default), the encoder's own ``AutoModelForSequenceClassification``
+(``native_head``), so that the model a run keeps is a standard Hugging Face model; and
+``lit_al``, lit_al's own head (``cls``/``pooled``/``mean`` pooling, an optional hidden
+layer) for the papers' configurations that need it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import hashlib
 import json
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +27,7 @@ from torchmetrics import classification as C
 from .errors import ConfigError
 from .hub import resolve_model_path
 from .atomic import atomic_write_bytes, atomic_write_json
+from . import native_head as native
 from .rundir import RUN_MODEL_DIR, RUN_MODEL_META  # noqa: F401  (the run's model folder: named there, torch-free)
 
 log = logging.getLogger(__name__)
@@ -28,6 +36,18 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 Pooling = Literal["cls", "pooled", "mean"]
+Head = Literal["native", "lit_al"]
+#: Options that shape lit_al's own head only (``head: lit_al``); setting one selects that head when ``head`` is unset.
+LIT_AL_HEAD_OPTIONS = ("pooling", "hidden_size", "hidden_activation")
+
+
+@dataclass
+class ForwardParts:
+    """One forward pass, in pieces: the encoder's output, the input of the output layer (h(x)) and the logits."""
+
+    encoder_output: Any
+    features: torch.Tensor
+    logits: torch.Tensor
 
 
 class ClassificationHead(nn.Module):
@@ -64,14 +84,21 @@ class TextClassifier(pl.LightningModule):
 
     Args:
         model_name_or_path: a hub name (``sentence-transformers/all-MiniLM-L6-v2``) or a local folder.
-        pooling: sentence representation fed to the head: ``cls`` (last-layer [CLS] state, the
-            papers' text), ``pooled`` (the encoder's pooler output, IBM's and ALPS's code) or
-            ``mean`` (mask-aware mean of the last layer).
-        dropout: head dropout; by default the encoder's ``hidden_dropout_prob`` (0.1 for BERT).
-        hidden_size: width of an optional hidden layer in the head (BEAL); ``null`` for none.
-        hidden_activation: relu | tanh | gelu for that layer.
+        head: ``native``: the encoder's own ``AutoModelForSequenceClassification`` head (BERT's
+            pooler + linear, RoBERTa's dense + tanh + out_proj, DeBERTa's context pooler, …),
+            exported as that standard class. ``lit_al``: lit_al's head, shaped by ``pooling``,
+            ``hidden_size`` and ``hidden_activation``. ``null`` (default): ``lit_al`` when one of
+            those three is set, else ``native``.
+        pooling: (``head: lit_al``) sentence representation fed to the head: ``cls`` (last-layer
+            [CLS] state, the papers' text; the default), ``pooled`` (the encoder's pooler output)
+            or ``mean`` (mask-aware mean of the last layer).
+        dropout: head dropout. ``lit_al`` head: by default the encoder's ``hidden_dropout_prob``
+            (0.1 when the config has none); ``native``: sets every dropout module of the native
+            head, by default the architecture's own.
+        hidden_size: (``head: lit_al``) width of an optional hidden layer in the head (BEAL); ``null`` for none.
+        hidden_activation: (``head: lit_al``) relu (default) | tanh | gelu for that layer.
         lr: AdamW learning rate.
-        head_lr: learning rate of the head (hidden layer and outputs); ``null``: ``lr``. A
+        head_lr: learning rate of the head (every module outside the encoder); ``null``: ``lr``. A
             freshly initialised head far from its optimum learns little at an encoder's
             fine-tuning rate within a few hundred steps (docs/multilabel.md).
         output_bias: ``default`` (PyTorch's initialisation of the output layer) or
@@ -98,10 +125,11 @@ class TextClassifier(pl.LightningModule):
     def __init__(
         self,
         model_name_or_path: str = DEFAULT_MODEL,
-        pooling: Pooling = "cls",
+        head: Head | None = None,
+        pooling: Pooling | None = None,
         dropout: float | None = None,
         hidden_size: int | None = None,
-        hidden_activation: str = "relu",
+        hidden_activation: str | None = None,
         lr: float = 5e-5,
         head_lr: float | None = None,
         output_bias: Literal["auto", "default", "prior"] = "auto",
@@ -119,41 +147,36 @@ class TextClassifier(pl.LightningModule):
         positive_index: int | None = None,
     ) -> None:
         super().__init__()
-        from transformers import AutoModel
-
-        if pooling not in ("cls", "pooled", "mean"):
-            raise ConfigError(f"model.pooling must be cls, pooled or mean, got {pooling!r}")
+        head = resolve_head(head, pooling=pooling, hidden_size=hidden_size, hidden_activation=hidden_activation)
         if not 0 <= warmup_ratio < 1:
             raise ConfigError("model.warmup_ratio must be in [0, 1)")
         if lr <= 0 or (head_lr is not None and head_lr <= 0):
             raise ConfigError("model.lr and model.head_lr must be positive")
         if output_bias not in ("auto", "default", "prior"):
             raise ConfigError(f"model.output_bias must be auto, default or prior, got {output_bias!r}")
+        if dropout is not None and not 0 <= dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {dropout!r}")
         self.save_hyperparameters()
+        self.head_kind = head
         self.model_path = resolve_model_path(model_name_or_path)
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
+        names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
         from safetensors import SafetensorError
 
         try:
-            self.encoder = AutoModel.from_pretrained(self.model_path, **kwargs)
+            if head == "native":
+                self._build_native(kwargs, num_labels, multi_label, names, dropout)
+            else:
+                self._build_lit_al(kwargs, num_labels, pooling or "cls", dropout, hidden_size, hidden_activation or "relu")
         except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a truncated or corrupt weights file
             raise ConfigError(f"model.model_name_or_path {model_name_or_path!r}: cannot load the encoder: {exc}".splitlines()[0]) from None
-        self.encoder.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
         if compile:
             self.encoder.compile(dynamic=True)  # in place: state_dict keys stay those of the plain encoder
-        pooler = getattr(self.encoder, "pooler", None)
-        if pooling != "pooled" and isinstance(pooler, nn.Module):
-            # unused by this head: it gets no gradient anyway, and DDP refuses parameters without one
-            pooler.requires_grad_(False)
-        config = self.encoder.config
-        head_dropout = dropout if dropout is not None else float(getattr(config, "hidden_dropout_prob", 0.1) or 0.1)
-        self.head = ClassificationHead(config.hidden_size, num_labels, head_dropout, hidden_size, hidden_activation)
-        self.pooling = pooling
         self.multi_label = multi_label
         self.num_labels = num_labels
-        self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
+        self.label_names = names
         self.positive_index = positive_index
         self.threshold = threshold
         #: Set by the attached strategy for the duration of ``trainer.predict``.
@@ -162,6 +185,43 @@ class TextClassifier(pl.LightningModule):
         self.test_metrics = self._metrics("test_")
         #: dev and test loss: the mean over rows, summed over the DDP processes like the other metrics
         self.eval_losses = nn.ModuleDict({"val_": MeanMetric(), "test_": MeanMetric()})
+
+    def _build_native(self, kwargs: dict[str, Any], num_labels: int, multi_label: bool, names: list[str],
+                      dropout: float | None) -> None:
+        """The encoder's own ``AutoModelForSequenceClassification`` as ``network``; ``encoder`` names its base model."""
+        self.network = native.load_native(self.model_path, num_labels=num_labels, multi_label=multi_label,
+                                          label_names=names, kwargs=kwargs)
+        self.network.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        # the encoder is the network's own base model: a second name for it, not a second registered submodule
+        object.__setattr__(self, "encoder", self.network.base_model)
+        self._output_layer_name = native.output_layer_name(self.network, num_labels)
+        base = native.base_prefix(self.network)
+        self._head_prefixes = tuple(f"network.{name}" for name, _ in self.network.named_children() if name != base)
+        if dropout is not None:
+            native.set_head_dropout(self.network, dropout)
+        self.pooling = native.native_pooling(self.network)
+
+    def _build_lit_al(self, kwargs: dict[str, Any], num_labels: int, pooling: str, dropout: float | None,
+                      hidden_size: int | None, hidden_activation: str) -> None:
+        """``AutoModel`` as ``encoder`` and lit_al's ``ClassificationHead`` as ``head``."""
+        from transformers import AutoModel
+
+        if pooling not in ("cls", "pooled", "mean"):
+            raise ConfigError(f"model.pooling must be cls, pooled or mean, got {pooling!r}")
+        self.encoder = AutoModel.from_pretrained(self.model_path, **kwargs)
+        self.encoder.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        pooler = getattr(self.encoder, "pooler", None)
+        if pooling == "pooled" and not isinstance(pooler, nn.Module):
+            raise ConfigError(f"model.pooling 'pooled': {type(self.encoder).__name__} has no pooler; use cls or mean "
+                              "(or model.head: native, the encoder's own classification head)")
+        if pooling != "pooled" and isinstance(pooler, nn.Module):
+            # unused by this head: it gets no gradient anyway, and DDP refuses parameters without one
+            pooler.requires_grad_(False)
+        config = self.encoder.config
+        encoder_dropout = getattr(config, "hidden_dropout_prob", None)  # an explicit 0.0 stays 0.0
+        head_dropout = dropout if dropout is not None else float(0.1 if encoder_dropout is None else encoder_dropout)
+        self.head = ClassificationHead(config.hidden_size, num_labels, head_dropout, hidden_size, hidden_activation)
+        self.pooling = pooling
 
     # ------------------------------------------------------------------ forward
     def encode(self, batch: dict[str, torch.Tensor], **kwargs: Any):
@@ -180,8 +240,51 @@ class TextClassifier(pl.LightningModule):
         return mean_pooled(hidden, attention_mask)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.head_kind == "native":
+            return self.network(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         output = self.encode(batch)
         return self.head(self.sentence_representation(output, batch["attention_mask"]))
+
+    @property
+    def output_layer(self) -> nn.Module | None:
+        """The final linear layer (its input is h(x), its output the logits); None for a head without ``head.out``."""
+        if self.head_kind == "native":
+            return self.network.get_submodule(self._output_layer_name)
+        out = getattr(getattr(self, "head", None), "out", None)
+        return out if isinstance(out, nn.Linear) else None
+
+    @property
+    def head_root(self) -> nn.Module:
+        """The module holding the head's dropout (MC dropout over the head only): ``head``, or the native network."""
+        return self.network if self.head_kind == "native" else self.head
+
+    def is_head_parameter(self, name: str) -> bool:
+        """Whether the parameter ``name`` (as in ``named_parameters``) belongs to the head, not the encoder."""
+        if self.head_kind == "native":
+            return name.startswith(self._head_prefixes)
+        return name.startswith("head.")
+
+    def forward_parts(self, batch: dict[str, torch.Tensor], encoder_output: Any = None) -> ForwardParts:
+        """One forward pass in pieces (``ForwardParts``); with ``encoder_output`` given, only the head runs."""
+        if self.head_kind != "native":
+            output = self.encode(batch) if encoder_output is None else encoder_output
+            features = self.head.features(self.sentence_representation(output, batch["attention_mask"]))
+            return ForwardParts(output, features, self.head.out(features))
+        with native.captured(self.encoder, self.output_layer) as seen:
+            if encoder_output is None:
+                logits = self(batch)
+            else:
+                with native.replaced_output(self.encoder, encoder_output):
+                    logits = self(batch)
+        native.check_captured(seen, self.network)
+        return ForwardParts(seen["encoder"], seen["features"], logits)
+
+    def head_logits(self, batch: dict[str, torch.Tensor], encoder_output: Any) -> torch.Tensor:
+        """The logits of the head alone over an encoder output computed before (MC dropout over the head)."""
+        if self.head_kind != "native":
+            return self.head(self.sentence_representation(encoder_output, batch["attention_mask"]))
+        with native.replaced_output(self.encoder, encoder_output):
+            return self(batch)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
@@ -198,15 +301,16 @@ class TextClassifier(pl.LightningModule):
         """
         if not self.starts_from_label_prior or targets.shape[0] == 0:
             return False
-        if not isinstance(getattr(self.head, "out", None), nn.Linear):
-            message = "model.output_bias: prior needs a head whose output layer is the nn.Linear `head.out`"
+        layer = self.output_layer
+        if not isinstance(layer, nn.Linear) or layer.bias is None:
+            message = "model.output_bias: prior needs a head whose output layer is an nn.Linear with a bias (`head.out`)"
             if self.hparams.output_bias == "prior":
                 raise ConfigError(message)
             log.warning("%s; this head keeps its own initialisation (set model.output_bias: default to silence this)", message)
             return False
         bias = prior_output_bias(targets, self.multi_label)
         with torch.no_grad():
-            self.head.out.bias.copy_(bias.to(self.head.out.bias))
+            layer.bias.copy_(bias.to(layer.bias))
         return True
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -272,7 +376,7 @@ class TextClassifier(pl.LightningModule):
             if not param.requires_grad:
                 continue
             decays = not (param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name)
-            lr = head_lr if name.startswith("head.") else self.hparams.lr
+            lr = head_lr if self.is_head_parameter(name) else self.hparams.lr
             groups.setdefault((lr, decays), []).append(param)
         optimizer = torch.optim.AdamW(
             [{"params": params, "lr": lr, "weight_decay": self.hparams.weight_decay if decays else 0.0}
@@ -318,6 +422,22 @@ class TextClassifier(pl.LightningModule):
                     "target_f1": C.MulticlassF1Score(k, average="none"),
                 })
         return MetricCollection(metrics, prefix=prefix)
+
+
+def resolve_head(head: str | None, **options: Any) -> str:
+    """``native`` or ``lit_al``: the configured head, or, when unset, ``lit_al`` if a lit_al-head option is set.
+
+    Refuses a lit_al-head option (``pooling``, ``hidden_size``, ``hidden_activation``) with ``head: native``.
+    """
+    given = [name for name in LIT_AL_HEAD_OPTIONS if options.get(name) is not None]
+    if head is None:
+        return "lit_al" if given else "native"
+    if head not in ("native", "lit_al"):
+        raise ConfigError(f"model.head must be native or lit_al, got {head!r}")
+    if head == "native" and given:
+        raise ConfigError(f"model.{given[0]} shapes lit_al's own head, but model.head is native (the encoder's own "
+                          f"classification head); remove model.{given[0]} or set model.head: lit_al")
+    return head
 
 
 def mean_pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -389,8 +509,10 @@ def load_run_model(directory: Path) -> tuple[TextClassifier, dict[str, Any]]:
     weights = weights_path.read_bytes()
     if hashlib.sha256(weights).hexdigest() != meta.get("sha256"):
         raise ConfigError(f"{weights_path}: does not match {meta_path.name} (interrupted write?); run the next round again")
+    kwargs = dict(meta["model"])
+    kwargs.setdefault("head", "lit_al")  # kept before model.head existed: lit_al's head was the only one
     try:
-        model = TextClassifier(**meta["model"], **meta["task"])
+        model = TextClassifier(**kwargs, **meta["task"])
     except (TypeError, ValueError) as exc:  # options this version does not know, or values it refuses
         raise ConfigError(f"{meta_path}: describes a model that cannot be built: {str(exc).splitlines()[0]}") from None
     try:

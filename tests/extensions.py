@@ -29,6 +29,7 @@ class NormedHeadClassifier(TextClassifier):
     instances = 0
 
     def __init__(self, head_dropout: float = 0.2, **kwargs) -> None:
+        kwargs["head"] = "lit_al"  # lit_al's own head, replaced below (the native head has no `head`)
         super().__init__(**kwargs)
         self.head = NormedHead(self.encoder.config.hidden_size, self.hparams.num_labels, head_dropout)
         NormedHeadClassifier.instances += 1

@@ -195,4 +195,4 @@ def test_multilabel_round_starts_from_the_labeled_sets_prior(tmp_path, tiny_bert
     labeled = [r["labels"] for r in _state(run_dir)["records"] if r.get("labels") is not None]
     counts = torch.tensor([[name in row for name in names] for row in labeled], dtype=torch.float64).sum(0)
     prior = (counts + 0.5) / (len(labeled) + 1.0)
-    torch.testing.assert_close(torch.sigmoid(model.head.out.bias.detach().double()), prior, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(torch.sigmoid(model.output_layer.bias.detach().double()), prior, atol=1e-6, rtol=1e-5)

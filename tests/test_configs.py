@@ -39,3 +39,12 @@ def test_experiment_grid_expands_into_valid_runs(path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.count("\n") == len(grid.cells()) == len(grid.seeds) * (len(grid.strategies) + 1) + 1 - (
         len(grid.seeds) if grid.base["data"]["initial"]["scenario"] == "none" else 0)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_says_which_head_it_uses(path):
+    """The paper configs and the examples name their head (native, or lit_al's own for a paper that needs it)."""
+    import yaml
+
+    model = yaml.safe_load(path.read_text(encoding="utf-8"))["model"]
+    assert model.get("head") in ("native", "lit_al"), f"{path.name}: model.head is not set"

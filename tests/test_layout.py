@@ -18,7 +18,7 @@ FLOORS = {
     "errors": 0, "quiet": 0, "threads": 0, "run_lock": 0, "rundir": 0, "run_logger": 0, "seeding": 0, "io": 0, "atomic": 0, "hub": 0, "functional": 0, "index": 0, "rows": 0, "distributed": 0,
     "analysis": 0, "datasets": 0,
     "outputs": 1,
-    "strategies": 2, "data": 2, "model": 2, "callbacks": 2, "oracle": 2,
+    "strategies": 2, "data": 2, "model": 2, "native_head": 2, "callbacks": 2, "oracle": 2,
     "scoring": 3, "round0": 3, "labeling": 3, "stopping": 3,
     "loop": 4,
     "config": 5, "session": 5, "overlap": 5, "product": 5, "experiment": 6, "annotate": 6, "integrations": 6,

@@ -123,7 +123,8 @@ def test_start_from_label_prior_sets_the_output_biases_only_when_asked(bert):
     one_hot = np.eye(4, dtype=np.float32)[[0, 0, 1]]
     explicit = TextClassifier(str(bert), num_labels=4, output_bias="prior")
     assert explicit.start_from_label_prior(one_hot) is True
-    torch.testing.assert_close(torch.softmax(explicit.head.out.bias.detach(), -1), torch.tensor([2.5, 1.5, 0.5, 0.5]) / 5.0)
+    assert explicit.head_kind == "native" and explicit.output_layer is explicit.network.classifier
+    torch.testing.assert_close(torch.softmax(explicit.output_layer.bias.detach(), -1), torch.tensor([2.5, 1.5, 0.5, 0.5]) / 5.0)
 
 
 def test_head_lr_gives_the_head_its_own_learning_rate_and_keeps_the_decay_groups(bert):
@@ -149,7 +150,7 @@ def test_a_head_without_a_linear_out_keeps_its_initialisation_unless_prior_is_as
 
     targets = np.eye(3, dtype=np.float32)
     for output_bias in ("auto", "prior"):
-        model = TextClassifier(str(bert), num_labels=3, multi_label=True, output_bias=output_bias)
+        model = TextClassifier(str(bert), num_labels=3, multi_label=True, output_bias=output_bias, head="lit_al")
         model.head = nn.Sequential(nn.Linear(32, 3))
         if output_bias == "auto":
             assert model.start_from_label_prior(targets) is False

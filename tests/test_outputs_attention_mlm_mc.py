@@ -268,12 +268,14 @@ def test_independent_mode_is_the_seeded_train_mode_loop(bert, scope):
     batch = _batch([ROWS[1], ROWS[1]], [4, 9])
     got = _mc(model, batch, mc_scope=scope)
     expected = []
+    assert model.head_kind == "native"
+    network = model.network  # BertForSequenceClassification: classifier(dropout(pooler output))
     with torch.no_grad():
-        representation = model.sentence_representation(model.encode(batch), batch["attention_mask"])
-        with dropout_active(model.head if scope == "head" else model):
+        pooled = model.encode(batch).pooler_output
+        with dropout_active(network.dropout if scope == "head" else model):
             for t in range(4):
                 with seeded(3, 4, t):
-                    logits = model.head(representation) if scope == "head" else model(batch)
+                    logits = network.classifier(network.dropout(pooled)) if scope == "head" else model(batch)
                     expected.append(model.probabilities(logits))
     torch.testing.assert_close(got, torch.stack(expected, 1), rtol=0, atol=0)
     assert not torch.allclose(got[0], got[1])  # independent masks: identical inputs differ

@@ -187,7 +187,10 @@ def test_alden_interpretation_two_passes_match_autograd(bert, point, target, nor
     z_l = labeled["alden_interpretation"]
     assert z_l.shape == (3, 32 * (1 if target == "predicted" else 3))
     torch.testing.assert_close(z_l, _chosen(grads, tokens, None, normalize), rtol=1e-4, atol=1e-6)
-    reference = torch.randn(4, z_l.shape[1], generator=torch.Generator().manual_seed(0))
+    # at the scale of the rows (unnormalised gradients of a random head are ~1e-5): else every distance is the
+    # reference's norm and the farthest token is decided by rounding
+    scale = 1.0 if normalize else float(z_l.abs().max())
+    reference = scale * torch.randn(4, z_l.shape[1], generator=torch.Generator().manual_seed(0))
     request = PredictionRequest(frozenset({"alden_interpretation"}), options, reference={"alden_interpretation": reference})
     unlabeled = compute_outputs(model, batch, request)["alden_interpretation"]
     torch.testing.assert_close(unlabeled, _chosen(grads, tokens, reference, normalize), rtol=1e-4, atol=1e-6)

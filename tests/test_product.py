@@ -22,7 +22,7 @@ TEXTS = ["the ball and the goal today", "bank stock price of the market", "chip 
 LABELS = ["sport", "money", "tech"]
 
 
-def _fit(tmp_path_factory, name, *, multi_label=False, pooling=None):
+def _fit(tmp_path_factory, name, *, multi_label=False, pooling=None, head=None):
     root = tmp_path_factory.mktemp(name)
     data = write_dataset(root / "data", multi_label=multi_label)
     bert = root / "bert"
@@ -32,20 +32,33 @@ def _fit(tmp_path_factory, name, *, multi_label=False, pooling=None):
     run_dir = root / "run"
     config = write_config(root / "c.yaml", model=bert, data=data, run_dir=run_dir, multi_label=multi_label, rounds=1)
     args = ["fit", "--config", str(config)] + (["--model.pooling", pooling] if pooling else [])
+    args += ["--model.head", head] if head else []
     assert main(args) == 0
     return run_dir
 
 
 @pytest.fixture(scope="module")
+def native_run(tmp_path_factory):
+    """Single-label with the default head: the encoder's own BertForSequenceClassification."""
+    return _fit(tmp_path_factory, "native")
+
+
+@pytest.fixture(scope="module")
+def native_multilabel_run(tmp_path_factory):
+    """Multi-label with the default head (sigmoid, problem_type multi_label_classification)."""
+    return _fit(tmp_path_factory, "native_multi", multi_label=True)
+
+
+@pytest.fixture(scope="module")
 def pooled_run(tmp_path_factory):
-    """Single-label, pooling: pooled, no hidden layer: exported as BertForSequenceClassification."""
+    """Single-label, lit_al's head with pooling: pooled, no hidden layer: exported as BertForSequenceClassification."""
     return _fit(tmp_path_factory, "pooled", pooling="pooled")
 
 
 @pytest.fixture(scope="module")
 def multilabel_run(tmp_path_factory):
-    """Multi-label with cls pooling: exported with lit_al's own architecture."""
-    return _fit(tmp_path_factory, "multi", multi_label=True)
+    """Multi-label, lit_al's head with cls pooling: exported with lit_al's own architecture."""
+    return _fit(tmp_path_factory, "multi", multi_label=True, pooling="cls")
 
 
 def _reference_probs(run_dir, texts):
@@ -98,7 +111,47 @@ def _as_matrix(rows):
     return np.array([[row[name] for name in LABELS] for row in rows])
 
 
+def _assert_no_local_path(folder, *paths):
+    """No file of ``folder`` names a local path: the machine's folders stay on the machine."""
+    needles = [str(p) for p in paths] + [str(p.resolve()) for p in paths]
+    for file in folder.rglob("*"):
+        if file.is_file() and file.suffix in (".json", ".txt", ".py", ".model", ""):
+            text = file.read_text(encoding="utf-8", errors="replace")
+            assert not any(needle in text for needle in needles), f"{file.name} names a local path"
+
+
 # ------------------------------------------------------------------ export
+@pytest.mark.parametrize("which", ["single", "multi"])
+def test_native_export_loads_with_pipeline_without_lit_al_or_remote_code(tmp_path, native_run, native_multilabel_run,
+                                                                         which, capsys):
+    run_dir = native_run if which == "single" else native_multilabel_run
+    out = tmp_path / "export"
+    old = os.umask(0o022)
+    try:
+        assert main(["export", str(run_dir), str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert "BertForSequenceClassification; loads with no remote code" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"] and "auto_map" not in config
+    multi = which == "multi"
+    assert config["problem_type"] == ("multi_label_classification" if multi else "single_label_classification")
+    assert config["id2label"] == {"0": "sport", "1": "money", "2": "tech"} and config["label2id"]["tech"] == 2
+    assert config.get("_name_or_path", "") == ""  # the encoder was a local folder: no path is written
+    info = json.loads((out / "lit_al_export.json").read_text())
+    assert info["head"] == "native" and info["trust_remote_code"] is False and info["run"] == run_dir.name
+    assert json.loads((out / "tokenizer_config.json").read_text())["model_max_length"] == 16
+    assert not list(out.glob("*.py"))
+    _assert_no_local_path(out, run_dir.parent, tmp_path)
+    assert oct(out.stat().st_mode & 0o777) == oct(0o755)  # umask 022: drwxr-xr-x, -rw-r--r--
+    assert {oct(f.stat().st_mode & 0o777) for f in out.iterdir()} == {oct(0o644)}
+    result = _pipeline_probs(tmp_path, [out], TEXTS, trust=False, sigmoid=multi)[str(out)]
+    assert result["class"] == "BertForSequenceClassification"
+    expected, _ = _reference_probs(run_dir, TEXTS)
+    assert np.allclose(expected.sum(1), 1.0) != multi
+    np.testing.assert_allclose(_as_matrix(result["rows"]), expected, atol=1e-5)
+
+
 def test_export_pooled_bert_is_standard_and_matches_lit_al(tmp_path, pooled_run, capsys):
     out = tmp_path / "export"
     assert main(["export", str(pooled_run), str(out)]) == 0
@@ -109,6 +162,7 @@ def test_export_pooled_bert_is_standard_and_matches_lit_al(tmp_path, pooled_run,
     assert config["id2label"] == {"0": "sport", "1": "money", "2": "tech"} and config["label2id"]["tech"] == 2
     assert (out / "model.safetensors").exists() and not list(out.glob("*.py")) and not list(out.glob("*.bin"))
     assert json.loads((out / "tokenizer_config.json").read_text())["model_max_length"] == 16
+    assert json.loads((out / "lit_al_export.json").read_text())["head"] == "lit_al"
     result = _pipeline_probs(tmp_path, [out], TEXTS, trust=False)[str(out)]
     assert result["class"] == "BertForSequenceClassification"
     expected, _ = _reference_probs(pooled_run, TEXTS)
@@ -123,6 +177,7 @@ def test_export_multilabel_cls_needs_remote_code_and_matches_lit_al(tmp_path, mu
     assert config["problem_type"] == "multi_label_classification" and config["pooling"] == "cls"
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModelForSequenceClassification"}
     assert (out / "modeling_lit_al.py").exists() and (out / "configuration_lit_al.py").exists()
+    _assert_no_local_path(out, multilabel_run.parent, tmp_path)
     result = _pipeline_probs(tmp_path, [out], TEXTS, trust=True, sigmoid=True)[str(out)]
     assert result["class"] == "LitAlForSequenceClassification" and result["loads_without_trust"] is False
     expected, _ = _reference_probs(multilabel_run, TEXTS)

@@ -1,8 +1,8 @@
 """The shared forward pass of a prediction batch, and helpers the output computers use.
 
 ``ForwardCache`` runs the classifier's eval-mode forward pass lazily, once per
-batch, and hands its pieces (encoder output, sentence representation, head
-features, logits) to every computer of that batch. The helpers switch dropout on
+batch, and hands its pieces (encoder output, head features h(x), logits) to every
+computer of that batch. The helpers switch dropout on
 for MC passes (``dropout_active``), force eval mode (``eval_mode``), seed one
 stochastic pass without touching the outer RNG (``seeded``), and keep models a
 computer loads (the frozen pre-trained encoder, the classifier's tokenizer)
@@ -22,13 +22,18 @@ if TYPE_CHECKING:
 
 
 class ForwardCache:
-    """One eval-mode forward pass, computed lazily and shared by the computers of a batch."""
+    """One eval-mode forward pass, computed lazily and shared by the computers of a batch.
+
+    ``encoder_output`` alone runs only the encoder for lit_al's head; for the native head
+    (whose encoder runs inside the network's own forward) it runs the whole pass.
+    ``features`` (h(x), the input of the output layer) and ``logits`` reuse an encoder
+    output computed before.
+    """
 
     def __init__(self, module: "TextClassifier", batch: dict[str, torch.Tensor]) -> None:
         self.module = module
         self.batch = batch
         self._output = None
-        self._representation: torch.Tensor | None = None
         self._features: torch.Tensor | None = None
         self._logits: torch.Tensor | None = None
 
@@ -37,28 +42,29 @@ class ForwardCache:
         """Whether the shared encoder pass has already run for this batch."""
         return self._output is not None
 
+    def _run(self) -> None:
+        parts = self.module.forward_parts(self.batch, self._output)
+        self._output, self._features, self._logits = parts.encoder_output, parts.features, parts.logits
+
     @property
     def encoder_output(self):
         if self._output is None:
-            self._output = self.module.encode(self.batch)
+            if getattr(self.module, "head_kind", None) == "native":
+                self._run()
+            else:
+                self._output = self.module.encode(self.batch)
         return self._output
-
-    @property
-    def representation(self) -> torch.Tensor:
-        if self._representation is None:
-            self._representation = self.module.sentence_representation(self.encoder_output, self.batch["attention_mask"])
-        return self._representation
 
     @property
     def features(self) -> torch.Tensor:
         if self._features is None:
-            self._features = self.module.head.features(self.representation)
+            self._run()
         return self._features
 
     @property
     def logits(self) -> torch.Tensor:
         if self._logits is None:
-            self._logits = self.module.head.out(self.features)
+            self._run()
         return self._logits
 
 

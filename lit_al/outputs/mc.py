@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -53,11 +54,13 @@ from torch import nn
 from ..errors import StrategyError
 from ..seeding import derive_seed
 from .catalog import MC_PROBS, PredictionRequest
-from .forward import ForwardCache, dropout_active, eval_mode, seeded
+from .forward import ForwardCache, cached_on_module, dropout_active, eval_mode, seeded
 from .registry import register_output
 
 if TYPE_CHECKING:
     from ..model import TextClassifier
+
+log = logging.getLogger(__name__)
 
 #: Token positions per independently seeded block of a consistent mask.
 MASK_BLOCK_ROWS = 32
@@ -160,6 +163,32 @@ class ConsistentDropout:
             stack.close()  # hooks removed, then every module's mode restored
 
 
+def encoder_dropout_is_zero(encoder: nn.Module) -> bool:
+    """Whether no dropout of ``encoder`` can act: no dropout module with p > 0, no attention-probability dropout rate."""
+    config = getattr(encoder, "config", None)
+    rates = [getattr(config, name, 0.0) or 0.0 for name in ("attention_probs_dropout_prob", "attention_dropout")]
+    modules = [m.p for m in encoder.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    return not any(float(p) > 0 for p in rates + modules)
+
+
+def warn_if_encoder_has_no_dropout(module: "TextClassifier") -> None:
+    """Warn once per model when no dropout of its encoder can act (ALBERT, ModernBERT checkpoints: all rates 0).
+
+    ``mc_scope: full`` then varies only through the head's dropout, as ``mc_scope: head`` does;
+    and when the head's rates are 0 too (ModernBERT's ``classifier_dropout``), not at all.
+    """
+    def check() -> bool:
+        if encoder_dropout_is_zero(module.encoder):
+            what = ("so do the head's: the MC passes are all the same; set model.dropout"
+                    if encoder_dropout_is_zero(module) else
+                    "so MC dropout (mc_scope: full) varies only through the head's dropout")
+            log.warning("mc_probs: every dropout rate of %s is 0, %s (or non-zero dropout rates in the encoder's "
+                        "config.json for MC dropout over the encoder)", type(module.encoder).__name__, what)
+        return True
+
+    cached_on_module(module, "warned_encoder_dropout", check)
+
+
 @register_output(MC_PROBS)
 def mc_probs_output(
     module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
@@ -168,12 +197,13 @@ def mc_probs_output(
     options = request.options
     passes, scope, consistent = options.mc_passes, options.mc_scope, options.mc_consistent
     if scope == "head":
-        representation = cache.representation
-        root: nn.Module = module.head
+        encoder_output = cache.encoder_output
+        root: nn.Module = module.head_root  # the native network: its encoder is not run again, only its head
 
         def one_pass() -> torch.Tensor:
-            return module.probabilities(module.head(representation))
+            return module.probabilities(module.head_logits(batch, encoder_output))
     else:
+        warn_if_encoder_has_no_dropout(module)
         root = module
 
         def one_pass() -> torch.Tensor:
