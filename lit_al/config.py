@@ -37,7 +37,7 @@ DEFAULT_DATA_CLASS = "lit_al.data.module.ActiveDataModule"
 #: Options that do not change the round-0 model (what is queried, and where it is written).
 ROUND0_IRRELEVANT = {"config", "strategy", "run_dir", "overwrite", "resume", "seed", "threads"}
 ROUND0_IRRELEVANT_LOOP = {"query_size", "rounds", "max_labels", "cold_start_fallback", "keep_outputs", "round0_model_dir",
-                          "oracle", "repropose_skipped", "stop_set_size", "stop_when"}
+                          "oracle", "repropose_skipped", "stop_set_size", "stop_when", "overlap"}
 #: Data options that do not change the round-0 model (which pool rows later rounds score; where tokens are cached).
 ROUND0_IRRELEVANT_DATA = {"pool_subsample", "cache_dir", "num_workers"}
 #: Trainer options that only change what is shown or logged.
@@ -47,7 +47,7 @@ DISPLAY_ONLY_TRAINER = {"enable_progress_bar", "enable_model_summary", "logger"}
 #: and are left out of the round-0 fingerprint so that those models stay usable.
 ROUND0_LATER_DATA_DEFAULTS = {"drop_empty_texts": False}
 RESUME_FREE = {"config", "run_dir", "overwrite", "resume", "threads"}
-RESUME_FREE_LOOP = {"rounds", "max_labels", "keep_outputs", "round0_model_dir"}
+RESUME_FREE_LOOP = {"rounds", "max_labels", "keep_outputs", "round0_model_dir", "overlap"}
 RESUME_FREE_DATA = {"cache_dir", "num_workers"}
 
 

@@ -34,7 +34,7 @@ from .data.state import LabelState, PendingQuery
 from .errors import ConfigError
 from .atomic import atomic_write_text, remove_stale_temp_files
 from .data.readers import resolve_path
-from .labeling import apply_answers, read_answers, write_batch_files
+from .labeling import apply_answers, now_utc, read_answers, write_batch_files
 from .model import RUN_MODEL_DIR, TextClassifier, load_tokenizer, save_run_model
 from .oracle import Oracle, PersonOracle, SimulatedOracle
 from .outputs.catalog import LABELS, PROBS, PredictionRequest
@@ -53,6 +53,44 @@ log = logging.getLogger(__name__)
 #: ``{"logger": False}`` for a predict Trainer (prediction logs nothing), with
 #: ``"inference_mode": False`` when the strategy's outputs take gradients (``Strategy.needs_gradients``).
 TrainerFactory = Callable[..., pl.Trainer]
+
+
+@dataclass
+class OverlapConfig:
+    """The overlapped loop of a person's labeling page and ``Session`` (``lit_al.overlap``).
+
+    While a batch is being answered, a background process trains on every label so far and
+    proposes the next batch, adopted when the current one is done. ``lit_al fit``, ``lit_al
+    experiment`` and ``lit_al query`` never use it: simulations stay synchronous.
+
+    Args:
+        enabled: overlap labeling with training on the page and in ``Session`` (false: the
+            synchronous loop, where the person waits for each round).
+        retrain_every: answers of the current batch since the last background training's
+            snapshot that start the next one (when none is running); ``null``: a quarter of
+            ``query_size`` (at least 1).
+        max_epochs: ``trainer.max_epochs`` of the models trained on a partly answered batch
+            (the first model of each batch, on the committed labels only, trains in full);
+            ``null``: the configured epochs.
+        warm_start: start each background model from the run's last model instead of the
+            pretrained weights (faster to converge, and not what the papers' loop computes).
+        max_restarts: a background training that dies is restarted this many times in a row
+            before the page reports it and offers the synchronous round.
+    """
+
+    enabled: bool = True
+    retrain_every: int | None = None
+    max_epochs: int | None = None
+    warm_start: bool = False
+    max_restarts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.retrain_every is not None and self.retrain_every < 1:
+            raise ConfigError(f"loop.overlap.retrain_every must be >= 1 or null, got {self.retrain_every}")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ConfigError(f"loop.overlap.max_epochs must be >= 1 or null, got {self.max_epochs}")
+        if self.max_restarts < 0:
+            raise ConfigError(f"loop.overlap.max_restarts must be >= 0, got {self.max_restarts}")
 
 
 @dataclass
@@ -81,6 +119,7 @@ class LoopConfig:
         stop_set_size: examples of the stop set (drawn once from the pool, seeded) whose
             predictions give the stopping signals every round; the whole pool if smaller; 0: none.
         stop_when: criteria that end the run (``StopWhen``); the signals are logged either way.
+        overlap: how a person's page and ``Session`` overlap labeling with training (``OverlapConfig``).
     """
 
     query_size: int = 50
@@ -95,8 +134,11 @@ class LoopConfig:
     repropose_skipped: bool = False
     stop_set_size: int = 2000
     stop_when: StopWhen = field(default_factory=StopWhen)
+    overlap: OverlapConfig = field(default_factory=OverlapConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.overlap, dict):
+            self.overlap = OverlapConfig(**self.overlap)
         if self.oracle not in ("auto", "simulated", "person"):
             raise ConfigError(f"loop.oracle must be auto, simulated or person, got {self.oracle!r}")
         if isinstance(self.stop_when, dict):
@@ -348,6 +390,24 @@ class ActiveLoop:
             self.on_round_end(row)
         return row
 
+    def propose_ahead(self, state: LabelState, round_index: int) -> tuple[dict[str, Any], RoundPicks | None]:
+        """The overlapped loop's background step (``lit_al.overlap``): train and pick ahead of a person.
+
+        Trains round ``round_index``'s model (its seeds) on every label of ``state`` (the answers
+        of the pending batch given so far included), then picks the batch of round
+        ``round_index + 1`` from the pool without the pending batch. ``state`` is not changed and
+        ``run_dir`` is the background job's folder. None: nothing to propose (the budget is
+        spent, or a ``loop.stop_when`` criterion fired); the synchronous round decides then.
+        """
+        row, model, trained = self._train(state, round_index)
+        budget = self._budget(round_index + 1, len(state.records) + len(state.open_pending()), self._candidates(state).size)
+        if row.get("stop_reason") or budget == 0:
+            return row, None
+        picks = self._score_and_select(model, state, round_index + 1, budget, trained)
+        row.update(picks.timings)
+        row["query_strategy"] = picks.strategy
+        return row, picks
+
     # ------------------------------------------------------------------ phases
     def _train(self, state: LabelState, round_index: int) -> tuple[dict[str, Any], TextClassifier, bool]:
         """A fresh model from the pretrained weights, fit on the labeled set and tested (not fit: nothing labeled)."""
@@ -401,8 +461,12 @@ class ActiveLoop:
         return row
 
     def _candidates(self, state: LabelState) -> np.ndarray:
-        """The unlabeled pool indices a strategy may pick (without a person's skips, unless asked)."""
-        return state.unlabeled_indices(include_skipped=self.config.repropose_skipped)
+        """The unlabeled pool indices a strategy may pick (without a person's skips, unless asked, and without
+        a pending batch's items: the overlapped loop picks the next batch while one is being answered)."""
+        candidates = state.unlabeled_indices(include_skipped=self.config.repropose_skipped)
+        if state.pending is not None:
+            candidates = np.setdiff1d(candidates, np.asarray(state.pending.pool_indices, dtype=np.int64))
+        return candidates
 
     def _score_and_select(self, model, state: LabelState, round_index: int, budget: int, trained: bool) -> RoundPicks:
         """Score the pool with the outputs the strategy needs, then select; the picks are rank 0's on every rank."""
@@ -485,6 +549,9 @@ class ActiveLoop:
         state.pending = PendingQuery(round_index, tuple(int(i) for i in selection.indices),
                                      tuple(float(s) for s in selection.scores), picks.strategy,
                                      picks.suggestions, picks.confidence)
+        if not self.oracle.answers_at_once:  # a person's batch records which model proposed it (lit_al.overlap too)
+            state.proposed_by[round_index] = {"round": round_index, "labeled": int(row["labeled"]), "time": now_utc(),
+                                              "overlap": False}
         state.save()
         if not self.oracle.answers_at_once:
             self._write_batch_files(state.pending)

@@ -25,9 +25,9 @@ RUN_MODEL_DIR = "model"
 RUN_MODEL_META = "lit_al_model.json"
 #: What a run writes into its directory (files, then folders).
 RUN_FILES = (CONFIG_FILE, STATE_FILE, "metrics.csv", "labelstudio.json")
-#: ``stopping`` is ``stopping.STOPPING_DIR`` (stop-set predictions): named here as a string so that this
-#: module imports neither torch nor the loop.
-RUN_FOLDERS = ("rounds", "cache", "lightning_logs", RUN_MODEL_DIR, "stopping")
+#: ``stopping`` is ``stopping.STOPPING_DIR`` (stop-set predictions), ``overlap`` is ``overlap.jobs.OVERLAP_DIR``
+#: (background trainings): named here as strings so that this module imports neither torch nor the loop.
+RUN_FOLDERS = ("rounds", "cache", "lightning_logs", RUN_MODEL_DIR, "stopping", "overlap")
 
 
 def check_writable(run_dir: Path) -> None:

@@ -14,6 +14,12 @@
 
 Every step writes the run directory exactly as the command line does, so a notebook and
 ``lit_al label`` / ``lit_al status`` / the labeling page can share one run.
+
+With ``loop.overlap.enabled`` (the default) a session overlaps labeling with training
+(``lit_al.overlap``): after ``query`` and every ``teach``, a background process trains on
+every label so far and picks the next batch, and the next ``query`` adopts, at once, the batch
+of a background training that saw every label given so far (waiting for one that runs);
+otherwise it trains now, as the synchronous ``query`` does.
 """
 
 from __future__ import annotations
@@ -135,18 +141,76 @@ class Session:
         self._parser = parser
         self._cfg = cfg
         self.run_dir = Path(cfg.run_dir)
+        self._background_trainings = None
 
     @quieted_libraries()  # a notebook sees what concerns it, not Lightning's banners and warnings
     def query(self) -> Batch:
-        """Commit the answers given so far, train on every label, score the pool and propose a batch."""
+        """Commit the answers given so far, train on every label, score the pool and propose a batch.
+
+        Overlapped (``loop.overlap.enabled``): the batch a background training picked while the
+        person answered, when one is ready or training (see the module docstring).
+        """
         if self._no_answers_yet():  # nothing to commit or train on: the same batch, at once
+            self._tick("never")  # (overlapped: the next batch's training starts meanwhile)
             return pending_batch(self.run_dir)
+        background = self._background()
+        if background is not None:
+            batch = self._adopt_ahead(background)
+            if batch is not None:
+                return batch
         plan = build_run(self._parser, self._cfg.clone())
         plan.execute()
         batch = pending_batch(self.run_dir)
         if batch is None:
             raise ConfigError(f"{self.run_dir}: the run is finished (its budget is spent); nothing to propose")
+        self._tick("never")  # the next batch's training starts now
         return batch
+
+    def _background(self):
+        """The run's background trainings (``lit_al.overlap.Background``), or None (synchronous, or no run yet)."""
+        if not self._cfg.loop.overlap.enabled or not (self.run_dir / "state.json").is_file():
+            return None
+        if self._background_trainings is None:
+            from .loop import LoopConfig
+            from .overlap import Background, Pool
+
+            data = load_run_data(self.run_dir)
+            config = LoopConfig(**saved_config(self.run_dir).loop.as_dict())
+            self._background_trainings = Background(
+                self.run_dir, Pool(data.pool.ids, data.pool.texts, data.schema, data.label_separator), config)
+        return self._background_trainings
+
+    def _tick(self, adopt_when: str, min_labeled: int = 0):
+        from .data.state import LabelState
+
+        background = self._background()
+        if background is None:
+            return None
+        state = LabelState.load(self.run_dir / "state.json", background.pool.ids)
+        return background.tick(state, adopt_when=adopt_when, min_labeled=min_labeled)
+
+    def _adopt_ahead(self, background) -> Batch | None:
+        """The batch of a background training that saw every label given so far (waiting for one that runs);
+        None: none did, and the synchronous round trains on them now (``query`` means "train on every label")."""
+        from .data.state import LabelState
+
+        state = LabelState.load(self.run_dir / "state.json", background.pool.ids)
+        if state.pending is None or len(state.open_pending()) == len(state.pending.pool_indices):
+            return None  # nothing answered: nothing to commit (the synchronous round says so too)
+        labeled = len(state.records)
+        tick = self._tick("answered", labeled)
+        if tick.adoption is None and tick.status.state == "running" and (tick.status.labeled or 0) >= labeled:
+            background.wait()  # a training on every label runs: its batch is the one to give
+            tick = self._tick("answered", labeled)
+        if tick.adoption is not None and tick.adoption.status == "adopted":
+            return pending_batch(self.run_dir)
+        background.stop(keep_finished=False)  # the synchronous round commits and trains: what the jobs made is stale
+        return None
+
+    def close(self) -> None:
+        """Stop the background trainings of this session (they would otherwise finish on their own)."""
+        if self._background_trainings is not None:
+            self._background_trainings.stop()
 
     def _no_answers_yet(self) -> bool:
         """Whether the pending batch has no answer yet (then say so: ``query`` returns it as it is)."""
@@ -169,8 +233,10 @@ class Session:
             for k, (i, label) in enumerate(zip(ids, labels))
         ]
         data = load_run_data(self.run_dir)
-        return import_answers(self.run_dir, answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
-                              annotator=annotator, how_to_overwrite="pass teach(..., overwrite=True)")
+        summary = import_answers(self.run_dir, answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
+                                 annotator=annotator, how_to_overwrite="pass teach(..., overwrite=True)")
+        self._tick("never")  # loop.overlap.retrain_every answers since the last training: the next one starts
+        return summary
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64):
         """The last model's labels of ``texts``: a table (``pandas.DataFrame``) with ``text``, ``predicted``,

@@ -51,7 +51,7 @@ def answer_batch(run_dir: Path, round_index: int, gold: dict[str, str], out: Pat
 
 def shoot(browser, run_dir: Path, gold: dict[str, str], labels: list[str], answers: int, path: Path) -> None:
     """Answer ``answers`` items with the keyboard (as a person would), then save a screenshot of the page."""
-    with serving(run_dir, annotator="ana") as url:
+    with serving(run_dir, annotator="ana", overlap=False) as url:
         page = browser.new_page(viewport={"width": 980, "height": 540}, device_scale_factor=1)
         page.goto(url)
         page.locator("#item-id").wait_for()

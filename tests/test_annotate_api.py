@@ -43,6 +43,7 @@ def page_secret(client: TestClient, **params) -> str:
 def _client(run_dir: Path, **kwargs) -> tuple[TestClient, RunStore]:
     """A client that sends what the page sends: the page's secret with every request."""
     token = kwargs.pop("token", None)
+    kwargs.setdefault("overlap", False)  # the synchronous page; test_overlap.py tests the overlapped one
     store = RunStore(run_dir, **kwargs)
     client = TestClient(create_app(store, token=token))
     if token is None:

@@ -80,10 +80,28 @@ def _label_current(page, gold, done: int, total: int) -> str:
     return example_id
 
 
+def test_the_overlapped_page_shows_the_next_batch_after_the_last_answer_without_a_click(single, tmp_path, page):
+    run_dir = copy_run(single[0], tmp_path / "run")
+    gold = single[1]
+    with serving(run_dir) as url:  # loop.overlap.enabled (the default): trained in the background meanwhile
+        page.goto(url)
+        page.locator("#text").click()
+        sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 8")
+        for k in range(7):
+            _label_current(page, gold, k, 8)
+        page.keyboard.press(_key_of(gold[_shown_id(page)][0]))
+        # at once when a background batch is ready, else when the running training is done
+        sync_api.expect(page.locator("#position")).to_have_text("item 1 of 6 · round 1", timeout=240_000)
+        sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 6")
+        sync_api.expect(page.locator("#train")).to_be_hidden()
+    saved = state(run_dir)
+    assert saved["completed_rounds"] == 1 and saved["proposed_by"]["1"]["overlap"] is True and len(saved["records"]) == 8
+
+
 def test_label_a_whole_batch_with_the_keyboard_then_train_the_next_round(single, tmp_path, page):
     run_dir = copy_run(single[0], tmp_path / "run")
     gold = single[1]
-    with serving(run_dir) as url:
+    with serving(run_dir, overlap=False) as url:
         page.goto(url)
         page.locator("#annotator").fill("ana")
         page.locator("#annotator").press("Tab")  # the name is kept for the next answers
@@ -110,7 +128,7 @@ def test_label_a_whole_batch_with_the_keyboard_then_train_the_next_round(single,
 def test_undo_and_a_reload_mid_batch_lose_and_duplicate_nothing(single, tmp_path, page):
     run_dir = copy_run(single[0], tmp_path / "run")
     gold = single[1]
-    with serving(run_dir) as url:
+    with serving(run_dir, overlap=False) as url:
         page.goto(url)
         sync_api.expect(page.locator("#batch-count")).to_have_text("0 / 8")
         first = [_label_current(page, gold, k, 8) for k in range(3)]
@@ -135,7 +153,7 @@ def test_undo_and_a_reload_mid_batch_lose_and_duplicate_nothing(single, tmp_path
 def test_multi_label_toggles_then_accept(multi, tmp_path, page):
     run_dir = copy_run(multi[0], tmp_path / "run")
     gold = multi[1]
-    with serving(run_dir) as url:
+    with serving(run_dir, overlap=False) as url:
         page.goto(url)
         sync_api.expect(page.locator("#accept")).to_be_visible()
         for k in range(4):
@@ -158,7 +176,7 @@ def test_multi_label_toggles_then_accept(multi, tmp_path, page):
 def test_a_text_with_script_shows_as_text(tmp_path, tiny_bert, page):
     extra = [{"id": "evil", "text": SCRIPT_TEXT, "label": "sport"}]
     run_dir, gold = make_run(tmp_path / "evil", tiny_bert, extra_rows=extra, query="script", n=1, query_size=2)
-    with serving(run_dir) as url:
+    with serving(run_dir, overlap=False) as url:
         page.goto(url)
         sync_api.expect(page.locator("#item-id")).to_have_text("id evil")
         assert page.locator("#text").text_content() == SCRIPT_TEXT

@@ -70,3 +70,23 @@ def test_multilabel_head_probe_trains_every_setting_from_the_prior():
     untrained = probe.train_head(x, y, probe.Setting(1e-3, "prior", 1), hidden=4, seed=0)
     prior = (y.sum(0) + 0.5) / 41.0
     assert torch.allclose(torch.sigmoid(untrained.out.bias), prior, atol=2e-3)  # one step of 1e-3 from the prior
+
+
+def test_bench_annotator_reports_waits_and_the_paired_learning_curve(tmp_path):
+    bench = _script("bench_annotator")
+    args = bench.parse(["--seeds", "0", "1", "--batches", "2"])
+    results = [
+        bench.RunResult(0, "overlap", [0.2, 0.1], [30.0], {50: {"test_accuracy": 0.5, "test_macro_f1": 0.4},
+                                                           75: {"test_accuracy": 0.7, "test_macro_f1": 0.6}},
+                        {"1": {"round": 0, "labeled": 60, "answers": 10, "overlap": True}}),
+        bench.RunResult(0, "sync", [80.0, 90.0], [20.0], {50: {"test_accuracy": 0.5, "test_macro_f1": 0.4},
+                                                          75: {"test_accuracy": 0.6, "test_macro_f1": 0.5}}),
+        bench.RunResult(1, "overlap", [0.3, 0.4], [25.0], {50: {"test_accuracy": 0.4, "test_macro_f1": 0.3}}),
+        bench.RunResult(1, "sync", [70.0, 60.0], [20.0], {50: {"test_accuracy": 0.5, "test_macro_f1": 0.35}}),
+    ]
+    text = bench.report(results, args, "python scripts/bench_annotator.py")
+    assert "| 0 | 1 | 0.1 | 90.0 |" in text and "| median wait (s) | 0.2 | 75.0 |" in text
+    assert "| 50 | 0.5000 ± 0.0000 | 0.4500 ± 0.0707 | -0.0500 ± 0.0707 (n=2) |" in text
+    assert "| 75 | 0.6000 | 0.7000 | 0.1000 (n=1) |" in text and "| 0 | 1 | 0 | 60 | 10 |" in text
+    seeds = bench.write_seed_labels(tmp_path / "s.csv", {"a": "X", "b": "Y", "c": "X"}, 2, seed=0)
+    assert len(seeds.read_text().splitlines()) == 3

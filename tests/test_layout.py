@@ -21,7 +21,7 @@ FLOORS = {
     "strategies": 2, "data": 2, "model": 2, "native_head": 2, "callbacks": 2, "oracle": 2,
     "scoring": 3, "round0": 3, "labeling": 3, "stopping": 3,
     "loop": 4,
-    "config": 5, "session": 5, "product": 5, "experiment": 6, "annotate": 6, "integrations": 6,
+    "config": 5, "session": 5, "overlap": 5, "product": 5, "experiment": 6, "annotate": 6, "integrations": 6,
     "cli": 7,
 }
 #: Floors that import nothing of the project at all.

@@ -358,6 +358,7 @@ def test_session_query_teach_and_model(tmp_path, tiny_bert, unlabeled):
 
     data, gold = unlabeled
     config = json.loads(_config(tmp_path / "c.yaml", tiny_bert, data, tmp_path / "unused").read_text())
+    config["loop"]["overlap"] = {"enabled": False}  # the synchronous session (test_overlap.py: the overlapped one)
     session = Session(config, run_dir=str(tmp_path / "nb"))
     batch = session.query()
     assert batch.round == 0 and len(batch) == 8 and batch.suggestions == [()] * 8

@@ -181,7 +181,7 @@ def _lifespan(store: RunStore):
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await run_in_threadpool(store.runner.stop)  # a round still training stops cleanly and resumes later
+        await run_in_threadpool(store.stop)  # a round still training stops cleanly and resumes later
 
     return lifespan
 
@@ -240,12 +240,12 @@ def create_app(store: RunStore, *, token: str | None = None, allowed_hosts: list
         return JSONResponse({"released": store.release(_text(payload, "client"))})
 
     async def round_progress(request: Request) -> Response:
-        return JSONResponse(store.runner.progress().to_json())
+        return JSONResponse((await run_in_threadpool(store.round_progress)).to_json())
 
     async def start_round(request: Request) -> Response:
         await _payload(request, secret)
         await run_in_threadpool(store.start_round)
-        return JSONResponse(store.runner.progress().to_json(), status_code=202)
+        return JSONResponse(store.round_progress().to_json(), status_code=202)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=getattr(exc, "status", 400))

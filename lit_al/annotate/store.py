@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..config import as_dict, saved_config
 from ..data.scenarios import keyword_pattern
 from ..data.state import LabelState
 from ..errors import ConfigError, DataError
@@ -24,7 +25,7 @@ from ..run_lock import run_lock
 from ..rundir import STATE_FILE
 from ..session import import_answers, load_run_data
 from .leases import Leases
-from .rounds import RoundRunner
+from .rounds import RoundProgress, RoundRunner, read_progress_line
 
 #: The skip marks the page offers (both are read by ``lit_al label`` too).
 SKIP_REASONS = ("skip", "not sure")
@@ -88,12 +89,15 @@ class RunStore:
         run_dir: the run directory (``lit_al query`` made it).
         annotator: the name recorded with answers that do not carry one.
         lease_seconds: how long an item stays with a client that does not answer it.
-        runner: runs the next round (default: ``lit_al query --resume RUN_DIR`` in a child process).
+        runner: runs the synchronous round (default: ``lit_al query --resume RUN_DIR`` in a child process).
         clock: monotonic seconds for the leases (tests pass a fake one).
+        overlap: train in the background while the batch is answered and adopt the next batch when it is
+            done (``lit_al.overlap``); None: the run's ``loop.overlap.enabled``.
     """
 
     def __init__(self, run_dir: Path, *, annotator: str | None = None, lease_seconds: float = 600.0,
-                 runner: RoundRunner | None = None, clock: Callable[[], float] | None = None) -> None:
+                 runner: RoundRunner | None = None, clock: Callable[[], float] | None = None,
+                 overlap: bool | None = None) -> None:
         self.run_dir = Path(run_dir)
         data = load_run_data(self.run_dir)  # one clear line for a folder that is not a run
         assert data.pool is not None and data.schema is not None
@@ -110,6 +114,17 @@ class RunStore:
         self._history: dict[str, list[str]] = {}  # client -> the items it answered, last last (for undo)
         self._write = threading.Lock()
         self._round_seen = -1
+        self.background = self._background(data, overlap)
+
+    def _background(self, data, overlap: bool | None):
+        """The run's background trainings (``lit_al.overlap``), or None for the synchronous loop."""
+        from ..loop import LoopConfig
+        from ..overlap import Background, Pool
+
+        config = LoopConfig(**as_dict(saved_config(self.run_dir).loop))
+        if not (config.overlap.enabled if overlap is None else overlap):
+            return None
+        return Background(self.run_dir, Pool(self.ids, self.texts, self.schema, data.label_separator), config)
 
     # ------------------------------------------------------------------ reading
     def state(self) -> LabelState:
@@ -148,6 +163,11 @@ class RunStore:
         if progress.state == "running":
             return {**base, "mode": "training", "message": "a round is training; the next batch comes when it is proposed"}
         state = self.state()
+        if self.background is not None:  # a GET (no take) reads only: the schedule moves on POSTs
+            state, waiting = self._tick(state) if take else (state, self._waiting(state, self.background.status()))
+            base["round_progress"] = self.round_progress().to_json()
+            if waiting is not None:
+                return {**base, "mode": "training", "message": waiting, "progress": self._progress(state)}
         self._new_batch(state)
         base.update(progress=self._progress(state), can_undo=bool(self._history.get(client)))
         pending = state.pending
@@ -159,7 +179,9 @@ class RunStore:
         base["round"] = pending.round
         open_rows = state.open_pending()
         if not open_rows:
-            return {**base, "mode": "batch_done", "message": "the batch is labeled: train and propose the next one"}
+            failed = self.background is not None and self.background.status().state == "failed"
+            why = f"{self.background.status().message}; " if failed else ""
+            return {**base, "mode": "batch_done", "message": f"{why}the batch is labeled: train and propose the next one"}
         open_ids = [self.ids[i] for i in open_rows]
         who = annotator or self.annotator
         item = (self.leases.acquire(client, open_ids, who, reclaim) if take else self.leases.held(client, open_ids))
@@ -195,6 +217,52 @@ class RunStore:
                                                           bool(self.schema.multi_label)),
             "highlights": keyword_spans(self.keyword if highlight else None, self.texts[row]),
         }
+
+    def _tick(self, state: LabelState) -> tuple[LabelState, str | None]:
+        """The overlapped loop's step (``Background.tick``): the state after it, and why the page waits (None: it does not).
+
+        The batch adopted here is what the answer that completed the batch gets back: no waiting.
+        """
+        assert self.background is not None
+        with self._write:  # one writer of the run in this process (adoption writes the state under the run lock)
+            tick = self.background.tick(state)
+            adoption = tick.adoption
+            if adoption is not None and adoption.status == "adopted":
+                return self.state(), None
+            if adoption is not None and adoption.status == "synchronous":  # the budget's end, or a stop criterion
+                self.background.stop(keep_finished=False)
+                self.runner.start()
+                return state, "the last round trains on every label (the synchronous round)"
+        return state, self._waiting(state, tick.status)
+
+    @staticmethod
+    def _waiting(state: LabelState, status) -> str | None:
+        """Why the page waits for a background training (None: it does not)."""
+        if state.pending is not None and not state.open_pending() and status.state == "running":
+            return (f"the batch is labeled; the next one is picked by a model training on {status.labeled} labels "
+                    "in the background")
+        return None
+
+    def round_progress(self) -> RoundProgress:
+        """The synchronous round's progress, or, while the page waits for a background training, that training's."""
+        progress = self.runner.progress()
+        if self.background is None or progress.state == "running":
+            return progress
+        state = self.state()
+        status = self.background.status()
+        if status.state == "idle" or state.pending is None or state.open_pending():
+            return progress  # the background training while a batch is answered is nothing to wait for
+        background = RoundProgress(state=status.state, phase="starting", message=status.message)
+        for line in status.log:
+            background = read_progress_line(background, line)
+        return RoundProgress(background.state, background.phase, background.epoch, background.max_epochs,
+                             status.message if status.state == "failed" else background.message, status.log)
+
+    def stop(self) -> None:
+        """Stop the synchronous round and the background trainings (the server shuts down)."""
+        self.runner.stop()
+        if self.background is not None:
+            self.background.stop()
 
     # ------------------------------------------------------------------ writing
     def _refuse_while_training(self) -> None:
@@ -255,4 +323,6 @@ class RunStore:
             progress = self._progress(state)
             if state.pending is not None and progress["batch_answered"] == 0:
                 raise ConfigError("answer at least one item of the batch before training the next round")
+            if self.background is not None:  # its proposals would be stale once the synchronous round commits
+                self.background.stop(keep_finished=False)
             self.runner.start()

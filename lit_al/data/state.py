@@ -101,6 +101,9 @@ class LabelState:
         self.pending: PendingQuery | None = None
         #: Items a person skipped (pool index -> record); excluded from later queries by default.
         self.skipped: dict[int, SkipRecord] = {}
+        #: Which model proposed the batch of each round (round -> ``{"round", "labeled", "time", ...}``):
+        #: the round whose seeds trained it, how many labels it saw, when it was trained; written for a person's batches.
+        self.proposed_by: dict[int, dict] = {}
         #: What strategies fixed once for the run, by strategy name (``Strategy.run_record``, e.g. ProbCover's δ).
         self.strategy_records: dict[str, dict] = {}
 
@@ -162,6 +165,7 @@ class LabelState:
 
     # ------------------------------------------------------------- persistence
     def to_json(self) -> dict:
+        extra = {"proposed_by": {str(r): self.proposed_by[r] for r in sorted(self.proposed_by)}} if self.proposed_by else {}
         return {
             "version": STATE_VERSION,
             "completed_rounds": self.completed_rounds,
@@ -173,6 +177,7 @@ class LabelState:
             "records": [
                 _record_json(r) for r in sorted(self.records.values(), key=lambda r: (r.round, r.pool_index))
             ],
+            **extra,
         }
 
     def save(self) -> None:
@@ -206,6 +211,7 @@ class LabelState:
             if not 0 <= index < len(ids) or ids[index] != row["id"]:
                 raise DataError(f"{path}: skip mark for id {row['id']!r} does not match the pool (pool index {index})")
             state.skipped[index] = SkipRecord(**{**row, "pool_index": index})
+        state.proposed_by = {int(r): dict(info) for r, info in (payload.get("proposed_by") or {}).items()}
         return state
 
 
