@@ -75,7 +75,7 @@ def write_config(directory: Path, seed: int, mode: str, args: argparse.Namespace
                "retrain_every": args.retrain_every}
     config = {
         "seed": seed, "run_dir": str(directory / "run"),
-        "model": {"model_name_or_path": args.model, "pooling": "cls", "lr": 1e-4, "weight_decay": 0.01,
+        "model": {"model_name_or_path": args.model, "lr": 1e-4, "weight_decay": 0.01,
                   "warmup_ratio": 0.1},
         "data": {"train": "builtin:trec/unlabeled.csv", "test": "builtin:trec/test.csv", "max_length": 64,
                  "batch_size": 16, "eval_batch_size": 256, "pool_subsample": args.pool_subsample,
