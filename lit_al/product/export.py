@@ -167,6 +167,7 @@ def _write_onnx(directory: Path, model: TextClassifier, network, configured_name
     if network is not None:
         inputs = write_onnx(directory, network, transformers_class=True, tokenizer=tokenizer, where=run_dir)
         config = network.config
+        config.architectures = [type(network).__name__]  # as save_pretrained sets it (the checkpoint's may be *ForMaskedLM)
     else:
         inputs = write_onnx(directory, model, transformers_class=False, tokenizer=tokenizer, where=run_dir)
         config = model.encoder.config.__class__.from_dict(model.encoder.config.to_dict())
