@@ -22,6 +22,10 @@ sigmoid), safetensors weights, and the encoder's tokenizer with ``model_max_leng
 the run's ``data.max_length`` (``truncation=True`` then cuts texts as lit_al did). No local
 path is written (``_name_or_path`` is the hub name the run was configured with, or empty),
 and the folder and its files get the permissions the process's umask gives new files.
+
+``format="onnx"`` writes the same model as ``model.onnx`` beside ``config.json`` and the tokenizer
+(``onnx_export``): transformers classes traced as themselves, any other lit_al head as lit_al
+computes it, so no remote code is needed in any case.
 """
 
 from __future__ import annotations
