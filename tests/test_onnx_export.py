@@ -158,6 +158,7 @@ def _assert_one_line_and_nothing_written(code, capsys, out, pattern):
 
 def test_onnx_export_errors_are_one_line_and_write_nothing(tmp_path, encoders, capsys, monkeypatch):
     run_dir = _run(tmp_path, "run", encoders["bert"])
+    capsys.readouterr()  # transformers' loading progress, before main quiets it
     out = tmp_path / "out"
     args = ["export", str(run_dir), str(out), "--format", "onnx"]
     assert main(["export", str(run_dir), str(out), "--format", "tflite"]) == 2  # a usage error, as every bad option
@@ -176,3 +177,10 @@ def test_onnx_export_errors_are_one_line_and_write_nothing(tmp_path, encoders, c
     with monkeypatch.context() as patch:
         patch.setattr(onnx_export, "TOLERANCE", -1.0)  # every graph now fails the check against the model
         _assert_one_line_and_nothing_written(main(args), capsys, out, "the ONNX graph's logits differ from the model's")
+
+
+def test_a_run_with_a_compiled_encoder_exports_to_onnx(tmp_path, encoders):
+    """``model.compile: true`` compiles the encoder when the run's model is built; the tracer refuses compiled code."""
+    run_dir = _run(tmp_path, "run", encoders["bert"], compile=True)
+    exported = export_run(run_dir, tmp_path / "out", format="onnx")  # checked against the model by onnxruntime
+    assert json.loads((exported.directory / "lit_al_export.json").read_text())["onnx"]["inputs"] == ["input_ids", "attention_mask"]

@@ -17,8 +17,10 @@ traced one must match the torch model's to ``TOLERANCE``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -80,6 +82,27 @@ def write_onnx(directory: Path, module: nn.Module, *, transformers_class: bool, 
     graph = LogitsGraph(module, transformers_class).eval()
     traced = _encode(tokenizer, _SAMPLES[:2], names)
     path = directory / ONNX_FILE
+    with _uncompiled(module):
+        _trace(graph, traced, names, path, where)
+        return _check(path, graph, _encode(tokenizer, _SAMPLES[2:], names), where)
+
+
+@contextlib.contextmanager
+def _uncompiled(module: nn.Module) -> Iterator[None]:
+    """Within the block, modules compiled by ``model.compile: true`` run eagerly (the tracer refuses dynamo's code)."""
+    compiled = {m: m.__dict__["_compiled_call_impl"] for m in module.modules()
+                if m.__dict__.get("_compiled_call_impl") is not None}
+    for m in compiled:
+        m._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        for m, call in compiled.items():
+            m._compiled_call_impl = call
+
+
+def _trace(graph: LogitsGraph, traced: dict[str, torch.Tensor], names: list[str], path: Path, where: Path) -> None:
+    module = graph.inner
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice and tracer warnings
@@ -89,7 +112,6 @@ def write_onnx(directory: Path, module: nn.Module, *, transformers_class: bool, 
     except Exception as exc:  # an operation the exporter cannot trace: name the model, not the exporter's internals
         raise ConfigError(f"{where}: torch's ONNX exporter cannot export this {type(module).__name__}: "
                           f"{one_line(exc)[:300]}; export it natively (--format native)") from None
-    return _check(path, graph, _encode(tokenizer, _SAMPLES[2:], names), where)
 
 
 def _encode(tokenizer, texts, names: list[str]) -> dict[str, torch.Tensor]:
