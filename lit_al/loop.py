@@ -276,7 +276,8 @@ class ActiveLoop:
         return SimulatedOracle(data.pool.gold)
 
     def _initial_state(self, state: LabelState) -> LabelState:
-        """The initial labels (round -1: the scenario's, a person's seed labels file) and any batch it proposes to a person (round 0's)."""
+        """The initial labels (round -1: the scenario's, a person's seed labels file) and the batch of
+        round 0 the scenario proposes to a person, if any."""
         data = self.data
         assert data.pool is not None and data.schema is not None
         rng = np.random.default_rng(derive_seed(self.seed, "initial"))

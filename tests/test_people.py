@@ -76,7 +76,7 @@ def test_walkthrough_query_label_query(tmp_path, tiny_bert, unlabeled, capsys):
     assert main(["label", str(run_dir), str(_fill(round0 / "to_label.csv", gold)), "--annotator", "ana"]) == 0
     records = _state(run_dir)["records"]
     assert len(records) == 8 and {r["source"] for r in records} == {"person"} and {r["annotator"] for r in records} == {"ana"}
-    assert all(r["time"].endswith("+00:00") and r["round"] == 1 for r in records)
+    assert all(r["time"].endswith("+00:00") and r["round"] == 0 for r in records)  # the answers to batch round_000
 
     for round_index in (1, 2):
         assert main(["query", "--resume", str(run_dir)]) == 0

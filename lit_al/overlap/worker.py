@@ -1,8 +1,8 @@
 """One background training of the overlapped loop: ``python -m lit_al.overlap.worker JOB_DIR``.
 
-Reads the job's state snapshot and the run's saved config, trains the model of the round after
-the pending batch's (round r + 1's while batch r is answered) on every label of the snapshot (``ActiveLoop.propose_ahead``), scores the pool without the
-pending batch, picks the next batch and writes ``proposal.json`` last. Its own process: training
+Reads the job's state snapshot and the run's saved config, trains round r + 1's model while
+batch r is answered, on every label of the snapshot (``ActiveLoop.propose_ahead``), scores the
+pool without the pending batch, picks batch r + 1 and writes ``proposal.json`` last. Its own process: training
 on the server's cores inside the server would stall the page. It writes only inside ``JOB_DIR``
 (the run's token cache is read, and filled atomically if missing).
 """
