@@ -93,6 +93,12 @@ def test_interrupted_round_resumes_from_checkpoint(tmp_path, tiny_bert, tiny_dat
     (run_dir / "state.json").write_text(json.dumps(rolled))
     assert main(["fit", "--resume", str(run_dir)]) == 0
     assert _state(run_dir) == final
+    # the same checkpoint as lit_al wrote it before one round numbering (version 1: an answer to batch r
+    # was round r + 1, the initial set round 0): resumed in the new numbering, to the same end
+    old = dict(rolled, version=1, records=[{**r, "round": r["round"] + 1} for r in rolled["records"]])
+    (run_dir / "state.json").write_text(json.dumps(old))
+    assert main(["fit", "--resume", str(run_dir)]) == 0
+    assert _state(run_dir) == final
 
 
 def test_multilabel_run(tmp_path, tiny_bert, tiny_multilabel):
