@@ -30,7 +30,7 @@ from . import distributed
 from .callbacks import KeepBestEpoch, LogEpochs
 from .data.module import ActiveDataModule
 from .data.scenarios import draw_initial_set
-from .data.state import LabelState, PendingQuery
+from .data.state import INITIAL_ROUND, LabelState, PendingQuery
 from .errors import ConfigError
 from .atomic import atomic_write_text, remove_stale_temp_files
 from .data.readers import resolve_path
@@ -235,7 +235,7 @@ class ActiveLoop:
             state = LabelState.load(state_path, self.data.pool.ids)
             if not self.writes:
                 state.path = None
-            dropped = state.drop_after(state.completed_rounds)
+            dropped = state.drop_after(state.completed_rounds - 1)
             if dropped:
                 log.info("resuming: dropped %d simulated labels of an interrupted round", len(dropped))
             self._extend_finished(state)
@@ -276,14 +276,15 @@ class ActiveLoop:
         return SimulatedOracle(data.pool.gold)
 
     def _initial_state(self, state: LabelState) -> LabelState:
-        """Round 0's labels: the initial-set scenario, a person's seed labels file, and any batch proposed to a person."""
+        """The initial labels (round -1: the scenario's, a person's seed labels file) and the batch of
+        round 0 the scenario proposes to a person, if any."""
         data = self.data
         assert data.pool is not None and data.schema is not None
         rng = np.random.default_rng(derive_seed(self.seed, "initial"))
         seed = draw_initial_set(data.initial, data.pool.texts, data.pool.gold, data.schema, rng)
         for source in dict.fromkeys(seed.sources):
             chosen = [i for i, s in enumerate(seed.sources) if s == source]
-            state.add(seed.indices[chosen], [seed.labels[i] for i in chosen], round=0, source=source)
+            state.add(seed.indices[chosen], [seed.labels[i] for i in chosen], round=INITIAL_ROUND, source=source)
         if data.initial.labels_file:
             answers = read_answers(resolve_path(data.initial.labels_file), data.schema, data.label_separator)
             summary = apply_answers(state, data.schema, [a for a in answers if a.skip is None], seed=True)
@@ -393,13 +394,14 @@ class ActiveLoop:
     def propose_ahead(self, state: LabelState, round_index: int) -> tuple[dict[str, Any], RoundPicks | None]:
         """The overlapped loop's background step (``lit_al.overlap``): train and pick ahead of a person.
 
-        Trains round ``round_index``'s model (its seeds) on every label of ``state`` (the answers
-        of the pending batch given so far included), then picks the batch of round
-        ``round_index + 1`` from the pool without the pending batch. ``state`` is not changed and
+        Trains round ``round_index + 1``'s model (its seeds, as the synchronous round would) on
+        every label of ``state`` (the answers given so far to the pending batch of round
+        ``round_index`` included), then picks that round's batch from the pool without the
+        pending batch. ``state`` is not changed and
         ``run_dir`` is the background job's folder. None: nothing to propose (the budget is
         spent, or a ``loop.stop_when`` criterion fired); the synchronous round decides then.
         """
-        row, model, trained = self._train(state, round_index)
+        row, model, trained = self._train(state, round_index + 1)
         budget = self._budget(round_index + 1, len(state.records) + len(state.open_pending()), self._candidates(state).size)
         if row.get("stop_reason") or budget == 0:
             return row, None
@@ -560,7 +562,7 @@ class ActiveLoop:
         picked = np.asarray(pending.pool_indices, dtype=np.int64)
         if self.oracle.answers_at_once:
             labels = self.oracle.annotate(picked, [data.pool.ids[i] for i in picked])
-            state.add(picked, labels, round=pending.round + 1, source=self.oracle.source)
+            state.add(picked, labels, round=pending.round, source=self.oracle.source)
         else:
             answered = [i for i in picked if state.is_answered(int(i))]
             if not answered:
@@ -598,7 +600,7 @@ class ActiveLoop:
         frame = self.metrics()
         if not frame.empty and (frame["round"] == round_index).any():
             return frame[frame["round"] == round_index].iloc[-1].to_dict()
-        labeled = sum(1 for record in state.records.values() if record.round <= round_index)
+        labeled = sum(1 for record in state.records.values() if record.round < round_index)
         return {"round": round_index, "labeled": labeled, "strategy": self.strategy.name}
 
     def _budget(self, round_index: int, n_labeled: int, n_unlabeled: int) -> int:

@@ -71,7 +71,7 @@ def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) ->
     data.tokenize(load_tokenizer({"model_name_or_path": model_dir}))
     state = LabelState(data.pool.ids)
     labeled = np.arange(0, len(data.pool.ids), 5)
-    state.add(labeled, [data.pool.gold[i] for i in labeled], round=0, source="seed")
+    state.add(labeled, [data.pool.gold[i] for i in labeled], round=-1, source="seed")  # the initial set
     data.state = state
     unlabeled = state.unlabeled_indices()
     model = TextClassifier(model_name_or_path=model_dir, **data.task_info())

@@ -91,7 +91,7 @@ def test_an_answer_is_recorded_with_annotator_and_time_and_the_next_item_follows
     assert after["item"]["id"] != first and after["progress"]["batch_answered"] == 1 and after["can_undo"]
     (record,) = state(run_dir)["records"]
     assert record["id"] == first and record["labels"] == gold[first] and record["source"] == "person"
-    assert record["annotator"] == "ana" and record["time"].endswith("+00:00") and record["round"] == 1
+    assert record["annotator"] == "ana" and record["time"].endswith("+00:00") and record["round"] == 0
     _answer(client, "c1", after["item"]["id"], gold[after["item"]["id"]], annotator="bo")
     assert {r["annotator"] for r in state(run_dir)["records"]} == {"ana", "bo"}  # the page's name wins
 

@@ -42,7 +42,7 @@ def test_two_rounds_write_the_run_directory(tmp_path, tiny_bert, tiny_data, caps
     assert metrics["predict_seconds"].notna().sum() == 2 and metrics["select_seconds"].notna().sum() == 2
     state = _state(run_dir)
     assert state["finished"] and state["completed_rounds"] == 3
-    assert [sum(r["round"] == k for r in state["records"]) for k in range(3)] == [12, 10, 10]
+    assert [sum(r["round"] == k for r in state["records"]) for k in (-1, 0, 1)] == [12, 10, 10]  # initial set, batches 0, 1
     assert {r["source"] for r in state["records"]} == {"seed", "oracle"}
     for k in range(2):
         selected = pd.read_csv(run_dir / "rounds" / f"round_{k:03d}" / "selected.csv")
@@ -89,8 +89,14 @@ def test_interrupted_round_resumes_from_checkpoint(tmp_path, tiny_bert, tiny_dat
     final = _state(run_dir)
     # Simulate a crash after round 1 was checkpointed: roll the state back to that checkpoint.
     rolled = dict(final, finished=False, completed_rounds=2,
-                  records=[r for r in final["records"] if r["round"] <= 2])
+                  records=[r for r in final["records"] if r["round"] < 2])
     (run_dir / "state.json").write_text(json.dumps(rolled))
+    assert main(["fit", "--resume", str(run_dir)]) == 0
+    assert _state(run_dir) == final
+    # the same checkpoint as lit_al wrote it before one round numbering (version 1: an answer to batch r
+    # was round r + 1, the initial set round 0): resumed in the new numbering, to the same end
+    old = dict(rolled, version=1, records=[{**r, "round": r["round"] + 1} for r in rolled["records"]])
+    (run_dir / "state.json").write_text(json.dumps(old))
     assert main(["fit", "--resume", str(run_dir)]) == 0
     assert _state(run_dir) == final
 
@@ -173,7 +179,7 @@ def test_bf16_mixed_precision_and_token_capped_batches_run_a_round(tmp_path, tin
                           strategy="margin", extra_data={"eval_batch_tokens": 40})
     assert main(["fit", "--config", str(config), "--trainer.precision", "bf16-mixed", "--loop.keep_outputs", "true"]) == 0
     state = _state(run_dir)
-    assert state["finished"] and sum(r["round"] == 0 for r in state["records"]) == 12
+    assert state["finished"] and sum(r["round"] == -1 for r in state["records"]) == 12
     selected = pd.read_csv(run_dir / "rounds" / "round_000" / "selected.csv")
     assert len(selected) == 10 and selected["score"].between(0, 1).all()
     probs = np.load(run_dir / "rounds" / "round_000" / "outputs" / "probs.npy")

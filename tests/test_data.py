@@ -11,6 +11,7 @@ import pytest
 
 from lit_al.data import ActiveDataModule, InitialSet, LabelSchema, LabelState
 from lit_al.data.readers import read_table
+from lit_al.data.state import INITIAL_ROUND, STATE_VERSION, read_state_json
 from lit_al.data.scenarios import draw_initial_set, keyword_hits
 from lit_al.data.tokens import LengthSortedBatches, PadCollator, cached_tokenize
 from lit_al.errors import ConfigError, DataError
@@ -157,21 +158,72 @@ def test_scenarios_random_per_class_positives():
 def test_label_state_round_trip_and_atomic_file(tmp_path):
     ids = [f"x{i}" for i in range(10)]
     state = LabelState(ids, tmp_path / "state.json")
-    state.add([3, 1], [("a",), ("b",)], round=0, source="seed")
-    state.add([7], [("a",)], round=1, source="person")
-    state.add([8], [("b",)], round=2, source="oracle")
-    state.completed_rounds = 2
+    state.add([3, 1], [("a",), ("b",)], round=INITIAL_ROUND, source="seed")
+    state.add([7], [("a",)], round=0, source="person")
+    state.add([8], [("b",)], round=1, source="oracle")
+    state.completed_rounds = 1
     state.save()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     loaded = LabelState.load(tmp_path / "state.json", ids)
-    assert loaded.records == state.records and loaded.completed_rounds == 2
+    assert loaded.records == state.records and loaded.completed_rounds == 1
     np.testing.assert_array_equal(loaded.labeled_indices(), [1, 3, 7, 8])
-    dropped = loaded.drop_after(1)  # oracle labels of an unfinished round go, a person's never do
+    dropped = loaded.drop_after(loaded.completed_rounds - 1)  # oracle labels of an unfinished round go, a person's never do
     assert [r.pool_index for r in dropped] == [8]
+    assert [r.pool_index for r in loaded.drop_after(-1)] == []  # the initial set is never a round's answers
     with pytest.raises(DataError, match="already labeled"):
         loaded.add([3], [("a",)], round=3, source="oracle")
     with pytest.raises(DataError, match="does not match the pool"):
         LabelState.load(tmp_path / "state.json", [f"y{i}" for i in range(10)])
+
+
+#: ``state.json`` as lit_al wrote it before one round numbering (state version 1), by hand: a keyword
+#: batch of round 0 answered by a person (recorded as round 1) beside a seed label (round 0), the
+#: answers to batch 1 so far (round 2: one label, one skip), batch 2 pending; batch 1 proposed by a
+#: background model trained with round 0's seeds (``proposed_by`` named that round), batch 2 by round 2.
+VERSION_1_STATE = {
+    "version": 1, "completed_rounds": 2, "finished": False, "n_pool": 6,
+    "pending": {"round": 2, "pool_indices": [4, 5], "scores": [0.9, None], "strategy": "entropy",
+                "suggestions": [["a"], ["b"]], "confidence": [0.8, 0.6]},
+    "skipped": [{"pool_index": 3, "id": "x3", "round": 2, "reason": "not sure", "annotator": "ana",
+                 "time": "2026-01-01T00:00:02+00:00"}],
+    "records": [
+        {"pool_index": 0, "id": "x0", "round": 0, "source": "seed", "labels": ["a"]},
+        {"pool_index": 1, "id": "x1", "round": 1, "source": "person", "labels": ["b"], "annotator": "ana",
+         "time": "2026-01-01T00:00:00+00:00"},
+        {"pool_index": 2, "id": "x2", "round": 2, "source": "person", "labels": ["a"], "annotator": "ana",
+         "time": "2026-01-01T00:00:01+00:00"},
+    ],
+    "proposed_by": {"1": {"round": 0, "labeled": 2, "time": "t", "overlap": True, "job": 1, "answers": 1},
+                    "2": {"round": 2, "labeled": 3, "time": "t", "overlap": False}},
+}
+
+
+def test_a_version_1_state_is_read_in_one_round_numbering_and_saved_as_the_current_version(tmp_path):
+    ids = [f"x{i}" for i in range(6)]
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(VERSION_1_STATE), encoding="utf-8")
+    state = LabelState.load(path, ids)
+    assert {i: r.round for i, r in state.records.items()} == {0: INITIAL_ROUND, 1: 0, 2: 1}
+    assert state.skipped[3].round == 1 and state.pending.round == 2 and state.completed_rounds == 2
+    assert {r: info["round"] for r, info in state.proposed_by.items()} == {1: 1, 2: 2}  # a batch's model: its round
+    assert state.drop_after(state.completed_rounds - 1) == []  # the answers to the pending batch are a person's: kept
+    state.save()
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["version"] == STATE_VERSION == 2 and [r["round"] for r in saved["records"]] == [-1, 0, 1]
+    assert LabelState.load(path, ids).records == state.records  # read again: not shifted twice
+    assert read_state_json(path) == saved
+    unversioned = {k: v for k, v in VERSION_1_STATE.items() if k != "version"}  # as the first files were
+    path.write_text(json.dumps(unversioned), encoding="utf-8")
+    assert [r["round"] for r in read_state_json(path)["records"]] == [-1, 0, 1]
+
+
+@pytest.mark.parametrize("version", [3, 0, "2", None])
+def test_a_state_of_an_unknown_version_is_refused_in_one_line(tmp_path, version):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({**VERSION_1_STATE, "version": version}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"state\.json: label state version .* is not one this lit_al reads") as caught:
+        LabelState.load(path, [f"x{i}" for i in range(6)])
+    assert "\n" not in str(caught.value)
 
 
 def test_token_cache_and_padding(tmp_path):

@@ -118,7 +118,7 @@ def _records(exp: Path, strategy: str, seed: int) -> list[dict]:
 def test_strategies_of_a_seed_share_the_initial_set_and_the_round0_model(experiment):
     exp, _ = experiment
     for seed in (0, 1):
-        initial = {s: sorted(r["id"] for r in _records(exp, s, seed) if r["round"] == 0) for s in ("random", "lc")}
+        initial = {s: sorted(r["id"] for r in _records(exp, s, seed) if r["round"] == -1) for s in ("random", "lc")}
         assert initial["random"] == initial["lc"] and len(initial["lc"]) == 12
         round0 = [_metrics(exp, s, seed).iloc[0] for s in ("random", "lc")]
         shared = _metrics(exp, "round0", seed).iloc[0]
@@ -127,7 +127,7 @@ def test_strategies_of_a_seed_share_the_initial_set_and_the_round0_model(experim
         log = (exp / "logs" / f"default__lc__seed_{seed}.log").read_text()
         assert "loaded the shared model" in log
         assert _metrics(exp, "lc", seed)["labeled"].tolist() == [12, 20, 28]
-    seeds = [sorted(r["id"] for r in _records(exp, "lc", s) if r["round"] == 0) for s in (0, 1)]
+    seeds = [sorted(r["id"] for r in _records(exp, "lc", s) if r["round"] == -1) for s in (0, 1)]
     assert seeds[0] != seeds[1]
     reference = _metrics(exp, "all_data", 0)
     assert reference["labeled"].tolist() == [60] and (exp / "default/all_data/seed_0/model/model.pt").exists()
@@ -152,7 +152,7 @@ def test_interrupted_cell_resumes_from_its_last_round(experiment, capsys):
     state_path = exp / "default" / "random" / "seed_0" / "state.json"
     state = json.loads(state_path.read_text())
     state["finished"], state["completed_rounds"] = False, 2  # as if killed during its last round
-    state["records"] = [r for r in state["records"] if r["round"] <= 2]
+    state["records"] = [r for r in state["records"] if r["round"] < 2]
     state_path.write_text(json.dumps(state))
     capsys.readouterr()
     assert main(["experiment", "--config", str(grid)]) == 0

@@ -300,8 +300,8 @@ def test_one_round_through_the_cli(tmp_path, bert, tiny_data, strategy, monkeypa
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert metrics["query_strategy"].iloc[0] == strategy["name"]
     state = json.loads((run_dir / "state.json").read_text())
-    seed_rows = sorted(r["pool_index"] for r in state["records"] if r["round"] == 0)
-    assert sum(r["round"] == 1 for r in state["records"]) == 7
+    seed_rows = sorted(r["pool_index"] for r in state["records"] if r["round"] == -1)
+    assert sum(r["round"] == 0 for r in state["records"]) == 7
     if strategy["name"] == "alden":
         (labeled_rows, first_ref), (unlabeled_rows, second_ref) = predicted
         assert len(labeled_rows) == 12 and len(unlabeled_rows) == 28

@@ -81,7 +81,7 @@ def test_the_next_batch_is_ready_when_the_last_answer_arrives_and_the_state_says
     store = RunStore(run_dir, overlap=True)
     client = _page(store)
     try:
-        view = _item(client)  # the first request starts round 0's background job: nothing labeled, a cold start
+        view = _item(client)  # the first request starts a background job for batch 0 (round 1's model): nothing labeled
         assert view["mode"] == "item" and store.background.status().state == "running"
         first_batch = set(state(run_dir)["pending"]["pool_indices"])
         for _ in range(2):  # loop.overlap.retrain_every: a quarter of query_size 6, rounded up
@@ -105,7 +105,8 @@ def test_the_next_batch_is_ready_when_the_last_answer_arrives_and_the_state_says
         proposer = saved["proposed_by"]["1"]
         history = {int(row["job"]): row for row in read_history(run_dir)}
         adopted = history[proposer["job"]]
-        assert proposer["overlap"] is True and proposer["round"] == 0 and adopted["adopted_for"] == "1"
+        assert proposer["overlap"] is True and proposer["round"] == 1 and adopted["adopted_for"] == "1"
+        assert adopted["round"] == "1"  # the model that proposed batch 1 is round 1's, in models.csv too
         assert proposer["labeled"] == int(adopted["labeled"]) >= 2 and proposer["time"] == adopted["trained_at"]
         assert max(int(row["labeled"]) for row in history.values() if row["trained_at"] <= proposer["time"]) \
             == proposer["labeled"]  # the freshest finished model proposed it
@@ -114,10 +115,10 @@ def test_the_next_batch_is_ready_when_the_last_answer_arrives_and_the_state_says
         assert {row["id"]: [row["label"]] for row in selected} == {i: gold[i] for i in (row["id"] for row in selected)}
         assert len(selected) == 8
         assert (run_dir / "rounds" / "round_001" / "to_label.csv").is_file()
-        assert json.loads((run_dir / "model" / "lit_al_model.json").read_text())["round"] == 0
+        assert json.loads((run_dir / "model" / "lit_al_model.json").read_text())["round"] == 1
         with open(run_dir / "metrics.csv", encoding="utf-8") as handle:
             (row,) = [r for r in csv.DictReader(handle) if r["round"] == "1"]  # the row of the batch it proposed
-        assert (row["trained_round"], int(float(row["labeled"]))) == ("0", proposer["labeled"])
+        assert int(float(row["labeled"])) == proposer["labeled"] and "trained_round" not in row
         assert store.background.status().state == "running"  # round 1's first job trains on the 8 labels
         assert [job.labeled for job in list_jobs(run_dir)] == [8]
     finally:
@@ -299,7 +300,7 @@ def test_a_server_killed_while_adopting_loses_nothing_and_imports_nothing_twice(
         assert view["mode"] == "item" and view["round"] == 1
         saved = state(run_dir)
         assert _records(run_dir) == before and saved["completed_rounds"] == 1 and len(saved["pending"]["pool_indices"]) == 6
-        assert {j.round for j in list_jobs(run_dir)} == {1}  # round 0's job folder is gone, round 1's job runs
+        assert {j.round for j in list_jobs(run_dir)} == {1}  # batch 0's job folder is gone, batch 1's job runs
         again = (run_dir / "state.json").read_bytes()
         store.view("c1", take=True)
         assert (run_dir / "state.json").read_bytes() == again  # nothing adopted twice
@@ -324,7 +325,7 @@ def test_a_session_adopts_the_batch_trained_while_the_person_answered(base_run, 
     gold = base_run[1]
     session = Session(str(base_run[0].parent / "config.yaml"), run_dir=str(run_dir))
     try:
-        batch = session.query()  # nothing answered: the pending batch, and round 0's background job starts
+        batch = session.query()  # nothing answered: the pending batch, and a background job for batch 0 starts
         assert batch.round == 0 and len(batch) == 8 and [job.round for job in list_jobs(run_dir)] == [0]
         assert session._background().wait(240)  # one job at a time: the next starts once this one is done
         session.teach(batch.ids, [gold[i][0] for i in batch.ids])  # retrain_every (2) answers: a job on the 8 labels
@@ -352,19 +353,19 @@ def test_warm_start_and_fewer_epochs_for_models_of_a_partly_answered_batch(answe
                       encoding="utf-8")
     store = RunStore(run_dir, overlap=True)
     try:
-        view = store.view("c1", take=True)  # adopts round 0's job; round 1's first job trains on the committed labels
+        view = store.view("c1", take=True)  # adopts batch 0's job (round 1's model); batch 1's first job trains on the committed labels
         assert view["mode"] == "item" and view["round"] == 1
         (first,) = list_jobs(run_dir)
         assert not first.intermediate and store.background.wait(240)
         log = "\n".join(first.log_tail(400))
-        assert "warm start: from the run's round-0 model" in log and "epoch 2 of 2 trained" in log  # in full
+        assert "warm start: from the run's round-1 model" in log and "epoch 2 of 2 trained" in log  # in full
         for _ in range(2):
             store.answer("c1", view["item"]["id"], gold[view["item"]["id"]], None, None)
             view = store.view("c1", take=True)
         second = list_jobs(run_dir)[-1]
         assert second.intermediate and second.answers == 2 and store.background.wait(240)
         log = "\n".join(second.log_tail(400))
-        assert "warm start: from the run's round-0 model" in log and "epoch 1 of 1 trained" in log
+        assert "warm start: from the run's round-1 model" in log and "epoch 1 of 1 trained" in log
         assert "epoch 2 of" not in log
     finally:
         store.stop()

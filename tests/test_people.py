@@ -76,7 +76,7 @@ def test_walkthrough_query_label_query(tmp_path, tiny_bert, unlabeled, capsys):
     assert main(["label", str(run_dir), str(_fill(round0 / "to_label.csv", gold)), "--annotator", "ana"]) == 0
     records = _state(run_dir)["records"]
     assert len(records) == 8 and {r["source"] for r in records} == {"person"} and {r["annotator"] for r in records} == {"ana"}
-    assert all(r["time"].endswith("+00:00") and r["round"] == 1 for r in records)
+    assert all(r["time"].endswith("+00:00") and r["round"] == 0 for r in records)  # the answers to batch round_000
 
     for round_index in (1, 2):
         assert main(["query", "--resume", str(run_dir)]) == 0
@@ -106,6 +106,89 @@ def test_walkthrough_query_label_query(tmp_path, tiny_bert, unlabeled, capsys):
     assert len(predictions) == 5 and set(predictions["predicted"]) <= set(LABELS)
     assert main(["status", str(run_dir)]) == 0
     assert "pending" in capsys.readouterr().out
+
+
+def _round_numbers(run_dir: Path, capsys) -> dict:
+    """Every place a person sees the round of the pending batch: folder, state.json, metrics.csv, model, status, page."""
+    from lit_al.annotate import RunStore
+
+    state = _state(run_dir)
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) == 0
+    status = capsys.readouterr().out
+    pending = state["pending"]["round"]
+    folder = run_dir / "rounds" / f"round_{pending:03d}"
+    tasks = json.loads((folder / "label_studio_tasks.json").read_text())
+    return {
+        "folder": int(sorted(p.name for p in (run_dir / "rounds").iterdir() if (p / "to_label.csv").is_file())[-1][6:]),
+        "pending": pending,
+        "proposed_by": state["proposed_by"][str(pending)]["round"],
+        "metrics": int(pd.read_csv(run_dir / "metrics.csv")["round"].iloc[-1]),
+        "model": json.loads((run_dir / "model" / "lit_al_model.json").read_text())["round"],
+        "status_model": int(status.split("last model from round ")[1].split()[0]),
+        "status_pending": int(status.split("proposed in round ")[1].split(":")[0]),
+        "status_metrics": int(status.split("last metrics: round ")[1].split()[0].rstrip(";,")),
+        "label_studio": {t["predictions"][0]["model_version"] for t in tasks} == {f"lit_al round {pending}"},
+        "page": RunStore(run_dir, overlap=False).view("c1")["round"],
+    }
+
+
+def test_one_round_has_one_number_in_folder_state_metrics_status_and_page(tmp_path, tiny_bert, unlabeled, capsys):
+    data, gold = unlabeled
+    run_dir = tmp_path / "run"
+    assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
+    assert main(["label", str(run_dir), str(_fill(run_dir / "rounds" / "round_000" / "to_label.csv", gold))]) == 0
+    assert {r["round"] for r in _state(run_dir)["records"]} == {0}  # the answers to batch round_000
+    for round_index in (1, 2):  # round r's model, trained on the answers of rounds < r, proposes batch r
+        assert main(["query", "--resume", str(run_dir)]) == 0
+        numbers = _round_numbers(run_dir, capsys)
+        assert numbers.pop("label_studio") and set(numbers.values()) == {round_index}, numbers
+        batch = run_dir / "rounds" / f"round_{round_index:03d}" / "to_label.csv"
+        assert main(["label", str(run_dir), str(_fill(batch, gold, rows=2))]) == 0
+        assert main(["label", str(run_dir), str(batch)]) == 0  # nothing new: the message names the same round
+        assert f"the current batch is round {round_index}'s: 4 of 6 items to label: fill {batch}" in capsys.readouterr().out
+        records = _state(run_dir)["records"]
+        assert sorted(r["round"] for r in records if r["id"] in set(pd.read_csv(batch)["id"])) == [round_index] * 2
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics["round"].tolist() == [1, 2] and metrics["labeled"].tolist() == [8, 10]  # row r: labels of rounds < r
+
+
+def _as_version_1(state: dict) -> dict:
+    """``state`` as lit_al wrote it before one round numbering (``"version": 1``, by hand from that writer):
+    an answer to batch r (label or skip) was recorded as round r + 1, the initial set as round 0."""
+    def old(rows):
+        return [{**row, "round": row["round"] + 1} for row in rows]
+
+    return {**state, "version": 1, "records": old(state["records"]), "skipped": old(state["skipped"])}
+
+
+def test_a_run_written_before_one_round_numbering_resumes_and_reports_in_it(tmp_path, tiny_bert, unlabeled, capsys):
+    data, gold = unlabeled
+    run_dir = tmp_path / "run"
+    assert main(["query", "--config", str(_config(tmp_path / "c.yaml", tiny_bert, data, run_dir))]) == 0
+    frame = pd.read_csv(run_dir / "rounds" / "round_000" / "to_label.csv", dtype=str, keep_default_na=False)
+    frame["label"] = [gold[i] for i in frame["id"]]
+    frame.loc[0, "label"], frame.loc[0, "skip"] = "", "not sure"
+    frame.to_csv(run_dir / "rounds" / "round_000" / "to_label.csv", index=False)
+    assert main(["label", str(run_dir), str(run_dir / "rounds" / "round_000" / "to_label.csv")]) == 0
+    assert main(["query", "--resume", str(run_dir)]) == 0  # batch 1 proposed
+    new = _state(run_dir)
+    old = _as_version_1(new)
+    assert [r["round"] for r in old["records"]] == [1] * 7 and old["skipped"][0]["round"] == 1  # what version 1 wrote
+    (run_dir / "state.json").write_text(json.dumps(old), encoding="utf-8")
+    numbers = _round_numbers(run_dir, capsys)
+    assert numbers.pop("label_studio") and set(numbers.values()) == {1}, numbers
+    assert _state(run_dir) == old  # reading changed nothing on disk
+    batch = run_dir / "rounds" / "round_001" / "to_label.csv"
+    assert main(["label", str(run_dir), str(_fill(batch, gold))]) == 0  # the first write saves version 2
+    saved = _state(run_dir)
+    assert saved["version"] == 2 and saved["skipped"] == new["skipped"]
+    assert sorted({r["round"] for r in saved["records"]}) == [0, 1] and sum(r["round"] == 1 for r in saved["records"]) == 6
+    assert main(["query", "--resume", str(run_dir)]) == 0  # the resumed run goes on: round 2
+    numbers = _round_numbers(run_dir, capsys)
+    assert numbers.pop("label_studio") and set(numbers.values()) == {2}, numbers
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics["round"].tolist() == [1, 2] and metrics["labeled"].tolist() == [7, 13]
 
 
 def test_partial_answers_skips_and_repeated_imports(tmp_path, tiny_bert, unlabeled, capsys):

@@ -389,14 +389,14 @@ def test_status_of_an_interrupted_and_a_fresh_run(tmp_path, pooled_run, capsys):
     assert "(>= 0.99)" in out  # the enabled criterion with its threshold
     assert "stopping: no criterion has fired; the run goes on" in out and "stopped by" not in out
 
-    state["records"].append({"pool_index": 70, "id": "x70", "round": 2, "source": "person", "labels": ["sport"]})
-    state["skipped"] = [{"pool_index": 71, "id": "x71", "round": 2, "reason": "skip"}]
+    state["records"].append({"pool_index": 70, "id": "x70", "round": 1, "source": "person", "labels": ["sport"]})
+    state["skipped"] = [{"pool_index": 71, "id": "x71", "round": 1, "reason": "skip"}]
     (run_dir / "state.json").write_text(json.dumps(state))
     assert main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "state: labeling (2 of 3 answered; lit_al query --resume trains on them)" in out
     assert "pending: 3 item(s) proposed in round 1: 2 answered (1 labeled, 1 skipped), 1 to label" in out
-    state["records"].append({"pool_index": 72, "id": "x72", "round": 2, "source": "person", "labels": ["tech"]})
+    state["records"].append({"pool_index": 72, "id": "x72", "round": 1, "source": "person", "labels": ["tech"]})
     (run_dir / "state.json").write_text(json.dumps(state))
     assert main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out

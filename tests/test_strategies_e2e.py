@@ -58,7 +58,7 @@ def test_one_round(case, multi_label, env, tmp_path):
     selected = pd.read_csv(run_dir / "rounds" / "round_000" / "selected.csv")
     assert len(selected) == 6 and selected["pool_index"].is_unique
     state = json.loads((run_dir / "state.json").read_text())
-    assert sum(r["round"] == 1 for r in state["records"]) == 6
+    assert sum(r["round"] == 0 for r in state["records"]) == 6  # the answers to batch round_000
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert (metrics["query_strategy"].dropna() == spec["name"]).all()
 

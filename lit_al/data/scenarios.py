@@ -47,7 +47,7 @@ class InitialSet:
         query: regular expression for ``keyword_query`` (e.g. ``Where|countr.*|cit.*``).
         case_sensitive: whether the query is case-sensitive (IBM: yes).
         labels_file: seed labels a person gave: an ``id,label`` CSV or any answer format of
-            ``lit_al label`` (Label Studio JSON, Prodigy / Argilla JSONL); added to round 0.
+            ``lit_al label`` (Label Studio JSON, Prodigy / Argilla JSONL); added to the initial set.
     """
 
     scenario: Scenario = "random"

@@ -3,6 +3,13 @@
 One JSON file (``state.json`` in the run directory) is the single source of
 truth for labels and progress. It is rewritten atomically after every change,
 so a crash at any moment leaves the last complete state on disk.
+
+Round numbers (one numbering for the whole run): round r's model, trained on every
+label so far, proposes batch r (``rounds/round_r/``); the answers to batch r are
+labels of round r; the initial set's labels, given before any model, are round -1.
+So round r's model trains on the labels of rounds < r. Version 1 files (lit_al
+before this numbering) recorded an answer to batch r as round r + 1 and the initial
+set as round 0; ``read_state_json`` converts them on read.
 """
 
 from __future__ import annotations
@@ -19,7 +26,10 @@ from ..atomic import atomic_write_json
 
 #: Where a label came from.
 SOURCES = ("seed", "weak_negative", "oracle", "person")
-STATE_VERSION = 1
+#: The round of the initial set's labels (seed, weak negatives, a seed labels file): before round 0.
+INITIAL_ROUND = -1
+#: 2: labels and skip marks carry the round of the batch they answer (1: that round + 1).
+STATE_VERSION = 2
 
 
 def _floats_out(values: Sequence[float]) -> list[float | None]:
@@ -34,7 +44,7 @@ def _floats_in(values: Sequence[float | None]) -> tuple[float, ...]:
 class PendingQuery:
     """A proposed batch waiting for its labels.
 
-    ``round``: the round that proposed it (its labels belong to round ``round + 1``);
+    ``round``: the round whose model proposed it (its answers are labels of that round, too);
     ``pool_indices``: the picks, best first, with the strategy's ``scores``;
     ``suggestions``: the model's predicted class names per pick (empty before any
     training) and their ``confidence``.
@@ -63,7 +73,7 @@ class PendingQuery:
 class LabelRecord:
     """One labeled example: its class names (one for single-label), when, from where and from whom.
 
-    ``time`` is an ISO-8601 UTC timestamp of when a person's answer was imported.
+    ``round``: the round of the batch it answered (``INITIAL_ROUND`` for the initial set). ``time`` is an ISO-8601 UTC timestamp of when a person's answer was imported.
     """
 
     pool_index: int
@@ -102,7 +112,7 @@ class LabelState:
         #: Items a person skipped (pool index -> record); excluded from later queries by default.
         self.skipped: dict[int, SkipRecord] = {}
         #: Which model proposed the batch of each round (round -> ``{"round", "labeled", "time", ...}``):
-        #: the round whose seeds trained it, how many labels it saw, when it was trained; written for a person's batches.
+        #: that model's round (the batch's), how many labels it saw, when it was trained; written for a person's batches.
         self.proposed_by: dict[int, dict] = {}
         #: What strategies fixed once for the run, by strategy name (``Strategy.run_record``, e.g. ProbCover's δ).
         self.strategy_records: dict[str, dict] = {}
@@ -153,10 +163,10 @@ class LabelState:
             self.records[index] = LabelRecord(index, self.ids[index], int(round), source, tuple(names), annotator, time)
 
     def drop_after(self, round: int) -> list[LabelRecord]:
-        """Remove records of rounds after ``round`` that came from a simulated oracle; return them.
+        """Remove records of rounds after ``round`` that did not come from a person; return them.
 
         Used when resuming a round that was interrupted between its query and its
-        checkpoint: labels a person gave are never dropped.
+        checkpoint (``drop_after(completed_rounds - 1)``): labels a person gave are never dropped.
         """
         dropped = [r for r in self.records.values() if r.round > round and r.source != "person"]
         for record in dropped:
@@ -188,10 +198,7 @@ class LabelState:
     @classmethod
     def load(cls, path: str | Path, ids: Sequence[str]) -> "LabelState":
         path = Path(path)
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: cannot read the label state: {exc}") from None
+        payload = read_state_json(path)
         state = cls(ids, path)
         if payload.get("n_pool") != len(ids):
             raise DataError(f"{path}: the label state is for a pool of {payload.get('n_pool')} examples, the data has {len(ids)}")
@@ -213,6 +220,38 @@ class LabelState:
             state.skipped[index] = SkipRecord(**{**row, "pool_index": index})
         state.proposed_by = {int(r): dict(info) for r, info in (payload.get("proposed_by") or {}).items()}
         return state
+
+
+def read_state_json(path: str | Path) -> dict:
+    """``state.json`` as a dict in the current version's round numbering (older versions converted)."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the label state: {exc}") from None
+    if not isinstance(payload, dict):
+        raise DataError(f"{path}: cannot read the label state: expected a JSON object, found {type(payload).__name__}")
+    version = payload.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= STATE_VERSION:
+        raise DataError(f"{path}: label state version {version!r} is not one this lit_al reads "
+                        f"(1 to {STATE_VERSION}); a newer lit_al wrote it?")
+    if version == 1:
+        payload = _from_version_1(payload)
+    return payload
+
+
+def _from_version_1(payload: dict) -> dict:
+    """Version 1 numbered a label by the first round whose model trained on it: an answer to batch r
+    was round r + 1, the initial set round 0; and an overlapped batch r's ``proposed_by`` named the
+    round whose seeds trained its model (r - 1). Now: the batch's round, the initial set -1, r."""
+    def shifted(rows):
+        return [{**row, "round": row["round"] - 1} if isinstance(row, dict) and isinstance(row.get("round"), int) else row
+                for row in rows or []]
+
+    proposed_by = {key: ({**info, "round": int(key)} if isinstance(info, dict) else info)
+                   for key, info in (payload.get("proposed_by") or {}).items()}
+    return {**payload, "version": STATE_VERSION, "records": shifted(payload.get("records")),
+            "skipped": shifted(payload.get("skipped")), **({"proposed_by": proposed_by} if proposed_by else {})}
 
 
 def _record_json(record: LabelRecord) -> dict:

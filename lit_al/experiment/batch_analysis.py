@@ -16,7 +16,6 @@ Pool embeddings and all-data probabilities are computed once and cached in
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from ..analysis import (
     representativeness,
     token_jaccard_from_counts,
 )
+from ..data.state import INITIAL_ROUND, read_state_json
 from .grid import REFERENCE
 from .pool_outputs import ScenarioPool, has_saved_model
 from .results import Experiment
@@ -44,7 +44,8 @@ def _cached(path: Path, compute) -> np.ndarray:
 
 
 def _records(run_dir: Path) -> list[dict]:
-    return json.loads((run_dir / "state.json").read_text(encoding="utf-8"))["records"]
+    """The run's label records, in the current round numbering (``INITIAL_ROUND``: the initial set)."""
+    return read_state_json(run_dir / "state.json")["records"]
 
 
 def _selected(run_dir: Path, round_index: int) -> np.ndarray | None:
@@ -74,7 +75,7 @@ def first_batch_analysis(experiment: Experiment, scenario: str, pool: ScenarioPo
             analysis_dir / f"{scenario}_seed{seed}_round0_embeddings.npy",
             lambda: pool.predict(round0 / "model", ["embeddings"])["embeddings"],
         )
-        initial = {r["pool_index"] for r in _records(round0) if r["round"] == 0}
+        initial = {r["pool_index"] for r in _records(round0) if r["round"] == INITIAL_ROUND}
         unlabeled = np.array(sorted(set(range(embeddings.shape[0])) - initial), dtype=np.int64)
         position = np.full(embeddings.shape[0], -1, dtype=np.int64)
         position[unlabeled] = np.arange(unlabeled.size)
@@ -116,7 +117,7 @@ def cumulative_analysis(experiment: Experiment, scenario: str, pool: ScenarioPoo
             if tokens is None:
                 tokens = pool.tokens()
                 total = np.bincount(tokens.ids)
-            queried = [r for r in _records(run_dir) if r["round"] >= 1]
+            queried = [r for r in _records(run_dir) if r["round"] != INITIAL_ROUND]
             in_d = np.zeros(len(tokens), dtype=bool)
             selected = np.zeros_like(total)
             for last_round in sorted({r["round"] for r in queried}):

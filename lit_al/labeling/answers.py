@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from ..data.schema import LabelSchema
-from ..data.state import LabelRecord, LabelState, SkipRecord
+from ..data.state import INITIAL_ROUND, LabelRecord, LabelState, SkipRecord
 from ..errors import DataError
 
 PERSON = "person"
@@ -103,13 +103,14 @@ def apply_answers(
 ) -> ImportSummary:
     """Validate every answer against the state and the schema, then record them (see the module docstring).
 
-    ``seed``: the answers are a person's seed labels for round 0 (source ``seed``): any pool
+    ``seed``: the answers are a person's seed labels, of the initial set (source ``seed``): any pool
     id may be answered, not only the pending batch's. ``how_to_overwrite``: how the caller
     lets an answer correct a label, as its refusal says it (an option, a keyword argument).
     """
     pending = state.pending
     pending_rows = set(pending.pool_indices) if pending is not None else set()
-    label_round = 0 if seed else pending.round + 1 if pending is not None else state.completed_rounds
+    # the round of the batch answered (see lit_al.data.state): a batch's labels carry the round that proposed it
+    label_round = INITIAL_ROUND if seed else pending.round if pending is not None else state.completed_rounds
     source = "seed" if seed else PERSON
     index_of = {example_id: i for i, example_id in enumerate(state.ids)}
     time = time or now_utc()
@@ -165,7 +166,7 @@ def retract(state: LabelState, example_id: str) -> bool:
     if pending is None or index is None or index not in pending.pool_indices:
         return False
     record = state.records.get(index)
-    if record is not None and record.source == PERSON and record.round == pending.round + 1:
+    if record is not None and record.source == PERSON and record.round == pending.round:
         del state.records[index]
         return True
     return state.skipped.pop(index, None) is not None

@@ -95,14 +95,13 @@ def adopt(run_dir: Path, job: Job, proposal: dict[str, Any], pool: Pool, config:
         if batch is None:
             return Adoption("synchronous", message="nothing left to propose ahead: the synchronous round decides")
         _write_round_files(run_dir, state, pending, batch, pool)
-        _install_model(run_dir, job, int(proposal["round"]))
-        # the row of the batch it proposed, as a synchronous round's row is that of the model proposing its batch
-        _append_metrics(run_dir, {**proposal["row"], "round": batch.round, "trained_round": int(proposal["round"]),
-                                  "answers": int(proposal["answers"])})
+        _install_model(run_dir, job, batch.round)
+        # round r's row is the model that proposed batch r, as in a synchronous round
+        _append_metrics(run_dir, {**proposal["row"], "round": batch.round, "answers": int(proposal["answers"])})
         state.pending = batch
         state.completed_rounds = pending.round + 1
         state.proposed_by[batch.round] = {
-            "round": int(proposal["round"]), "labeled": int(proposal["labeled"]), "time": proposal["trained_at"],
+            "round": batch.round, "labeled": int(proposal["labeled"]), "time": proposal["trained_at"],
             "overlap": True, "job": int(proposal["job"]), "answers": int(proposal["answers"]), "adopted": now_utc(),
         }
         state.save()  # the commit point

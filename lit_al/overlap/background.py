@@ -4,8 +4,9 @@ For the pending batch of round r (``Background.tick`` is called with the run's s
 request of the page, and by ``Session``):
 
 1. **start**: with no job running, a job starts when the batch has none yet (it trains on the
-   committed labels: round r's model), or when ``loop.overlap.retrain_every`` answers of the
-   batch arrived since the snapshot of the newest job. One job runs at a time.
+   committed labels), or when ``loop.overlap.retrain_every`` answers of the batch arrived since
+   the snapshot of the newest job. One job runs at a time. A job trains round r + 1's model
+   (its seeds), which proposes batch r + 1.
 2. **adopt**: once the batch is done (``Session.query``: once one item is), the newest finished
    job's batch becomes the pending one (``adopt``); a job still running for round r is stopped,
    being staler than the labels now committed, and the next batch's first job starts at once.
@@ -191,7 +192,7 @@ class Background:
         return adoption
 
     def _record(self, job: Job, proposal: dict[str, Any], adopted_for: int | None = None) -> None:
-        row = {"job": job.number, "round": proposal["round"], "labeled": proposal["labeled"],
+        row = {"job": job.number, "round": proposal["for_round"], "labeled": proposal["labeled"],
                "answers": proposal["answers"], "intermediate": proposal.get("intermediate", False),
                "created": proposal["created"], "trained_at": proposal["trained_at"],
                "proposed": len((proposal.get("pending") or {}).get("pool_indices", [])), "adopted_for": adopted_for}

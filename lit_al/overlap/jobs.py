@@ -2,8 +2,9 @@
 
 A job folder ``overlap/job_NNNNNN`` holds what the job was given and what it made:
 
-- ``job.json``: its number, the round whose seeds train it, the labeled count and the answers of
-  the pending batch in its snapshot, when it was made (written before the process starts);
+- ``job.json``: its number, the round r of the pending batch (the job trains round r + 1's model,
+  which proposes batch r + 1), the labeled count and the answers of the pending batch in its
+  snapshot, when it was made (written before the process starts);
 - ``state.json``: the label state it trains on (a snapshot: answers arriving later are not in it);
 - ``pid``: the worker's process id (written once it runs), ``log.txt``: the worker's output;
 - ``model/``, ``stopping/``, ``rounds/``: the job's model, stop-set predictions and Lightning files;
@@ -45,6 +46,7 @@ class Job:
 
     directory: Path
     number: int
+    #: The round of the batch pending when the job was made; its model is round ``round + 1``'s.
     round: int
     labeled: int
     answers: int

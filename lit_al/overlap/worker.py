@@ -1,8 +1,8 @@
 """One background training of the overlapped loop: ``python -m lit_al.overlap.worker JOB_DIR``.
 
-Reads the job's state snapshot and the run's saved config, trains the model of the job's round
-on every label of the snapshot (``ActiveLoop.propose_ahead``), scores the pool without the
-pending batch, picks the next batch and writes ``proposal.json`` last. Its own process: training
+Reads the job's state snapshot and the run's saved config, trains round r + 1's model while
+batch r is answered, on every label of the snapshot (``ActiveLoop.propose_ahead``), scores the
+pool without the pending batch, picks batch r + 1 and writes ``proposal.json`` last. Its own process: training
 on the server's cores inside the server would stall the page. It writes only inside ``JOB_DIR``
 (the run's token cache is read, and filled atomically if missing).
 """
@@ -99,8 +99,8 @@ def run_job(job_dir: Path) -> dict[str, Any]:
     if (run_dir / STOPPING_DIR).is_dir():  # the stop-set predictions of earlier rounds: the stopping signals' history
         shutil.copytree(run_dir / STOPPING_DIR, job_dir / STOPPING_DIR, dirs_exist_ok=True)
     round_index = int(info["round"])
-    log.info("background job %s: round %d model on %d labels (%d answers of the pending batch)",
-             job_dir.name, round_index, len(state.records), int(info["answers"]))
+    log.info("background job %s: round %d model on %d labels (%d answers of the round-%d batch)",
+             job_dir.name, round_index + 1, len(state.records), int(info["answers"]), round_index)
     row, picks = loop.propose_ahead(state, round_index)
     pending = None
     if picks is not None and picks.selection is not None:
