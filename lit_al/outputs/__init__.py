@@ -2,15 +2,17 @@
 
 - ``catalog``: the torch-free catalogue (names, row shapes, flags, typed options) that
   strategies name their ``needs`` from;
+- ``plugin``: ``Output``, the base class of an output defined in the user's own module;
 - ``registry``: one computer per catalogued output, and ``compute_outputs``;
 - ``forward``: the shared eval-mode forward pass and helpers (dropout, seeding, caches);
 - ``store``: disk-backed arrays indexed by pool index;
 - ``collector``: the Lightning callback that fills a store while ``trainer.predict`` runs;
 - one module per family of computers: ``basic``, ``mc``, ``attention``, ``gradients``, ``mlm``.
 
-Importing this package imports only the catalogue (no torch, no Lightning).
+Importing this package imports only the catalogue and ``Output`` (no torch, no Lightning).
 """
 
-from .catalog import CATALOG, OutputSpec, PredictionOptions, PredictionRequest, flagged, output_names
+from .catalog import CATALOG, OutputSpec, PredictionOptions, PredictionRequest, flagged
+from .plugin import Output
 
-__all__ = ["CATALOG", "OutputSpec", "PredictionOptions", "PredictionRequest", "flagged", "output_names"]
+__all__ = ["CATALOG", "Output", "OutputSpec", "PredictionOptions", "PredictionRequest", "flagged"]
