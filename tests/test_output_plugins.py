@@ -201,3 +201,23 @@ def test_a_strategy_names_a_plugin_output_once_it_is_defined(catalog):
     _define("probe_later")
     strategy = type("Later", (Strategy,), {"needs": frozenset({"probe_later"})})()
     assert strategy.prediction_request(seed=4).needs == {"probe_later"}
+
+
+def test_defining_an_output_needs_neither_torch_nor_lightning():
+    """The catalogue and ``Output`` are torch-free: a plug-in module loads torch only when ``compute`` runs."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import plugins.logit_margin as plugin\n"
+        "from lit_al.outputs import CATALOG\n"
+        "assert 'logit_margin' in CATALOG\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'transformers', 'faiss'}))\n"
+    )
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
