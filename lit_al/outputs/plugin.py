@@ -40,7 +40,8 @@ class Output:
             in ``outputs`` and of its options in ``prediction_options()``.
         row_shape: one example's row, for people (``"()"``, ``"(d,)"``, ``"(T, C)"``).
         description: one line on what the row holds.
-        gradients: ``compute`` takes gradients (the pool is scored with ``inference_mode=False``).
+        gradients: ``compute`` takes gradients (the pool is scored with ``inference_mode=False``;
+            Lightning still predicts under ``torch.no_grad``, which ``torch.enable_grad`` lifts).
         reference: rows are computed relative to the labeled rows' values of this output,
             given as ``request.reference[name]`` (the labeled rows are scored first).
         sample_axis: rows are (T, ...); the strategy sees (T, n, ...).
