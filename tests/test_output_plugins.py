@@ -103,6 +103,16 @@ def test_a_run_uses_an_output_and_a_strategy_from_the_users_own_module(tmp_path,
     assert metrics["query_strategy"].iloc[0] == "plugins.logit_margin.SmallestLogitMargin"
 
 
+def test_a_bad_option_of_the_users_output_is_one_line_before_anything_runs(tmp_path, tiny_bert, capsys):
+    data = write_dataset(tmp_path / "data", n_pool=30)
+    strategy = {"class_path": "plugins.logit_margin.SmallestLogitMargin", "init_args": {"rival": 1}}
+    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=data, run_dir=tmp_path / "run", strategy=strategy)
+    assert main(["fit", "--config", str(config)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "output 'logit_margin': rival must be at least 2, got 1" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
 # ------------------------------------------------------------- catalogue rules
 
 
