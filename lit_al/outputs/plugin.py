@@ -3,7 +3,7 @@
 A subclass that sets ``name`` is catalogued when the class is defined (its module is
 imported), with the row shape, flags and options dataclass it declares; a strategy
 then names it in ``needs`` (``frozenset({MyOutput.name})``, which also imports it),
-and ``predict_step`` calls its ``compute`` on every prediction batch. Nothing in
+and the scorer's ``predictor.OutputPredictor`` calls its ``compute`` on every prediction batch. Nothing in
 lit_al is edited, and nothing here imports torch: the class computes with torch
 only when ``compute`` runs.
 
@@ -33,7 +33,7 @@ from .catalog import OutputSpec, register_spec
 
 
 class Output:
-    """A per-example output computed in ``predict_step``; subclass it and set ``name`` to catalogue it.
+    """A per-example output computed while the pool is scored; subclass it and set ``name`` to catalogue it.
 
     Class attributes:
         name: the output's name: what strategies put in ``needs``, the key of its array
@@ -72,7 +72,7 @@ class Output:
     def compute(self, module: Any, batch: dict[str, Any], request: Any, cache: Any) -> Any:
         """The (B, *row_shape) tensor of one prediction batch.
 
-        ``module`` is the ``TextClassifier`` (in eval mode), ``batch`` its tokenized batch
+        ``module`` is the classifier (what ``forward.Classifier`` lists of it), ``batch`` its tokenized batch
         (``input_ids``, ``attention_mask``, ``pool_index``), ``request`` the
         ``PredictionRequest`` (``options.of(self.name)``, ``seed``, ``reference``), ``cache``
         the batch's shared ``forward.ForwardCache`` (``logits``, ``features`` h(x),

@@ -12,22 +12,18 @@ import); an output of the user's own is a ``plugin.Output`` subclass, whose
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 
 from ..errors import StrategyError
-from .catalog import CATALOG, PROBS, PredictionRequest
-from .forward import ForwardCache
+from .catalog import CATALOG, PredictionRequest
+from .forward import Classifier, ForwardCache
 
-if TYPE_CHECKING:
-    from ..model import TextClassifier
-
-OutputComputer = Callable[["TextClassifier", dict, PredictionRequest, ForwardCache], torch.Tensor]
+OutputComputer = Callable[[Classifier, dict, PredictionRequest, ForwardCache], torch.Tensor]
 _COMPUTERS: dict[str, OutputComputer] = {}
 #: The modules whose import registers the built-in computers.
 BUILTIN_MODULES = ("basic", "mc", "attention", "gradients", "mlm")
-DEFAULT_REQUEST = PredictionRequest(needs=frozenset({PROBS}))
 
 
 def register_output(name: str) -> Callable[[OutputComputer], OutputComputer]:
@@ -59,10 +55,9 @@ def computer(name: str) -> OutputComputer:
 
 
 def compute_outputs(
-    module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest | None
+    module: Classifier, batch: dict[str, torch.Tensor], request: PredictionRequest
 ) -> dict[str, torch.Tensor]:
     """Compute every output in ``request.needs`` for one batch."""
-    request = request or DEFAULT_REQUEST
     computers = {name: computer(name) for name in sorted(request.needs)}
     cache = ForwardCache(module, batch)
     return {name: compute(module, batch, request, cache) for name, compute in computers.items()}
