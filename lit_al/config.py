@@ -130,10 +130,8 @@ def build_data(cfg: Namespace):
 
 def build_strategy(spec: str | dict[str, Any], multi_label: bool):
     """A strategy from a name, ``{name: ..., options}`` or ``{class_path: ..., init_args: {...}}``."""
-    from .strategies import get_strategy
-
     if isinstance(spec, str):
-        return get_strategy(spec, multi_label=multi_label)
+        return _checked_strategy(spec, {"multi_label": multi_label})
     spec = dict(spec)
     if "class_path" in spec:
         name = spec.pop("class_path")
@@ -146,7 +144,17 @@ def build_strategy(spec: str | dict[str, Any], multi_label: bool):
     else:
         raise ConfigError("strategy: give a registered name, {name: ..., options}, or {class_path: ..., init_args: ...}")
     options.setdefault("multi_label", multi_label)
-    return get_strategy(name, **options)
+    return _checked_strategy(name, options)
+
+
+def _checked_strategy(name: str, options: dict[str, Any]):
+    """``get_strategy``, and its prediction request built once: the options of the outputs it needs
+    (a plug-in output's own included) are checked before anything runs."""
+    from .strategies import get_strategy
+
+    strategy = get_strategy(name, **options)
+    strategy.prediction_request()
+    return strategy
 
 
 def data_multi_label(cfg: Namespace) -> bool:

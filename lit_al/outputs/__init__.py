@@ -2,6 +2,7 @@
 
 - ``catalog``: the torch-free catalogue (names, row shapes, flags, typed options) that
   strategies name their ``needs`` from;
+- ``plugin``: ``Output``, the base class of an output defined in the user's own module;
 - ``registry``: one computer per catalogued output, and ``compute_outputs``;
 - ``forward``: the shared eval-mode forward pass and helpers (dropout, seeding, caches), and
   ``Classifier``, what the computers use of the classifier (this package never imports ``lit_al.model``);
@@ -10,9 +11,10 @@
   classifier: it computes one request's outputs per batch and fills a store;
 - one module per family of computers: ``basic``, ``mc``, ``attention``, ``gradients``, ``mlm``.
 
-Importing this package imports only the catalogue (no torch, no Lightning).
+Importing this package imports only the catalogue and ``Output`` (no torch, no Lightning).
 """
 
-from .catalog import CATALOG, OutputSpec, PredictionOptions, PredictionRequest, flagged, output_names
+from .catalog import CATALOG, OutputSpec, PredictionOptions, PredictionRequest, flagged
+from .plugin import Output
 
-__all__ = ["CATALOG", "OutputSpec", "PredictionOptions", "PredictionRequest", "flagged", "output_names"]
+__all__ = ["CATALOG", "Output", "OutputSpec", "PredictionOptions", "PredictionRequest", "flagged"]

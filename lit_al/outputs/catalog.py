@@ -15,15 +15,28 @@ Flags:
   ``PredictionRequest.reference``.
 - ``sample_axis``: rows carry a leading sample axis (T, ...) that the array API
   puts first: the strategy sees (T, n, ...) with the pool index on axis 1.
+
+The built-in outputs are the ``BUILTIN`` specs below; an output defined in the
+user's own module (a subclass of ``lit_al.outputs.Output``) joins ``CATALOG``
+through ``register_spec`` when its class is defined. Its options form a dataclass
+of its own; a strategy passes them under the output's name
+(``prediction_options() -> {"my_output": {...}}``), and they are accepted for
+that output only.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field, fields
+import re
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Mapping
 
 from ..errors import StrategyError
+from ..functional.attention import ATTENTION_INTRA_MODES
+from ..functional.gradient import EGL_NORMS
+from ..functional.interpretation import SUBWORD_AGGREGATES as ALDEN_SUBWORD_AGGREGATES
 
 PROBS = "probs"
 EMBEDDINGS = "embeddings"
@@ -41,7 +54,12 @@ LABELS = "labels"
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One catalogued output: its name, the shape of one example's row, and its flags."""
+    """One catalogued output: its name, the shape of one example's row, and its flags.
+
+    ``options``: the dataclass of the output's own options (plug-in outputs; the
+    built-ins read ``PredictionOptions``' fields). ``computer``: the plug-in's
+    ``Output`` class (None for a built-in, whose computer is a registered function).
+    """
 
     name: str
     row_shape: str
@@ -49,36 +67,57 @@ class OutputSpec:
     gradients: bool = False
     reference: bool = False
     sample_axis: bool = False
+    options: type | None = None
+    computer: type | None = None
 
 
-CATALOG: dict[str, OutputSpec] = {
-    spec.name: spec
-    for spec in (
-        OutputSpec(PROBS, "(C,)", "softmax (single-label) or sigmoid (multi-label) probabilities"),
-        OutputSpec(EMBEDDINGS, "(d',)", "penultimate representation h(x), the input of the final linear layer"),
-        OutputSpec(CLS_HIDDEN, "(d,)", "last-layer [CLS] hidden state"),
-        OutputSpec(PRETRAINED_EMBEDDINGS, "(d,)", "sentence representation of the frozen pre-trained encoder"),
-        OutputSpec(MC_PROBS, "(T, C)", "T Monte-Carlo-dropout probability vectors", sample_axis=True),
-        OutputSpec(ATTENTION_INTRA, "()", "MII's attention-based intra-informativeness R_intra"),
-        OutputSpec(SURPRISAL, "(max_length,)", "ALPS surprisal embedding of a frozen masked LM"),
-        OutputSpec(EGL_FULL, "()", "expected gradient length over all trainable parameters", gradients=True),
-        OutputSpec(EGL_WORD, "()", "expected gradient length of the word-embedding rows (max over words)", gradients=True),
-        OutputSpec(ALDEN_INTERPRETATION, "(D,)", "ALDEN local interpretation of one token", gradients=True, reference=True),
-    )
-}
+BUILTIN: tuple[OutputSpec, ...] = (
+    OutputSpec(PROBS, "(C,)", "softmax (single-label) or sigmoid (multi-label) probabilities"),
+    OutputSpec(EMBEDDINGS, "(d',)", "penultimate representation h(x), the input of the final linear layer"),
+    OutputSpec(CLS_HIDDEN, "(d,)", "last-layer [CLS] hidden state"),
+    OutputSpec(PRETRAINED_EMBEDDINGS, "(d,)", "sentence representation of the frozen pre-trained encoder"),
+    OutputSpec(MC_PROBS, "(T, C)", "T Monte-Carlo-dropout probability vectors", sample_axis=True),
+    OutputSpec(ATTENTION_INTRA, "()", "MII's attention-based intra-informativeness R_intra"),
+    OutputSpec(SURPRISAL, "(max_length,)", "ALPS surprisal embedding of a frozen masked LM"),
+    OutputSpec(EGL_FULL, "()", "expected gradient length over all trainable parameters", gradients=True),
+    OutputSpec(EGL_WORD, "()", "expected gradient length of the word-embedding rows (max over words)", gradients=True),
+    OutputSpec(ALDEN_INTERPRETATION, "(D,)", "ALDEN local interpretation of one token", gradients=True, reference=True),
+)
+
+#: Every output a request may name: the built-ins, then the plug-ins in the order they were defined.
+CATALOG: dict[str, OutputSpec] = {spec.name: spec for spec in BUILTIN}
 
 MC_SCOPES = ("full", "head")
-ATTENTION_INTRA_MODES = ("column_sum", "row_sum")
-EGL_NORMS = ("l2", "squared")
 ALDEN_TARGETS = ("predicted", "all_logits")
 ALDEN_EMBEDDING_POINTS = ("word", "after_layernorm")
-ALDEN_SUBWORD_AGGREGATES = ("none", "sum", "max")
 ALDEN_KEYS = ("target", "embedding_point", "normalize", "subword_aggregate")
 
+#: A plug-in output's name: it names the stored array (``NAME.npy``) and its options' key.
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
-def output_names() -> frozenset[str]:
-    """Every catalogued output name (``labels`` excluded: it is not computed by a model pass)."""
-    return frozenset(CATALOG)
+
+def register_spec(spec: OutputSpec) -> None:
+    """Add a plug-in output to ``CATALOG`` (``lit_al.outputs.Output`` calls this when a subclass is defined).
+
+    The name must be new, or belong to the same class defined again (a module
+    reloaded); it may not shadow a built-in output, ``labels`` or a prediction option.
+    """
+    owner = f"output class {spec.computer.__qualname__ if spec.computer else spec.name}"
+    if not isinstance(spec.name, str) or not _NAME.fullmatch(spec.name):
+        raise StrategyError(f"{owner}: name must be lower-case letters, digits and _ (a file name), got {spec.name!r}")
+    if spec.name == LABELS or spec.name in {f.name for f in fields(PredictionOptions)}:
+        raise StrategyError(f"{owner}: the name {spec.name!r} is taken by lit_al (labels or a prediction option)")
+    if spec.options is not None and not (isinstance(spec.options, type) and is_dataclass(spec.options)):
+        raise StrategyError(f"{owner}: options must be a dataclass, got {spec.options!r}")
+    known = CATALOG.get(spec.name)
+    if known is not None and _class_path(known.computer) != _class_path(spec.computer):
+        taken = "a built-in output" if known.computer is None else _class_path(known.computer)
+        raise StrategyError(f"{owner}: output name {spec.name!r} is already taken by {taken}")
+    CATALOG[spec.name] = spec
+
+
+def _class_path(cls: type | None) -> str | None:
+    return None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def flagged(flag: str) -> frozenset[str]:
@@ -92,7 +131,10 @@ def check_names(names: frozenset[str] | set[str], owner: str) -> None:
     """Fail with one line when ``owner`` names an output the catalogue does not know."""
     unknown = sorted(set(names) - set(CATALOG) - {LABELS})
     if unknown:
-        raise StrategyError(f"{owner}: unknown output(s) {unknown}; catalogued outputs: {sorted(CATALOG)}")
+        raise StrategyError(
+            f"{owner}: unknown output(s) {unknown}; catalogued outputs: {sorted(CATALOG)} (an output of your own is "
+            "catalogued when its lit_al.outputs.Output subclass is defined: import its module first)"
+        )
 
 
 def _is_int(value: Any) -> bool:
@@ -120,6 +162,9 @@ class PredictionOptions:
         mlm_model: the frozen masked LM of ALPS surprisal (name or path).
         token_rate: fraction of tokens ALPS masks.
         max_length: length of ALPS surprisal rows.
+        per_output: the options of plug-in outputs, by output name: an instance of the
+            output's ``options`` dataclass (a mapping is validated into one). Read them
+            with :meth:`of`.
     """
 
     mc_passes: int = 10
@@ -132,8 +177,12 @@ class PredictionOptions:
     mlm_model: str | None = None
     token_rate: float = 0.15
     max_length: int = 128
+    per_output: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "per_output", {
+            name: plugin_options(name, value) for name, value in dict(self.per_output or {}).items()
+        })
         if not _is_int(self.mc_passes) or self.mc_passes < 1:
             raise StrategyError(f"mc_passes must be an integer >= 1, got {self.mc_passes!r}")
         _choice("mc_scope", self.mc_scope, MC_SCOPES)
@@ -163,15 +212,75 @@ class PredictionOptions:
         if not isinstance(options.get("normalize", True), bool):
             raise StrategyError(f"alden normalize must be true or false, got {options['normalize']!r}")
 
+    def of(self, name: str) -> Any:
+        """The options of plug-in output ``name``: what the request gave, else its dataclass's defaults."""
+        if name in self.per_output:
+            return self.per_output[name]
+        return plugin_options(name, {})
+
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | None) -> "PredictionOptions":
-        """Build from a strategy's ``prediction_options()`` dict; unknown keys are an error."""
+        """Build from a strategy's ``prediction_options()`` dict; unknown keys are an error.
+
+        A key naming a plug-in output with options carries that output's options.
+        """
         options = dict(options or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
+        known = {f.name for f in fields(cls)} - {"per_output"}
+        plugins = {name for name, spec in CATALOG.items() if spec.options is not None}
+        unknown = sorted(set(options) - known - plugins)
         if unknown:
-            raise StrategyError(f"unknown prediction option(s) {unknown}; known: {sorted(known)}")
-        return cls(**options)
+            raise StrategyError(
+                f"unknown prediction option(s) {unknown}; known: {sorted(known)}"
+                + (f", and the options of the outputs {sorted(plugins)}" if plugins else "")
+            )
+        per_output = {name: options.pop(name) for name in sorted(set(options) & plugins)}
+        return cls(**options, per_output=per_output)
+
+
+def plugin_options(name: str, value: Any) -> Any:
+    """``value`` (a mapping, or already the dataclass) as plug-in output ``name``'s options, checked.
+
+    Unknown keys, a value of the wrong simple type (bool, int, float, str) and whatever the
+    dataclass's own ``__post_init__`` refuses are one line naming the output and the option.
+    """
+    spec = CATALOG.get(name)
+    if spec is None or spec.options is None:
+        raise StrategyError(f"prediction options for {name!r}: no catalogued output of that name takes options")
+    if isinstance(value, spec.options):
+        return value
+    if not isinstance(value, Mapping):
+        raise StrategyError(f"output {name!r}: its options must be a mapping of option names, got {value!r}")
+    names = [f.name for f in fields(spec.options) if f.init]
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise StrategyError(f"output {name!r}: unknown option(s) {unknown}; known: {names}")
+    try:
+        hints = typing.get_type_hints(spec.options)
+    except Exception:  # an annotation that does not resolve: leave the checking to the dataclass
+        hints = {}
+    for key, given in value.items():
+        _check_simple_type(name, key, given, hints.get(key))
+    try:
+        return spec.options(**value)
+    except (TypeError, ValueError) as exc:
+        raise StrategyError(f"output {name!r}: {exc}") from None
+
+
+def _check_simple_type(output: str, key: str, value: Any, hint: Any) -> None:
+    """Refuse a value that is plainly not of its field's simple type (``X`` or ``X | None``; others pass)."""
+    allowed = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
+    if value is None and type(None) in allowed:
+        return
+    simple = allowed & {bool, int, float, str}
+    if not simple or len(allowed - {type(None)}) != len(simple):
+        return  # not a simple type: the dataclass's own checks decide
+    fits = (bool in simple and isinstance(value, bool)) or (str in simple and isinstance(value, str)) or (
+        not isinstance(value, bool)
+        and ((int in simple and _is_int(value)) or (float in simple and isinstance(value, numbers.Real)))
+    )
+    if not fits:
+        names = " or ".join(sorted(t.__name__ for t in simple))
+        raise StrategyError(f"output {output!r}: option {key} must be {names}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -195,4 +304,9 @@ class PredictionRequest:
         object.__setattr__(self, "needs", frozenset(self.needs))
         check_names(self.needs, "prediction request")
         if not isinstance(self.options, PredictionOptions):
-            object.__setattr__(self, "options", PredictionOptions.from_mapping(self.options))
+            options = PredictionOptions.from_mapping(self.options)
+            # an output's own options go to that output only: a request that does not compute it takes none
+            stray = sorted(set(options.per_output) - self.needs)
+            if stray:
+                raise StrategyError(f"prediction options for output(s) {stray}, which the request does not need")
+            object.__setattr__(self, "options", options)

@@ -2,10 +2,11 @@
 
 ``compute_outputs(module, batch, request)`` runs exactly the computers named in
 ``request.needs`` and returns ``{name: (B, ...) tensor}``; the computers of a batch
-share one eval-mode forward pass through ``forward.ForwardCache``. A new output is
-one ``catalog.CATALOG`` entry plus one function decorated with
-``@register_output("name")``; registering a name the catalogue does not know fails
-at import.
+share one eval-mode forward pass through ``forward.ForwardCache``. A built-in output
+is one ``catalog.BUILTIN`` entry plus one function decorated with
+``@register_output("name")`` (registering a name the catalogue does not know fails at
+import); an output of the user's own is a ``plugin.Output`` subclass, whose
+``compute`` ``computer`` hands out.
 """
 
 from __future__ import annotations
@@ -42,19 +43,21 @@ def _load_builtin() -> None:
         importlib.import_module(f"{__package__}.{module}")
 
 
-def available_outputs() -> frozenset[str]:
-    """Names of the outputs that have a registered computer."""
+def computer(name: str) -> OutputComputer:
+    """The computer of catalogued output ``name``: a built-in's function, or a plug-in ``Output``'s ``compute``."""
     _load_builtin()
-    return frozenset(_COMPUTERS)
+    if name in _COMPUTERS:
+        return _COMPUTERS[name]
+    spec = CATALOG.get(name)
+    if spec is None or spec.computer is None:
+        raise StrategyError(f"no computer for output {name!r}; catalogued outputs: {sorted(CATALOG)}")
+    return spec.computer().compute
 
 
 def compute_outputs(
     module: Classifier, batch: dict[str, torch.Tensor], request: PredictionRequest
 ) -> dict[str, torch.Tensor]:
     """Compute every output in ``request.needs`` for one batch."""
-    _load_builtin()
-    unknown = sorted(set(request.needs) - set(_COMPUTERS))
-    if unknown:
-        raise StrategyError(f"no computer for output(s) {unknown}; known outputs: {sorted(_COMPUTERS)}")
+    computers = {name: computer(name) for name in sorted(request.needs)}
     cache = ForwardCache(module, batch)
-    return {name: _COMPUTERS[name](module, batch, request, cache) for name in sorted(request.needs)}
+    return {name: compute(module, batch, request, cache) for name, compute in computers.items()}

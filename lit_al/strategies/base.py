@@ -22,7 +22,9 @@ result.
 To add a strategy: subclass ``Strategy`` in one file, set ``needs`` and the
 class flags, implement ``_select`` (return the picked indices, or a
 ``Selection`` when the picks come with scores or details), and decorate the
-class with ``@register_strategy("name")``.
+class with ``@register_strategy("name")``. An output lit_al does not compute is a
+``lit_al.outputs.Output`` subclass in the strategy's own module, named in ``needs``
+by its ``name`` (its options go under that name in ``prediction_options()``).
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ def strategy_class(name: str) -> type[Strategy]:
 def get_strategy(name: str, **options: Any) -> Strategy:
     """Build a configured strategy by registered name (or dotted class path).
 
-    Unknown options are an error that names them and lists the accepted ones.
+    Unknown options are an error that names them and lists the accepted ones. A class
+    that was never registered is named by its dotted path (metrics, seeds, run records).
     """
     cls = strategy_class(name)
     accepted = _accepted_options(cls)
@@ -66,7 +67,10 @@ def get_strategy(name: str, **options: Any) -> Strategy:
         raise StrategyError(
             f"strategy {name!r} has no option(s) {unknown}; accepted: {sorted(accepted)}"
         )
-    return cls(**options)
+    strategy = cls(**options)
+    if not strategy.name:
+        strategy.name = name  # type: ignore[misc]  # the instance's name; the class stays unregistered
+    return strategy
 
 
 def _accepted_options(cls: type[Strategy]) -> set[str]:
