@@ -29,6 +29,7 @@ from ..analysis import (
     representativeness,
     token_jaccard_from_counts,
 )
+from ..rundir import STATE_FILE
 from .grid import REFERENCE
 from .pool_outputs import ScenarioPool, has_saved_model
 from .results import Experiment
@@ -44,7 +45,7 @@ def _cached(path: Path, compute) -> np.ndarray:
 
 
 def _records(run_dir: Path) -> list[dict]:
-    return json.loads((run_dir / "state.json").read_text(encoding="utf-8"))["records"]
+    return json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))["records"]
 
 
 def _selected(run_dir: Path, round_index: int) -> np.ndarray | None:
