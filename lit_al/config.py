@@ -335,8 +335,9 @@ def saved_data_files(run_dir: Path):
     import yaml
 
     from .data.files import DataFiles
+    from .rundir import CONFIG_FILE
 
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise ConfigError(f"{run_dir}: no config.yaml (not a lit_al run directory)")
     try:
@@ -353,7 +354,9 @@ def saved_data_files(run_dir: Path):
 
 def saved_config(run_dir: Path) -> Namespace:
     """The parsed ``config.yaml`` of a run directory (one line when there is none, or it is not lit_al's)."""
-    config_path = run_dir / "config.yaml"
+    from .rundir import CONFIG_FILE
+
+    config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise ConfigError(f"{run_dir}: no config.yaml (not a lit_al run directory)")
     try:

@@ -371,12 +371,34 @@ def kmeans_nearest(
     after the other, so ``n_init`` is the knob for speed.
     """
     x = _as_float32(points)
-    m, d = x.shape
+    m = x.shape[0]
     k = int(k)
     if k <= 0:
         return np.empty(0, dtype=np.int64)
     if k >= m:
         return np.arange(m, dtype=np.int64)
+    _check_kmeans_options(init, duplicate_fill, n_init, max_iter, early_stop_threshold, max_points_per_centroid)
+    centroids = _kmeans_centroids(
+        x, k, rng, n_init=n_init, max_iter=max_iter, init=init, early_stop_threshold=early_stop_threshold,
+        max_points_per_centroid=max_points_per_centroid,
+    )
+    if duplicate_fill == "random":
+        return _nearest_with_random_fill(x, centroids, rng)
+    owner, assignment = _greedy_match(x, centroids)
+    cluster_size = np.bincount(assignment, minlength=k)
+    order = np.lexsort((owner, -cluster_size))
+    return owner[order].astype(np.int64)
+
+
+def _check_kmeans_options(
+    init: str,
+    duplicate_fill: str,
+    n_init: int,
+    max_iter: int,
+    early_stop_threshold: float,
+    max_points_per_centroid: int | None,
+) -> None:
+    """One error line naming the first option of :func:`kmeans_nearest` out of its range."""
     if init not in KMEANS_INIT_METHODS:
         raise ValueError(f"init must be one of {sorted(KMEANS_INIT_METHODS)}, got {init!r}")
     if duplicate_fill not in ("next_nearest", "random"):
@@ -388,6 +410,20 @@ def kmeans_nearest(
     if max_points_per_centroid is not None and int(max_points_per_centroid) < 1:
         raise ValueError(f"max_points_per_centroid must be >= 1 or None, got {max_points_per_centroid}")
 
+
+def _kmeans_centroids(
+    x: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    n_init: int,
+    max_iter: int,
+    init: str,
+    early_stop_threshold: float,
+    max_points_per_centroid: int | None,
+) -> np.ndarray:
+    """Step 1 of :func:`kmeans_nearest`: the (k, d) float32 centroids of FAISS k-means, its seed drawn from ``rng``."""
+    m, d = x.shape
     with _threads_for(m * k * d):
         kmeans = faiss.Kmeans(
             d,
@@ -404,28 +440,25 @@ def kmeans_nearest(
             verbose=False,
         )
         kmeans.train(x)
-    centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
-    if duplicate_fill == "random":
-        (_, labels), assignment = _centroid_neighbours(x, centroids, 1)
-        nearest = labels[:, 0]
-    else:
-        owner, assignment = _greedy_match(x, centroids)
+    return np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+
+
+def _nearest_with_random_fill(x: np.ndarray, centroids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``duplicate_fill="random"``: the distinct nearest points by cluster size, then uniform draws from ``rng``."""
+    m, k = x.shape[0], centroids.shape[0]
+    (_, labels), assignment = _centroid_neighbours(x, centroids, 1)
+    nearest = labels[:, 0]
     cluster_size = np.bincount(assignment, minlength=k)
-
-    if duplicate_fill == "random":
-        chosen = np.unique(nearest)
-        # a point shared by several centroids ranks with the largest of their clusters
-        size_of_point = np.zeros(m, dtype=np.int64)
-        np.maximum.at(size_of_point, nearest, cluster_size)
-        chosen = chosen[np.lexsort((chosen, -size_of_point[chosen]))]
-        short = k - chosen.size
-        if short > 0:
-            free = np.setdiff1d(np.arange(m), chosen)
-            chosen = np.concatenate([chosen, rng.choice(free, size=short, replace=False)])
-        return chosen.astype(np.int64)
-
-    order = np.lexsort((owner, -cluster_size))
-    return owner[order].astype(np.int64)
+    chosen = np.unique(nearest)
+    # a point shared by several centroids ranks with the largest of their clusters
+    size_of_point = np.zeros(m, dtype=np.int64)
+    np.maximum.at(size_of_point, nearest, cluster_size)
+    chosen = chosen[np.lexsort((chosen, -size_of_point[chosen]))]
+    short = k - chosen.size
+    if short > 0:
+        free = np.setdiff1d(np.arange(m), chosen)
+        chosen = np.concatenate([chosen, rng.choice(free, size=short, replace=False)])
+    return chosen.astype(np.int64)
 
 
 #: Point rows per block in :func:`_centroid_neighbours`: the block stays in cache while

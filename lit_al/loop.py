@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 #: ``factory(round_dir, callbacks, overrides=None)``: a fresh Trainer for one round.
 #: ``overrides`` (a dict of ``pl.Trainer`` arguments that replace the configured ones) is, e.g.,
 #: ``{"logger": False}`` for a predict Trainer (prediction logs nothing), with
-#: ``"inference_mode": False`` when the strategy's outputs take gradients (``Strategy.needs_gradients``).
+#: ``"inference_mode": False`` when an output the strategy needs takes gradients (the catalogue flags it; ``PoolScorer`` asks).
 TrainerFactory = Callable[..., pl.Trainer]
 
 

@@ -35,6 +35,7 @@ from .errors import ConfigError
 from .labeling import Answer, ImportSummary, apply_answers
 from .quiet import quieted_libraries
 from .run_lock import run_lock
+from .rundir import STATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Batch:
 
 def load_run_data(run_dir: Path):
     """The loaded data module of a run (no tokenization): its pool ids and texts, its label schema."""
-    if not (run_dir / "state.json").is_file():
+    if not (run_dir / STATE_FILE).is_file():
         raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
     data = build_data(saved_config(run_dir))
     data.load()
@@ -68,7 +69,7 @@ def load_run_files(run_dir: Path):
 
     Unlike ``load_run_data`` it starts neither torch nor Lightning for lit_al's own data module.
     """
-    if not (run_dir / "state.json").is_file():
+    if not (run_dir / STATE_FILE).is_file():
         raise ConfigError(f"{run_dir}: not a lit_al run (no state.json); start one with lit_al query")
     data = saved_data_files(run_dir)
     data.load()
@@ -80,7 +81,7 @@ def load_run_state(run_dir: Path):
     from .data.state import LabelState
 
     data = load_run_data(run_dir)
-    return data, LabelState.load(run_dir / "state.json", data.pool.ids)
+    return data, LabelState.load(run_dir / STATE_FILE, data.pool.ids)
 
 
 def import_answers(run_dir: Path, answers: Sequence[Answer], *, schema: LabelSchema, ids: Sequence[str],
@@ -95,7 +96,7 @@ def import_answers(run_dir: Path, answers: Sequence[Answer], *, schema: LabelSch
     from .data.state import LabelState
 
     with run_lock(run_dir, writes=True, wait=False):
-        state = LabelState.load(run_dir / "state.json", ids)  # read under the lock: nothing imported meanwhile is lost
+        state = LabelState.load(run_dir / STATE_FILE, ids)  # read under the lock: nothing imported meanwhile is lost
         summary = apply_answers(state, schema, answers, overwrite=overwrite, annotator=annotator,
                                 how_to_overwrite=how_to_overwrite)
         state.save()
@@ -168,7 +169,7 @@ class Session:
 
     def _background(self):
         """The run's background trainings (``lit_al.overlap.Background``), or None (synchronous, or no run yet)."""
-        if not self._cfg.loop.overlap.enabled or not (self.run_dir / "state.json").is_file():
+        if not self._cfg.loop.overlap.enabled or not (self.run_dir / STATE_FILE).is_file():
             return None
         if self._background_trainings is None:
             from .loop import LoopConfig
@@ -186,7 +187,7 @@ class Session:
         background = self._background()
         if background is None:
             return None
-        state = LabelState.load(self.run_dir / "state.json", background.pool.ids)
+        state = LabelState.load(self.run_dir / STATE_FILE, background.pool.ids)
         return background.tick(state, adopt_when=adopt_when, min_labeled=min_labeled)
 
     def _adopt_ahead(self, background) -> Batch | None:
@@ -194,7 +195,7 @@ class Session:
         None: none did, and the synchronous round trains on them now (``query`` means "train on every label")."""
         from .data.state import LabelState
 
-        state = LabelState.load(self.run_dir / "state.json", background.pool.ids)
+        state = LabelState.load(self.run_dir / STATE_FILE, background.pool.ids)
         if state.pending is None or len(state.open_pending()) == len(state.pending.pool_indices):
             return None  # nothing answered: nothing to commit (the synchronous round says so too)
         labeled = len(state.records)

@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from lit_al.data import ActiveDataModule
-from lit_al.functional.ranking import top_k
 from lit_al.model import ClassificationHead, TextClassifier
-from lit_al.strategies import Strategy, register_strategy
+from lit_al.strategies import Strategy, register_strategy, top_scored
 
 
 class NormedHead(ClassificationHead):
@@ -59,4 +58,4 @@ class MaxProbGap(Strategy):
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         probs = outputs["probs"][unlabeled]
         gap = probs.max(1) - probs.min(1)
-        return unlabeled[top_k(gap, budget, largest=False, index=unlabeled)]
+        return top_scored(gap, unlabeled, budget, largest=False)

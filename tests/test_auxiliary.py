@@ -245,3 +245,42 @@ def test_dal_discriminator_weights(monkeypatch, class_weight):
     assert classes.tolist() == [0] * 3 + [1] * 9
     expected = np.ones(12) if class_weight == "none" else np.where(classes == 0, 12 / 3, 12 / 9)
     np.testing.assert_allclose(weights, expected, rtol=1e-6)
+
+
+def _spy(monkeypatch, name):
+    """Wrap ``functional.auxiliary.<name>`` to record the keyword arguments of each call."""
+    calls = []
+    real = getattr(A, name)
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(A, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("option,value", [("lr", 0.2), ("epochs", 3), ("batch_size", 7)])
+def test_pe_training_options_reach_the_training_and_change_the_scores(monkeypatch, option, value):
+    x, y = _separable(n_pos=30, n_neg=10)
+    pool = np.concatenate([x, np.random.default_rng(3).normal(scale=0.3, size=(20, x.shape[1])).astype(np.float32)])
+    labels = np.full((60, 2), np.nan)
+    labels[:40] = y
+    outputs, labeled, unlabeled = {"embeddings": pool, "labels": labels}, np.arange(40), np.arange(40, 60)
+    calls = _spy(monkeypatch, "train_perceptron_ensemble")
+    changed = get_strategy("perceptron_ensemble", **{**FAST, option: value}).select(outputs, labeled, unlabeled, 5, seed=0)
+    assert calls[-1][option] == value
+    default = get_strategy("perceptron_ensemble", **FAST).select(outputs, labeled, unlabeled, 5, seed=0)
+    assert not np.array_equal(changed.scores, default.scores)
+
+
+@pytest.mark.parametrize("option,value", [("batch_size", 7), ("candidate_ratio", 0.5), ("max_epochs", 1)])
+def test_dal_training_options_reach_dal_select_and_change_the_batch(monkeypatch, option, value):
+    emb = np.random.default_rng(2).normal(size=(120, 5)).astype(np.float32)
+    outputs, labeled, unlabeled = {"embeddings": emb}, np.arange(20), np.arange(20, 120)
+    base = dict(lr=1e-2, hidden_size=16, max_epochs=5)
+    calls = _spy(monkeypatch, "dal_select")
+    changed = get_strategy("dal", **{**base, option: value}).select(outputs, labeled, unlabeled, 10, seed=1).indices
+    assert calls[-1][option] == value
+    default = get_strategy("dal", **base).select(outputs, labeled, unlabeled, 10, seed=1).indices
+    assert not np.array_equal(changed, default)

@@ -256,3 +256,18 @@ def test_normalize_is_selection_on_unit_rows(name):
         {"pretrained_embeddings": points, "labels": labels}, labeled, unlabeled, 6, seed=4).indices.tolist()
     assert pick(x, True) == pick(unit, False)
     assert pick(x, True) != pick(x, False)
+
+
+@pytest.mark.parametrize("option,value", [("n_init", 4), ("max_iter", 1)])
+def test_typiclust_kmeans_options_reach_the_clustering_and_change_the_picks(monkeypatch, option, value):
+    import lit_al.strategies.cold_start as cold_start
+
+    calls = []
+    real = cold_start.kmeans_labels
+    monkeypatch.setattr(cold_start, "kmeans_labels", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    emb = np.random.default_rng(1).normal(size=(80, 4))
+    outputs, none, pool = {"pretrained_embeddings": emb}, np.array([], dtype=int), np.arange(80)
+    picked = get_strategy("typiclust", **{option: value}).select(outputs, none, pool, 10, seed=3).indices
+    assert calls[-1][option] == value
+    default = get_strategy("typiclust").select(outputs, none, pool, 10, seed=3).indices
+    assert not np.array_equal(picked, default)

@@ -194,6 +194,15 @@ def test_report_writes_every_section_figure_and_table(experiment, tmp_path):
     assert alc["alc_mean"] == pytest.approx(expected)
 
 
+def test_report_summary_names_the_experiment(experiment, tmp_path):
+    """``summary.json``'s ``experiment`` is the experiment's name (it was the last figure's file name once)."""
+    exp, _ = experiment
+    out = tmp_path / "report"
+    assert main(["report", str(exp), "--out", str(out), "--batch_analysis", "false"]) == 0
+    assert json.loads((out / "summary.json").read_text())["experiment"] == exp.name == "exp"
+    assert (out / "report.md").read_text().startswith("# Experiment report: exp\n")
+
+
 def test_report_of_a_directory_without_experiment_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 1
     assert "no experiment.json" in capsys.readouterr().err

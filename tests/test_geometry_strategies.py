@@ -8,6 +8,7 @@ import pytest
 from lit_al.errors import StrategyError
 from lit_al.functional import geometry as G
 from lit_al.functional import uncertainty as U
+from lit_al.index import kmeans_nearest
 from lit_al.strategies import get_strategy
 from lit_al.strategies.geometry import SURPRISAL
 
@@ -277,3 +278,35 @@ def test_l2_normalize_rows_in_place_matches_the_copy():
     y = x.copy()
     assert G.l2_normalize_rows(y, out=y) is y
     np.testing.assert_array_equal(y, expected)
+
+
+# ---------------------------------------------------------------- k-means options
+@pytest.mark.parametrize(
+    "option,value",
+    [("n_init", 4), ("max_iter", 1), ("init", "random"), ("early_stop_threshold", 0.5), ("max_points_per_centroid", 2)],
+)
+@pytest.mark.parametrize("name,output", [("kmeans", "embeddings"), ("alps", SURPRISAL)])
+def test_kmeans_options_reach_the_clustering_and_change_the_picks(name, output, option, value):
+    """Each k-means option is handed to ``index.kmeans_nearest`` as given, and changes the batch."""
+    rows = np.abs(np.random.default_rng(0).normal(size=(60, 5)))  # no cluster structure: many local optima
+    labeled, unlabeled = np.arange(0, 60, 6), np.setdiff1d(np.arange(60), np.arange(0, 60, 6))
+    strategy = get_strategy(name, **{option: value})
+    picked = strategy.select({output: rows}, labeled, unlabeled, 8, seed=5).indices
+    vectors = G.l2_normalize_rows(rows[unlabeled].astype(np.float32))
+    expected = kmeans_nearest(vectors, 8, np.random.default_rng(5), **strategy.kmeans_options())
+    np.testing.assert_array_equal(picked, unlabeled[expected])
+    assert strategy.kmeans_options()[option] == value
+    default = get_strategy(name).select({output: rows}, labeled, unlabeled, 8, seed=5).indices
+    assert not np.array_equal(picked, default)
+
+
+@pytest.mark.parametrize("name,output", [("kmeans", "embeddings"), ("alps", SURPRISAL)])
+def test_kmeans_duplicate_fill_random_changes_the_picks_where_centroids_share_a_point(name, output):
+    rows = np.repeat(np.abs(np.random.default_rng(0).normal(size=(6, 5))), 5, axis=0)  # 6 distinct rows, 5 copies each
+    none, pool = np.array([], dtype=int), np.arange(30)
+    picked = get_strategy(name, duplicate_fill="random").select({output: rows}, none, pool, 8, seed=5).indices
+    expected = kmeans_nearest(G.l2_normalize_rows(rows.astype(np.float32)), 8, np.random.default_rng(5),
+                              n_init=1, max_iter=10, duplicate_fill="random")
+    np.testing.assert_array_equal(picked, expected)
+    default = get_strategy(name).select({output: rows}, none, pool, 8, seed=5).indices
+    assert not np.array_equal(picked, default)

@@ -66,3 +66,23 @@ def test_random_is_seeded_and_independent_of_outputs():
     b = get_strategy("random").select({}, np.array([0]), np.arange(1, 50), 5, seed=3).indices
     c = get_strategy("random").select({}, np.array([0]), np.arange(1, 50), 5, seed=4).indices
     assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+
+
+@pytest.mark.parametrize(
+    "name,default,other,scores",
+    [("least_confidence", "mean", "max", U.multilabel_least_confidence), ("margin", "min", "mean", U.multilabel_margin)],
+)
+def test_multi_label_reduce_changes_which_example_is_most_uncertain(name, default, other, scores):
+    # row 0: one label at 0.5, the others sure; row 1: every label moderately unsure; row 2: all fairly sure
+    q = np.array([[0.5, 0.99, 0.01], [0.7, 0.3, 0.7], [0.9, 0.1, 0.95]])
+    largest = name == "least_confidence"
+    picks = {}
+    for reduce in (default, other):
+        strategy = get_strategy(name, multi_label=True, multi_label_reduce=reduce)
+        picked = strategy.select({"probs": q}, np.array([], dtype=int), np.arange(3), 3, seed=0)
+        expected = scores(q, reduce)
+        np.testing.assert_array_equal(picked.indices, top_k(expected, 3, largest=largest))
+        np.testing.assert_allclose(picked.scores, expected[picked.indices])
+        picks[reduce] = picked.indices[0]
+    # the mean favours the evenly unsure row, max (LC) / min (margin) the row with one label at 0.5
+    assert picks == {"mean": 1, ("max" if largest else "min"): 0}

@@ -29,6 +29,7 @@ from ..analysis import (
     token_jaccard_from_counts,
 )
 from ..data.state import INITIAL_ROUND, read_state_json
+from ..rundir import STATE_FILE
 from .grid import REFERENCE
 from .pool_outputs import ScenarioPool, has_saved_model
 from .results import Experiment
@@ -45,7 +46,7 @@ def _cached(path: Path, compute) -> np.ndarray:
 
 def _records(run_dir: Path) -> list[dict]:
     """The run's label records, in the current round numbering (``INITIAL_ROUND``: the initial set)."""
-    return read_state_json(run_dir / "state.json")["records"]
+    return read_state_json(run_dir / STATE_FILE)["records"]
 
 
 def _selected(run_dir: Path, round_index: int) -> np.ndarray | None:

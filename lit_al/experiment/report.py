@@ -14,6 +14,7 @@ they are all of one scenario type).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,118 +92,197 @@ def write_report(
     dirs = [experiment_dirs] if isinstance(experiment_dirs, (str, Path)) else list(experiment_dirs)
     experiment = merge_experiments([load_experiment(d) for d in dirs])
     out = Path(out_dir) if out_dir else experiment.directory / "report"
-    figures = out / "figures"
-    headline = experiment.headline_metric(metric)
-    curve_metrics, groups = _curve_metrics(experiment, headline)
-    summary_metrics = [headline] + (["test_macro_f1"] if experiment.multi_label() and headline != "test_macro_f1" else [])
-    strategies, scenarios = experiment.strategies, experiment.scenarios
-
-    curves = learning_curves(experiment.runs, curve_metrics)
-    alc = pd.concat([alc_table(experiment, m) for m in summary_metrics], ignore_index=True)
-    reach = pd.concat([labels_to_reach_table(experiment, m) for m in summary_metrics], ignore_index=True)
-    by_scenario = scenario_groups(experiment)
-    versus, pairwise = significance_tables(by_scenario, strategies, headline)
-    components = component_differences(by_scenario, strategies, curve_metrics)
-    runtime = runtime_table(experiment)
-    per_round = runtime_by_round(experiment)
-
+    tables = _ReportTables.compute(experiment, experiment.headline_metric(metric))
     name = " + ".join(Path(d).name for d in dirs) if len(dirs) > 1 else experiment.directory.name
+    lines = _report_header(experiment, tables, name, dirs)
+    figure_paths: dict[str, list[str]] = {}
+    batch_results: dict[str, list[dict[str, Any]]] = {}
+    for scenario in experiment.scenarios:
+        lines += _scenario_section(experiment, tables, scenario, out / "figures", figure_paths,
+                                   batch_results if batch_analysis else None)
+    summary = {
+        "experiment": name,
+        "merged_from": [str(d) for d in dirs] if len(dirs) > 1 else None,
+        "headline_metric": tables.headline,
+        "strategies": experiment.strategies,
+        "scenarios": experiment.scenarios,
+        "seeds": _seeds(experiment),
+        "unfinished_cells": experiment.unfinished,
+        "alc": tables.alc.to_dict("records"),
+        "labels_to_reach": tables.reach.to_dict("records"),
+        "significance_grouping": "scenario: the (seed, round >= 1) pairs of each scenario alone",
+        "wilcoxon_vs_random": tables.versus.to_dict("records"),
+        "wilcoxon_pairwise": tables.pairwise.to_dict("records"),
+        "differences_vs_random": tables.components.to_dict("records"),
+        "runtime_seconds_per_round": tables.runtime.to_dict("records"),
+        "batch_analysis": batch_results,
+        "figures": figure_paths,
+    }
+    return _write_report_files(out, experiment, tables, summary, lines)
+
+
+@dataclass(frozen=True)
+class _ReportTables:
+    """Every table of a report, computed once from the finished cells (``results`` does the statistics)."""
+
+    headline: str
+    curve_metrics: list[str]
+    groups: list[list[str]]
+    curves: pd.DataFrame
+    alc: pd.DataFrame
+    reach: pd.DataFrame
+    versus: pd.DataFrame
+    pairwise: pd.DataFrame
+    components: pd.DataFrame
+    runtime: pd.DataFrame
+    per_round: pd.DataFrame
+
+    @classmethod
+    def compute(cls, experiment, headline: str) -> _ReportTables:
+        curve_metrics, groups = _curve_metrics(experiment, headline)
+        summary_metrics = [headline] + (
+            ["test_macro_f1"] if experiment.multi_label() and headline != "test_macro_f1" else []
+        )
+        by_scenario = scenario_groups(experiment)
+        versus, pairwise = significance_tables(by_scenario, experiment.strategies, headline)
+        return cls(
+            headline=headline,
+            curve_metrics=curve_metrics,
+            groups=groups,
+            curves=learning_curves(experiment.runs, curve_metrics),
+            alc=pd.concat([alc_table(experiment, m) for m in summary_metrics], ignore_index=True),
+            reach=pd.concat([labels_to_reach_table(experiment, m) for m in summary_metrics], ignore_index=True),
+            versus=versus,
+            pairwise=pairwise,
+            components=component_differences(by_scenario, experiment.strategies, curve_metrics),
+            runtime=runtime_table(experiment),
+            per_round=runtime_by_round(experiment),
+        )
+
+
+def _seeds(experiment) -> list:
+    return sorted(experiment.runs["seed"].unique().tolist())
+
+
+def _report_header(experiment, tables: _ReportTables, name: str, dirs: list[str | Path]) -> list[str]:
+    """The title and the facts of the report: what was merged, strategies, seeds, cells used and left out."""
     lines: list[str] = [f"# Experiment report: {name}", ""]
-    seeds = sorted(experiment.runs["seed"].unique().tolist())
     if len(dirs) > 1:
         lines.append("- Merged from: " + ", ".join(f"`{d}`" for d in dirs) + " (the seeds of each, side by side).")
+    cells = experiment.runs.groupby(["scenario", "strategy", "seed"]).ngroups
     lines += [
-        f"- Strategies: {', '.join(strategies)}; scenarios: {', '.join(scenarios)}; seeds with finished cells: {seeds}.",
-        f"- Headline metric: **{pretty(headline)}** (test set). Cells used: {experiment.runs.groupby(['scenario', 'strategy', 'seed']).ngroups} finished.",
+        f"- Strategies: {', '.join(experiment.strategies)}; scenarios: {', '.join(experiment.scenarios)}; "
+        f"seeds with finished cells: {_seeds(experiment)}.",
+        f"- Headline metric: **{pretty(tables.headline)}** (test set). Cells used: {cells} finished.",
     ]
     if experiment.unfinished:
         grouped: dict[str, list[str]] = {}
-        for name in experiment.unfinished:  # SCENARIO/STRATEGY/seed_S
-            scenario, strategy, seed = name.split("/")
+        for cell in experiment.unfinished:  # SCENARIO/STRATEGY/seed_S
+            scenario, strategy, seed = cell.split("/")
             grouped.setdefault(f"{scenario} {seed.replace('_', ' ')}", []).append(strategy)
         lines.append(f"- Unfinished cells, left out ({len(experiment.unfinished)}): "
                      + "; ".join(f"{key}: {', '.join(names)}" for key, names in grouped.items()) + ".")
     lines.append("")
+    return lines
 
-    figure_paths: dict[str, list[str]] = {}
-    batch_results: dict[str, list[dict[str, Any]]] = {}
-    for scenario in scenarios:
-        references = {m: reference_metric(experiment, scenario, m) for m in curve_metrics}
-        references = {m: v[0] for m, v in references.items() if v is not None}
-        lines += [f"## {scenario}", "", "### Learning curves (mean ± std over seeds)", ""]
-        for number, group in enumerate(groups):
-            name = f"{scenario}_curves_{number}.png"
-            learning_curve_figure(curves, scenario, group, strategies, figures / name, references)
-            figure_paths.setdefault(scenario, []).append(f"figures/{name}")
-            lines += [f"![{', '.join(pretty(m) for m in group)}](figures/{name})", ""]
-        if references:
-            lines += ["All-data reference (trained on the whole pool): "
-                      + ", ".join(f"{pretty(m)} {v:.4f}" for m, v in references.items()), ""]
-        for m in curve_metrics:
-            lines += [f"{pretty(m)}:", "", markdown_table(_curve_table(curves, scenario, strategies, m)), ""]
 
-        lines += ["### Area under the learning curve (§2.6 b; trapezoid, normalised; mean ± std over seeds)", ""]
-        part = alc[alc["scenario"] == scenario] if not alc.empty else alc
-        if not part.empty:
-            table = part.assign(ALC=[f"{a:.4f} ± {s:.4f}" if not math.isnan(s) else f"{a:.4f}" for a, s in zip(part["alc_mean"], part["alc_std"])])
-            lines += [markdown_table(table[["strategy", "metric", "ALC", "seeds"]].assign(metric=table["metric"].map(pretty))), ""]
+def _scenario_section(
+    experiment, tables: _ReportTables, scenario: str, figures: Path, figure_paths: dict[str, list[str]],
+    batch_results: dict[str, list[dict[str, Any]]] | None,
+) -> list[str]:
+    """One scenario's part of the report, in order; figures are written and listed in ``figure_paths``.
 
-        part = reach[reach["scenario"] == scenario] if not reach.empty else reach
-        lines += ["### Labels needed to reach the all-data metric (§2.7; mean curve over seeds)", ""]
-        if part.empty:
-            lines += ["No all-data reference cell finished for this scenario.", ""]
-        else:
-            table = pd.DataFrame({
-                "strategy": part["strategy"], "metric": part["metric"].map(pretty), "all data": part["all_data"],
-                "best mean": part["best_mean"], "reached": part["reached"],
-                "labels (interpolated)": part["labels_interpolated"], "labels (grid)": part["labels_grid"],
-                "% of pool (interp.)": 100 * part["fraction_interpolated"],
-            })
-            lines += [markdown_table(table, {"all data": ".4f", "best mean": ".4f", "labels (interpolated)": ".0f",
-                                             "labels (grid)": ".0f", "% of pool (interp.)": ".1f"}),
-                      "", "A curve that never reaches the target counts as 100% of the pool (§2.7).", ""]
+    ``batch_results``: where the batch analysis records its numbers (None: no batch analysis).
+    """
+    strategies = experiment.strategies
+    lines = _curves_section(experiment, tables, scenario, figures, figure_paths)
+    lines += _alc_section(tables.alc, scenario)
+    lines += _reach_section(tables.reach, scenario)
+    lines += _significance_section(tables.versus, tables.pairwise, tables.components, scenario, strategies,
+                                   tables.headline, tables.curve_metrics,
+                                   f"scenario `{scenario}` alone (its seeds × rounds; "
+                                   "`lit_al report EXP_A EXP_B ... --pool true` pools scenarios and experiments)")
+    if batch_results is not None:
+        lines += _batch_section(experiment, scenario, strategies, figures, figure_paths, batch_results)
+    lines += _runtime_section(tables, scenario, strategies, figures, figure_paths)
+    return lines
 
-        lines += _significance_section(versus, pairwise, components, scenario, strategies, headline, curve_metrics,
-                                       f"scenario `{scenario}` alone (its seeds × rounds; "
-                                       "`lit_al report EXP_A EXP_B ... --pool true` pools scenarios and experiments)")
-        if batch_analysis:
-            lines += _batch_section(experiment, scenario, strategies, figures, figure_paths, batch_results)
 
-        lines += ["### Runtime per round (seconds; mean over rounds and seeds)", ""]
-        part = runtime[runtime["scenario"] == scenario]
-        name = f"{scenario}_runtime.png"
-        runtime_figure(runtime, scenario, figures / name)
+def _curves_section(
+    experiment, tables: _ReportTables, scenario: str, figures: Path, figure_paths: dict[str, list[str]]
+) -> list[str]:
+    """The learning-curve figures and tables of a scenario, with its all-data reference."""
+    references = {m: reference_metric(experiment, scenario, m) for m in tables.curve_metrics}
+    references = {m: v[0] for m, v in references.items() if v is not None}
+    lines = [f"## {scenario}", "", "### Learning curves (mean ± std over seeds)", ""]
+    for number, group in enumerate(tables.groups):
+        name = f"{scenario}_curves_{number}.png"
+        learning_curve_figure(tables.curves, scenario, group, experiment.strategies, figures / name, references)
         figure_paths.setdefault(scenario, []).append(f"figures/{name}")
-        lines += [markdown_table(part.drop(columns="scenario"), {"fit": ".1f", "pool inference": ".1f", "selection": ".2f"}),
-                  "", "Fit excludes round 0 (one shared model per seed).", "", f"![runtime](figures/{name})", "",
-                  "Per round (fit of the round's model / pool inference / selection for the next batch; seconds):", "",
-                  markdown_table(_runtime_rounds_table(per_round, scenario, strategies)), ""]
+        lines += [f"![{', '.join(pretty(m) for m in group)}](figures/{name})", ""]
+    if references:
+        lines += ["All-data reference (trained on the whole pool): "
+                  + ", ".join(f"{pretty(m)} {v:.4f}" for m, v in references.items()), ""]
+    for m in tables.curve_metrics:
+        lines += [f"{pretty(m)}:", "", markdown_table(_curve_table(tables.curves, scenario, experiment.strategies, m)), ""]
+    return lines
 
+
+def _alc_section(alc: pd.DataFrame, scenario: str) -> list[str]:
+    """The area under the learning curve of each strategy and metric (§2.6 b)."""
+    lines = ["### Area under the learning curve (§2.6 b; trapezoid, normalised; mean ± std over seeds)", ""]
+    part = alc[alc["scenario"] == scenario] if not alc.empty else alc
+    if not part.empty:
+        table = part.assign(ALC=[f"{a:.4f} ± {s:.4f}" if not math.isnan(s) else f"{a:.4f}"
+                                 for a, s in zip(part["alc_mean"], part["alc_std"])])
+        lines += [markdown_table(table[["strategy", "metric", "ALC", "seeds"]].assign(metric=table["metric"].map(pretty))), ""]
+    return lines
+
+
+def _reach_section(reach: pd.DataFrame, scenario: str) -> list[str]:
+    """The labels each strategy needed to reach the all-data metric (§2.7)."""
+    part = reach[reach["scenario"] == scenario] if not reach.empty else reach
+    lines = ["### Labels needed to reach the all-data metric (§2.7; mean curve over seeds)", ""]
+    if part.empty:
+        return lines + ["No all-data reference cell finished for this scenario.", ""]
+    table = pd.DataFrame({
+        "strategy": part["strategy"], "metric": part["metric"].map(pretty), "all data": part["all_data"],
+        "best mean": part["best_mean"], "reached": part["reached"],
+        "labels (interpolated)": part["labels_interpolated"], "labels (grid)": part["labels_grid"],
+        "% of pool (interp.)": 100 * part["fraction_interpolated"],
+    })
+    return lines + [markdown_table(table, {"all data": ".4f", "best mean": ".4f", "labels (interpolated)": ".0f",
+                                           "labels (grid)": ".0f", "% of pool (interp.)": ".1f"}),
+                    "", "A curve that never reaches the target counts as 100% of the pool (§2.7).", ""]
+
+
+def _runtime_section(
+    tables: _ReportTables, scenario: str, strategies: list[str], figures: Path, figure_paths: dict[str, list[str]]
+) -> list[str]:
+    """Seconds per round of a scenario: the mean table, its figure, and round by round."""
+    part = tables.runtime[tables.runtime["scenario"] == scenario]
+    name = f"{scenario}_runtime.png"
+    runtime_figure(tables.runtime, scenario, figures / name)
+    figure_paths.setdefault(scenario, []).append(f"figures/{name}")
+    return ["### Runtime per round (seconds; mean over rounds and seeds)", "",
+            markdown_table(part.drop(columns="scenario"), {"fit": ".1f", "pool inference": ".1f", "selection": ".2f"}),
+            "", "Fit excludes round 0 (one shared model per seed).", "", f"![runtime](figures/{name})", "",
+            "Per round (fit of the round's model / pool inference / selection for the next batch; seconds):", "",
+            markdown_table(_runtime_rounds_table(tables.per_round, scenario, strategies)), ""]
+
+
+def _write_report_files(
+    out: Path, experiment, tables: _ReportTables, summary: dict[str, Any], lines: list[str]
+) -> Path:
+    """Write the CSV tables, ``summary.json`` and ``report.md`` (each atomically); return the report's path."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
-    atomic_write_text(out / "runtime.csv", per_round.to_csv(index=False))
+    atomic_write_text(out / "curves.csv", tables.curves.to_csv(index=False))
+    atomic_write_text(out / "runtime.csv", tables.per_round.to_csv(index=False))
     atomic_write_text(out / REPORT_RUNS, experiment.runs.drop(columns=["run_dir"]).to_csv(index=False))
     if not experiment.references.empty:
         references = experiment.references.drop(columns=["run_dir"], errors="ignore")
         atomic_write_text(out / REPORT_REFERENCES, references.to_csv(index=False))
-    atomic_write_json(out / REPORT_SUMMARY, _jsonable({
-        "experiment": name,
-        "merged_from": [str(d) for d in dirs] if len(dirs) > 1 else None,
-        "headline_metric": headline,
-        "strategies": strategies,
-        "scenarios": scenarios,
-        "seeds": seeds,
-        "unfinished_cells": experiment.unfinished,
-        "alc": alc.to_dict("records"),
-        "labels_to_reach": reach.to_dict("records"),
-        "significance_grouping": "scenario: the (seed, round >= 1) pairs of each scenario alone",
-        "wilcoxon_vs_random": versus.to_dict("records"),
-        "wilcoxon_pairwise": pairwise.to_dict("records"),
-        "differences_vs_random": components.to_dict("records"),
-        "runtime_seconds_per_round": runtime.to_dict("records"),
-        "batch_analysis": batch_results,
-        "figures": figure_paths,
-    }))
+    atomic_write_json(out / REPORT_SUMMARY, _jsonable(summary))
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from ..atomic import atomic_write_json, atomic_write_text
+from ..rundir import STATE_FILE
 from .grid import Cell, Grid
 from .launchers import Launcher, ProcessLauncher
 
@@ -32,7 +33,7 @@ class CellResult:
 
 def run_finished(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a finished run (its ``state.json`` says so)."""
-    state = run_dir / "state.json"
+    state = run_dir / STATE_FILE
     if not state.exists():
         return False
     try:

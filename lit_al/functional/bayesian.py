@@ -548,8 +548,65 @@ def batch_bald(
     MC dropout"); otherwise pass t is not one draw of w shared by all examples.
     """
     source = _as_mc(mc_probs)
-    n_passes, n, n_classes = source.shape
+    n_passes, n, _ = source.shape
     k = int(min(max(int(k), 0), n))
+    num_samples, max_exact, chunk_size, saturation_gain = _checked_batch_bald_options(
+        n_passes, num_samples, max_exact_configs, chunk_size, saturation, saturation_gain
+    )
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    tie = np.arange(n, dtype=np.int64) if index is None else np.asarray(index, dtype=np.int64)
+    if tie.shape != (n,):
+        raise ValueError(f"index must have shape ({n},), got {tie.shape}")
+    if k == 0:
+        return _Picks().result()
+
+    pool = _BatchBALDPool.build(source, tie, chunk_size, prune, bound_cache_bytes)
+    available = np.ones(n, dtype=bool)
+    picks = _Picks()
+    sub: _SubBatch | None = None  # None: start a (sub-)batch, no configuration of earlier picks yet
+    sub_number = -1
+    while len(picks) < k:
+        if sub is None:
+            sub_number += 1
+            sub = _SubBatch(sub_number, _Configurations(n_passes), np.full(n, np.inf))
+        step = _Step(pool, sub.configs)
+        # a gain below the floor cannot make the step unsaturated: no need to find it exactly
+        check = saturation != "greedy" and bool(sub.chosen_probs)
+        if pool.bounds is None:
+            step.evaluate(np.flatnonzero(available))
+        else:
+            _pruned_search(pool, sub, step, available, saturation_gain if check else -np.inf)
+
+        saturated = check and step.best.gain < saturation_gain
+        # a sub-batch's first gain is BALD: all below the resolution is an exact tie, not float noise to rank
+        flat = saturation != "greedy" and not sub.chosen_probs and step.best.gain < saturation_gain
+        if saturated and saturation == "restart":
+            sub = None
+            continue  # the same step again, as the first pick of a new sub-batch
+        if saturated or flat:  # "bald" (or a flat start): the highest BALD left, its gain evaluated alone
+            position = int(top_k(np.where(available, pool.bald, -np.inf), 1, index=tie)[0])
+            gain = float(pool.bald[position]) if flat else float(step.evaluate(np.array([position]))[0])
+        else:
+            position, gain = step.best.position, step.best.gain
+        available[position] = False
+        # a restart's first pick counts as saturated too
+        marked = saturated or flat or (sub.number > 0 and not sub.chosen_probs)
+        picks.add(pool, sub, step, position, gain, marked)
+        if len(picks) == k:
+            break
+        sub.extend(source[:, position, :].astype(np.float64), max_exact, num_samples, rng)
+    return picks.result()
+
+
+def _checked_batch_bald_options(
+    n_passes: int,
+    num_samples: int,
+    max_exact_configs: int | None,
+    chunk_size: int,
+    saturation: str,
+    saturation_gain: float,
+) -> tuple[int, int, int, float]:
+    """``batch_bald``'s options as numbers, ``(num_samples, max_exact, chunk_size, saturation_gain)``; one error line each."""
     num_samples = int(num_samples)
     if num_samples < n_passes:
         raise ValueError(f"num_samples must be >= the number of passes T={n_passes}, got {num_samples}")
@@ -564,170 +621,222 @@ def batch_bald(
     saturation_gain = float(saturation_gain)
     if not saturation_gain >= 0 or not np.isfinite(saturation_gain):
         raise ValueError(f"saturation_gain must be a finite number >= 0, got {saturation_gain}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    tie = np.arange(n, dtype=np.int64) if index is None else np.asarray(index, dtype=np.int64)
-    if tie.shape != (n,):
-        raise ValueError(f"index must have shape ({n},), got {tie.shape}")
-    if k == 0:
-        return BatchBALDResult(
-            *(np.empty(0, dtype=d) for d in (np.int64, float, float, float, bool, np.int64, bool, np.int64))
-        )
+    return num_samples, max_exact, chunk_size, saturation_gain
 
-    probs = np.ascontiguousarray(source, dtype=np.float32)
-    tiny = probs < _FLUSH
-    if tiny.any():  # no float32 subnormals (slow arithmetic); far below any resolvable entropy
-        probs = np.where(tiny, np.float32(0.0), probs)
-    del tiny
-    conditional = expected_entropy(source)  # E_w H(y_x | w), (m,)
-    p_bar = mean_probs(source)
-    bald_scores = bald(source)  # exact 0 where the passes agree; the "bald" rule and the bounds use it
-    bounds = _Bounds(probs, p_bar, bald_scores, chunk_size, bound_cache_bytes) if prune else None
-    del p_bar
-    # H(p_x^t) of every candidate and pass, with the float32 arithmetic of _weighted_entropy:
-    # the exact value of H(r_s) for a configuration concentrated on pass t (see _SHARP)
-    pass_entropy = np.empty((n, n_passes), dtype=np.float64)
-    for t in range(n_passes):
-        pass_entropy[:, t] = _neg_plogp_sum(probs[t])
 
-    available = np.ones(n, dtype=bool)
-    picks: list[int] = []
-    gains: list[float] = []
-    scores: list[float] = []
-    joints: list[float] = []
-    exact_flags: list[bool] = []
-    evaluated: list[int] = []
-    saturated_flags: list[bool] = []
-    sub_batches: list[int] = []
-    sub_batch = -1
-    open_new = True  # start a (sub-)batch: no configuration of earlier picks yet
+@dataclass(frozen=True)
+class _BatchBALDPool:
+    """What every greedy step of ``batch_bald`` reads about the m candidates (computed once per call).
 
-    while len(picks) < k:
-        if open_new:
-            open_new = False
-            sub_batch += 1
-            configs = _Configurations(n_passes)
-            # previous gains/bounds: valid bounds while the estimate stays exact (submodularity)
-            stale = np.full(n, np.inf)
-            chosen_probs: list[np.ndarray] = []
-            batch_conditional = 0.0
-            skip_tangent = False
-        posteriors64 = configs.posteriors()
-        weights = configs.weight
-        best = _Incumbent()
-        # a gain below the floor cannot make the step unsaturated: no need to find it exactly
-        check = saturation != "greedy" and bool(chosen_probs)
-        floor = saturation_gain if check else -np.inf
-        # configurations concentrated on one pass (off-mass < _SHARP) cost O(1) per candidate
-        top_pass = np.argmax(posteriors64, axis=1)
-        off_mass = posteriors64.sum(axis=1) - posteriors64[np.arange(configs.size), top_pass]
-        sharp = off_mass < _SHARP
-        sharp_mass = np.bincount(top_pass[sharp], weights=weights[sharp], minlength=n_passes)
-        diffuse_posteriors = posteriors64[~sharp].astype(np.float32)
-        diffuse_weights = weights[~sharp]
-        n_diffuse = diffuse_weights.size
+    ``probs``: the passes as float32 (T, m, C) with probabilities below ``_FLUSH`` set to 0;
+    ``conditional``: ``E_w H(y_x | w)`` (m,); ``bald``: BALD (exact 0 where the passes agree;
+    the ``"bald"`` rule and the bounds use it); ``pass_entropy``: ``H(p_x^t)`` (m, T) with the
+    float32 arithmetic of ``_weighted_entropy``, the exact ``H(r_s)`` of a configuration
+    concentrated on pass t (see ``_SHARP``); ``bounds``: the pruning tables (None: ``prune=False``);
+    ``tie``: the tie-break key of each candidate.
+    """
 
-        def evaluate(positions: np.ndarray) -> np.ndarray:
-            values = -conditional[positions]
-            if n_diffuse:
-                values = values + _weighted_entropy(diffuse_posteriors, diffuse_weights, probs, positions, chunk_size)
-            if n_diffuse < configs.size:
-                values = values + pass_entropy[positions] @ sharp_mass
-            best.offer(values, positions, tie)
-            return values
+    probs: np.ndarray
+    conditional: np.ndarray
+    bald: np.ndarray
+    pass_entropy: np.ndarray
+    bounds: _Bounds | None
+    tie: np.ndarray
+    chunk_size: int
 
-        def cutoff() -> float:
-            return max(best.gain - _PRUNE_TOL, floor)
+    @classmethod
+    def build(
+        cls, source: np.ndarray, tie: np.ndarray, chunk_size: int, prune: bool, bound_cache_bytes: int
+    ) -> _BatchBALDPool:
+        probs = np.ascontiguousarray(source, dtype=np.float32)
+        tiny = probs < _FLUSH
+        if tiny.any():  # no float32 subnormals (slow arithmetic); far below any resolvable entropy
+            probs = np.where(tiny, np.float32(0.0), probs)
+        del tiny
+        conditional = expected_entropy(source)
+        bald_scores = bald(source)
+        bounds = _Bounds(probs, mean_probs(source), bald_scores, chunk_size, bound_cache_bytes) if prune else None
+        n_passes, n, _ = source.shape
+        pass_entropy = np.empty((n, n_passes), dtype=np.float64)
+        for t in range(n_passes):
+            pass_entropy[:, t] = _neg_plogp_sum(probs[t])
+        return cls(probs, conditional, bald_scores, pass_entropy, bounds, tie, chunk_size)
 
-        candidates = np.flatnonzero(available)
-        if bounds is None:
-            evaluate(candidates)
-        else:
-            bound = stale.copy() if configs.exact else np.full(n, np.inf)
-            bound[~available] = -np.inf
-            stages: list[str | int] = [] if skip_tangent else ["tangent"]
-            if configs.size > 1:
-                stages.append("anchor")
-            # grouping costs about as much per candidate as G configurations: only worth it
-            # while the configurations that need the full evaluation are many more
-            stages += [g for g in (n_passes + 4, 128) if 2 * g <= n_diffuse]
-            for stage in stages:
-                if stage == "tangent":
-                    tangent = bounds.tangent_bound(weights @ posteriors64)[candidates]
-                    bound[candidates] = np.minimum(bound[candidates], tangent)
-                elif stage == "anchor":
-                    anchored = bounds.anchor_bound(posteriors64, weights, candidates, conditional, top_pass)
-                    bound[candidates] = np.minimum(bound[candidates], anchored)
-                elif candidates.size * n_diffuse * n_classes <= _DIRECT:
-                    break  # the full evaluation of what is left is one block: cheaper than grouping
-                else:
-                    centers, mass = _group_posteriors(posteriors64, weights, stage, chunk_size)
-                    grouped = _weighted_entropy(centers.astype(np.float32), mass, probs, candidates, chunk_size)
-                    bound[candidates] = np.minimum(bound[candidates], grouped - conditional[candidates])
-                candidates = candidates[bound[candidates] >= cutoff()]
-                leaders = top_k(bound[candidates], _INCUMBENTS, index=tie[candidates])
-                bound[candidates[leaders]] = evaluate(candidates[leaders])
-                candidates = np.delete(candidates, leaders)
-                candidates = candidates[bound[candidates] >= cutoff()]
-                if stage == "tangent":
-                    # at a saturated batch the tangent prunes little; then go straight to the anchors
-                    skip_tangent = 2 * candidates.size > available.sum()
-                if candidates.size == 0:
-                    break
-            # the survivors, best bound first, until the bound falls below the incumbent
-            candidates = candidates[np.lexsort((tie[candidates], -bound[candidates]))]
-            block = max(1, chunk_size // (max(n_diffuse, n_passes) * n_classes))
-            for start in range(0, candidates.size, block):
-                chunk = candidates[start : start + block]
-                chunk = chunk[bound[chunk] >= cutoff()]
-                if chunk.size == 0:
-                    break
-                bound[chunk] = evaluate(chunk)
-            stale = bound
 
-        saturated = check and best.gain < saturation_gain
-        # a sub-batch's first gain is BALD: all below the resolution is an exact tie, not float noise to rank
-        flat = saturation != "greedy" and not chosen_probs and best.gain < saturation_gain
-        if saturated and saturation == "restart":
-            open_new = True
-            continue  # the same step again, as the first pick of a new sub-batch
-        if saturated or flat:  # "bald" (or a flat start): the highest BALD left, its gain evaluated alone
-            position = int(top_k(np.where(available, bald_scores, -np.inf), 1, index=tie)[0])
-            gain = float(bald_scores[position]) if flat else float(evaluate(np.array([position]))[0])
-        else:
-            position, gain = best.position, best.gain
-        picks.append(position)
-        gains.append(gain)
-        available[position] = False
-        joint = configs.entropy() + gain + conditional[position]
-        batch_conditional += conditional[position]
-        joints.append(joint)
-        scores.append(joint - batch_conditional)
-        exact_flags.append(configs.exact)
-        evaluated.append(best.evaluated)
-        saturated_flags.append(saturated or flat or (sub_batch > 0 and not chosen_probs))  # a restart's first pick
-        sub_batches.append(sub_batch)
+class _SubBatch:
+    """One greedy BatchBALD (sub-)batch: its configurations and what its steps carry over.
 
-        if len(picks) == k:
-            break
-        chosen = source[:, position, :].astype(np.float64)
-        chosen_probs.append(chosen)
-        if configs.exact and configs.size * n_classes <= max_exact:
+    ``stale``: each candidate's gain (or bound) at the previous step, an upper bound of its gain
+    now while the estimate stays exact (submodularity); ``chosen_probs``: the passes (T, C) of its
+    picks; ``conditional``: the sum of their ``E_w H(y|w)``; ``skip_tangent``: the tangent bound
+    stopped pruning (at a saturated batch), so the next step goes straight to the anchors.
+    """
+
+    def __init__(self, number: int, configs: _Configurations, stale: np.ndarray) -> None:
+        self.number = number
+        self.configs = configs
+        self.stale = stale
+        self.chosen_probs: list[np.ndarray] = []
+        self.conditional = 0.0
+        self.skip_tangent = False
+
+    def extend(self, chosen: np.ndarray, max_exact: int, num_samples: int, rng: np.random.Generator) -> None:
+        """Add a pick's passes (T, C): exact enumeration while it stays small, else Monte-Carlo configurations."""
+        self.chosen_probs.append(chosen)
+        configs = self.configs
+        if configs.exact and configs.size * chosen.shape[1] <= max_exact:
             configs.extend_exact(chosen)
         elif configs.exact:
-            configs.start_sampling(chosen_probs, num_samples, rng)
+            configs.start_sampling(self.chosen_probs, num_samples, rng)
         else:
             configs.extend_sampled(chosen, rng)
 
-    return BatchBALDResult(
-        indices=np.asarray(picks, dtype=np.int64),
-        gains=np.asarray(gains, dtype=np.float64),
-        scores=np.asarray(scores, dtype=np.float64),
-        joint_entropies=np.asarray(joints, dtype=np.float64),
-        exact=np.asarray(exact_flags, dtype=bool),
-        evaluated=np.asarray(evaluated, dtype=np.int64),
-        saturated=np.asarray(saturated_flags, dtype=bool),
-        sub_batch=np.asarray(sub_batches, dtype=np.int64),
-    )
+
+class _Step:
+    """The full evaluation of gains at one greedy step, and the best gain found so far (``best``).
+
+    ``gain(x) = sum_s ω_s H(r_s) - E_w H(y_x|w)``. Configurations whose posterior puts less than
+    ``_SHARP`` off their most likely pass ("sharp") contribute ``ω_s H(p_x^τ)`` from the pool's
+    ``pass_entropy`` table (O(1) per candidate); the others ("diffuse") go through ``_weighted_entropy``.
+    """
+
+    def __init__(self, pool: _BatchBALDPool, configs: _Configurations) -> None:
+        self.pool = pool
+        self.posteriors64 = configs.posteriors()
+        self.weights = configs.weight
+        self.n_configs = configs.size
+        self.top_pass = np.argmax(self.posteriors64, axis=1)
+        off_mass = self.posteriors64.sum(axis=1) - self.posteriors64[np.arange(configs.size), self.top_pass]
+        sharp = off_mass < _SHARP
+        self.sharp_mass = np.bincount(
+            self.top_pass[sharp], weights=self.weights[sharp], minlength=self.posteriors64.shape[1]
+        )
+        self.diffuse_posteriors = self.posteriors64[~sharp].astype(np.float32)
+        self.diffuse_weights = self.weights[~sharp]
+        self.n_diffuse = self.diffuse_weights.size
+        self.best = _Incumbent()
+
+    def evaluate(self, positions: np.ndarray) -> np.ndarray:
+        """The gains of the candidates at ``positions`` (offered to ``best``)."""
+        pool = self.pool
+        values = -pool.conditional[positions]
+        if self.n_diffuse:
+            values = values + _weighted_entropy(
+                self.diffuse_posteriors, self.diffuse_weights, pool.probs, positions, pool.chunk_size
+            )
+        if self.n_diffuse < self.n_configs:
+            values = values + pool.pass_entropy[positions] @ self.sharp_mass
+        self.best.offer(values, positions, pool.tie)
+        return values
+
+
+def _pruned_search(pool: _BatchBALDPool, sub: _SubBatch, step: _Step, available: np.ndarray, floor: float) -> None:
+    """Find the step's best gain (into ``step.best``), discarding candidates by upper bounds (see ``batch_bald``).
+
+    Bounds from cheap to tight (``_pruning_stages``); after each, the candidates bounded below
+    the incumbent (less ``_PRUNE_TOL``) or below ``floor`` are dropped and the ``_INCUMBENTS``
+    best-bounded are evaluated in full. The survivors are then evaluated best bound first.
+    """
+    n = available.size
+    bound = sub.stale.copy() if sub.configs.exact else np.full(n, np.inf)
+    bound[~available] = -np.inf
+    candidates = np.flatnonzero(available)
+    n_classes = pool.probs.shape[2]
+
+    def cutoff() -> float:
+        return max(step.best.gain - _PRUNE_TOL, floor)
+
+    for stage in _pruning_stages(sub, step):
+        if isinstance(stage, int) and candidates.size * step.n_diffuse * n_classes <= _DIRECT:
+            break  # the full evaluation of what is left is one block: cheaper than grouping
+        bound[candidates] = np.minimum(bound[candidates], _stage_bound(pool, step, stage, candidates))
+        candidates = candidates[bound[candidates] >= cutoff()]
+        leaders = top_k(bound[candidates], _INCUMBENTS, index=pool.tie[candidates])
+        bound[candidates[leaders]] = step.evaluate(candidates[leaders])
+        candidates = np.delete(candidates, leaders)
+        candidates = candidates[bound[candidates] >= cutoff()]
+        if stage == "tangent":
+            # at a saturated batch the tangent prunes little; then go straight to the anchors
+            sub.skip_tangent = 2 * candidates.size > available.sum()
+        if candidates.size == 0:
+            break
+    # the survivors, best bound first, until the bound falls below the incumbent
+    candidates = candidates[np.lexsort((pool.tie[candidates], -bound[candidates]))]
+    block = max(1, pool.chunk_size // (max(step.n_diffuse, step.posteriors64.shape[1]) * n_classes))
+    for start in range(0, candidates.size, block):
+        chunk = candidates[start : start + block]
+        chunk = chunk[bound[chunk] >= cutoff()]
+        if chunk.size == 0:
+            break
+        bound[chunk] = step.evaluate(chunk)
+    sub.stale = bound
+
+
+def _pruning_stages(sub: _SubBatch, step: _Step) -> list[str | int]:
+    """The bounds to try at this step: ``"tangent"``, ``"anchor"``, then groupings into G configurations (ints)."""
+    stages: list[str | int] = [] if sub.skip_tangent else ["tangent"]
+    if step.n_configs > 1:
+        stages.append("anchor")
+    # grouping costs about as much per candidate as G configurations: only worth it
+    # while the configurations that need the full evaluation are many more
+    n_passes = step.posteriors64.shape[1]
+    return stages + [g for g in (n_passes + 4, 128) if 2 * g <= step.n_diffuse]
+
+
+def _stage_bound(pool: _BatchBALDPool, step: _Step, stage: str | int, candidates: np.ndarray) -> np.ndarray:
+    """The upper bound of one pruning stage on the gains of ``candidates``."""
+    bounds = pool.bounds
+    assert bounds is not None
+    if stage == "tangent":
+        return bounds.tangent_bound(step.weights @ step.posteriors64)[candidates]
+    if stage == "anchor":
+        return bounds.anchor_bound(step.posteriors64, step.weights, candidates, pool.conditional, step.top_pass)
+    # Jensen over groups of similar posteriors: sum_s ω_s H(r_s) <= sum_g Ω_g H(r̄_g)
+    centers, mass = _group_posteriors(step.posteriors64, step.weights, int(stage), pool.chunk_size)
+    grouped = _weighted_entropy(centers.astype(np.float32), mass, pool.probs, candidates, pool.chunk_size)
+    return grouped - pool.conditional[candidates]
+
+
+class _Picks:
+    """The picks of ``batch_bald`` with what ``BatchBALDResult`` reports of each, in pick order."""
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self.gains: list[float] = []
+        self.scores: list[float] = []
+        self.joints: list[float] = []
+        self.exact: list[bool] = []
+        self.evaluated: list[int] = []
+        self.saturated: list[bool] = []
+        self.sub_batch: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def add(self, pool: _BatchBALDPool, sub: _SubBatch, step: _Step, position: int, gain: float, saturated: bool) -> None:
+        """Record a pick: ``H(y_A, y_x) = H(y_A) + gain + E_w H(y_x|w)`` and ``a = H(y_A, y_x) - sum E_w H``."""
+        self.indices.append(position)
+        self.gains.append(gain)
+        joint = sub.configs.entropy() + gain + pool.conditional[position]
+        sub.conditional += pool.conditional[position]
+        self.joints.append(joint)
+        self.scores.append(joint - sub.conditional)
+        self.exact.append(sub.configs.exact)
+        self.evaluated.append(step.best.evaluated)
+        self.saturated.append(saturated)
+        self.sub_batch.append(sub.number)
+
+    def result(self) -> BatchBALDResult:
+        return BatchBALDResult(
+            indices=np.asarray(self.indices, dtype=np.int64),
+            gains=np.asarray(self.gains, dtype=np.float64),
+            scores=np.asarray(self.scores, dtype=np.float64),
+            joint_entropies=np.asarray(self.joints, dtype=np.float64),
+            exact=np.asarray(self.exact, dtype=bool),
+            evaluated=np.asarray(self.evaluated, dtype=np.int64),
+            saturated=np.asarray(self.saturated, dtype=bool),
+            sub_batch=np.asarray(self.sub_batch, dtype=np.int64),
+        )
 
 
 class _Incumbent:

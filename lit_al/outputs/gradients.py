@@ -71,7 +71,7 @@ def _require_autograd(output: str) -> None:
     if torch.is_inference_mode_enabled():
         raise StrategyError(
             f"output {output!r} takes gradients, but predict runs under torch.inference_mode; build the predict "
-            "Trainer with inference_mode=False (ActiveLoop does so when the strategy's needs_gradients is true)"
+            "Trainer with inference_mode=False (lit_al's PoolScorer does so for outputs flagged 'gradients')"
         )
 
 

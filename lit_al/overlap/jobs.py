@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json, atomic_write_text
+from ..rundir import STATE_FILE
 
 #: Folder of a run directory that holds the background jobs (``rundir.RUN_FOLDERS`` names it too).
 OVERLAP_DIR = "overlap"
@@ -33,7 +34,7 @@ JOB_FILE = "job.json"
 PROPOSAL_FILE = "proposal.json"
 PID_FILE = "pid"
 LOG_FILE = "log.txt"
-SNAPSHOT_FILE = "state.json"
+SNAPSHOT_FILE = STATE_FILE  # the run's label state file, copied
 #: Every model a background job finished, one row each (the learning curve of the overlapped loop).
 HISTORY_FILE = "models.csv"
 #: The number of the last job made.

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from ..atomic import atomic_write_json
 from ..errors import LitAlError
+from ..rundir import CONFIG_FILE
 from .jobs import JOB_FILE, PROPOSAL_FILE, SNAPSHOT_FILE
 
 log = logging.getLogger("lit_al.overlap")
@@ -60,7 +61,7 @@ def build_job_loop(run_dir: Path, job_dir: Path, info: dict[str, Any]):
     from ..threads import set_threads
 
     parser = fit_parser()
-    cfg = parser.parse_path(str(run_dir / "config.yaml"))
+    cfg = parser.parse_path(str(run_dir / CONFIG_FILE))
     set_threads(cfg.threads)
     loop_config = LoopConfig(**as_dict(cfg.loop))
     options = loop_config.overlap

@@ -1,7 +1,7 @@
 """Query strategies: the contract, the registry and the built-in families."""
 
 from ..outputs.catalog import PredictionRequest
-from .base import Selection, Strategy
+from .base import Selection, Strategy, top_scored
 from .registry import get_strategy, register_strategy, registered_strategies, strategy_class
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "register_strategy",
     "registered_strategies",
     "strategy_class",
+    "top_scored",
 ]

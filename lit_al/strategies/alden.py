@@ -24,8 +24,6 @@ from .base import Strategy
 from .options import check_bool, check_choice
 from .registry import register_strategy
 
-#: Output name of the per-example chosen-token interpretation.
-
 #: Contract of the ``alden_interpretation`` output, for the model side that computes it.
 ALDEN_INTERPRETATION_SPEC = """\
 alden_interpretation: float array of shape (n, D), one row per predicted example,

@@ -6,9 +6,8 @@ import numpy as np
 
 from ..errors import StrategyError
 from ..functional import auxiliary as A
-from ..functional.ranking import top_k
 from ..outputs.catalog import EMBEDDINGS, LABELS
-from .base import Selection, Strategy
+from .base import Strategy, top_scored
 from .options import check_choice, check_float, check_int, check_optional_int
 from .registry import register_strategy
 
@@ -84,8 +83,7 @@ class PerceptronEnsemble(Strategy):
             weight, bias, np.asarray(embeddings[unlabeled], dtype=np.float32), multi_label=self.multi_label
         )
         scores = A.perceptron_ensemble_entropy(mean_probs, multi_label=self.multi_label)
-        order = top_k(scores, budget, index=unlabeled)
-        return Selection(unlabeled[order], scores[order])
+        return top_scored(scores, unlabeled, budget)
 
 
 @register_strategy("dal")

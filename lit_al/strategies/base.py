@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from ..errors import StrategyError
+from ..functional.ranking import top_k
 from ..outputs.catalog import LABELS, PredictionRequest, check_names, flagged
 from ..rows import has_nan_rows
 
@@ -68,6 +69,16 @@ class Selection:
 
     def __len__(self) -> int:
         return int(self.indices.size)
+
+
+def top_scored(scores: np.ndarray, unlabeled: np.ndarray, budget: int, *, largest: bool = True) -> Selection:
+    """The ``budget`` best of ``scores`` (one per ``unlabeled`` pool index) as a ``Selection`` with their scores.
+
+    Best first by ``functional.ranking.top_k``'s rule: highest score (lowest with
+    ``largest=False``), ties to the lower pool index.
+    """
+    order = top_k(scores, budget, largest=largest, index=unlabeled)
+    return Selection(unlabeled[order], scores[order])
 
 
 def _sorted_unique(indices: np.ndarray) -> np.ndarray:
@@ -129,11 +140,6 @@ class Strategy:
     def prediction_request(self, seed: int = 0) -> PredictionRequest:
         """What the scorer must compute for this strategy; options are validated here, once."""
         return PredictionRequest(needs=frozenset(self.needs), options=self.prediction_options(), seed=int(seed))
-
-    @property
-    def needs_gradients(self) -> bool:
-        """Whether an output in ``needs`` takes gradients (the scorer then predicts with ``inference_mode=False``)."""
-        return bool(flagged("gradients") & set(self.needs))
 
     @property
     def predict_labeled_first(self) -> bool:

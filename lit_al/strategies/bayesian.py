@@ -23,9 +23,8 @@ import numpy as np
 
 from ..errors import StrategyError
 from ..functional import bayesian as Bay
-from ..functional.ranking import top_k
 from ..outputs.catalog import MC_PROBS, MC_SCOPES, PROBS
-from .base import Selection, Strategy
+from .base import Selection, Strategy, top_scored
 from .options import check_choice, check_float, check_int, check_optional_int
 from .registry import register_strategy
 
@@ -68,8 +67,7 @@ class _MCScore(_MCDropoutStrategy):
                 scores = self.score(samples)[unlabeled]
         else:
             scores = self.score(samples[:, unlabeled])
-        order = top_k(scores, budget, largest=self.largest, index=unlabeled)
-        return Selection(unlabeled[order], scores[order])
+        return top_scored(scores, unlabeled, budget, largest=self.largest)
 
 
 @register_strategy("mc_dropout")
@@ -225,5 +223,4 @@ class BEALDeterministic(Strategy):
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         probs = np.asarray(outputs[PROBS])[unlabeled]
         scores = Bay.beal_expected_confidence(probs[None])
-        order = top_k(scores, budget, largest=False, index=unlabeled)
-        return Selection(unlabeled[order], scores[order])
+        return top_scored(scores, unlabeled, budget, largest=False)

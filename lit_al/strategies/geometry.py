@@ -13,11 +13,10 @@ import numpy as np
 from ..errors import StrategyError
 from ..functional import geometry as G
 from ..functional import uncertainty as U
-from ..functional.ranking import top_k
 from ..index import KMEANS_INIT_METHODS, KNN_INDEXES, kcenter_greedy, kmeans_nearest, knn_density, nearest_neighbors
 from ..outputs.catalog import EMBEDDINGS, PRETRAINED_EMBEDDINGS, PROBS, SURPRISAL
 from ..rows import RowSource, take_rows
-from .base import Selection, Strategy
+from .base import Selection, Strategy, top_scored
 from .options import check_bool, check_choice, check_float, check_int, check_optional_int
 from .registry import register_strategy
 
@@ -320,8 +319,7 @@ class CAL(Strategy):
             neighbours,
             multi_label=self.multi_label,
         )
-        order = top_k(scores, budget, index=unlabeled)
-        return Selection(unlabeled[order], scores[order])
+        return top_scored(scores, unlabeled, budget)
 
 
 # ------------------------------------------------------------------ information density
@@ -383,8 +381,7 @@ class DensityWeighted(Strategy):
             seed=_index_seed(self.index, rng),
         )
         scores = G.information_density(self.uncertainty_scores(probs), distance, beta=self.beta)
-        order = top_k(scores, budget, index=unlabeled)
-        return Selection(unlabeled[order], scores[order])
+        return top_scored(scores, unlabeled, budget)
 
 
 CAL.__doc__ = (CAL.__doc__ or "") + _INDEX_DOC

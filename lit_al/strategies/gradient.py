@@ -7,10 +7,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..functional import gradient as G
-from ..functional.ranking import top_k
 from ..outputs.catalog import EGL_FULL, EGL_WORD, EMBEDDINGS, PROBS
 from ..rows import take_rows
-from .base import Selection, Strategy
+from .base import Strategy, top_scored
 from .options import check_choice, check_int
 from .registry import register_strategy
 
@@ -153,5 +152,4 @@ class ExpectedGradientLength(Strategy):
 
     def _select(self, outputs, labeled, unlabeled, budget, rng):
         scores = self.scores(outputs, unlabeled, rng)
-        order = top_k(scores, budget, index=unlabeled)
-        return Selection(unlabeled[order], scores[order])
+        return top_scored(scores, unlabeled, budget)

@@ -10,7 +10,7 @@ from ..functional import uncertainty as U
 from ..functional.ranking import top_k
 from ..outputs.catalog import PROBS
 from ..rows import take_rows
-from .base import Selection, Strategy
+from .base import Strategy, top_scored
 from .options import check_choice
 from .registry import register_strategy
 
@@ -40,8 +40,7 @@ class _ProbabilityScore(Strategy):
 
     def _select(self, outputs: Mapping[str, np.ndarray], labeled, unlabeled, budget, rng):
         scores = self.score(take_rows(outputs[PROBS], unlabeled))
-        order = top_k(scores, budget, largest=self.largest, index=unlabeled)
-        return Selection(unlabeled[order], scores[order])
+        return top_scored(scores, unlabeled, budget, largest=self.largest)
 
 
 @register_strategy("least_confidence")

@@ -19,6 +19,7 @@ from ...data.state import LabelState
 from ...errors import ConfigError
 from ...labeling import Answer, ImportSummary, label_studio_answers
 from ...run_lock import run_lock
+from ...rundir import STATE_FILE
 from ...session import import_answers, load_run_files
 from .connection import Connection, make_client, translated_errors
 from .project import (BINDING_FILE, Binding, batch_tasks, ensure_project, load_binding, model_version, project_tasks,
@@ -80,7 +81,7 @@ class PullResult:
 def load_run(run_dir: Path) -> tuple[Any, LabelState]:
     """The run's pool and label schema (``DataFiles``: neither torch nor Lightning is started) and its label state."""
     data = load_run_files(run_dir)
-    return data, LabelState.load(run_dir / "state.json", data.pool.ids)
+    return data, LabelState.load(run_dir / STATE_FILE, data.pool.ids)
 
 
 def push(run_dir: Path, connection: Connection, *, title: str | None = None, project: int | None = None) -> PushResult:

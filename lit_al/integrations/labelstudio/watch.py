@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ...rundir import CONFIG_FILE
 from .connection import Connection, Unreachable, make_client
 from .sync import fetch_answers, load_run, pull, push
 
@@ -36,7 +37,7 @@ def train_and_propose(run_dir: Path, say: Print) -> None:
     from ...threads import set_threads
 
     parser = fit_parser()
-    cfg = parser.parse_path(str(run_dir / "config.yaml"))
+    cfg = parser.parse_path(str(run_dir / CONFIG_FILE))
     cfg.resume, cfg.loop.oracle = str(run_dir), "person"
     set_threads(cfg.threads)
     cfg.threads = None
