@@ -84,7 +84,7 @@ def test_a_run_uses_an_output_and_a_strategy_from_the_users_own_module(tmp_path,
     run = tmp_path / "run"
     pool = pd.read_csv(data / "train.csv")
     state = json.loads((run / "state.json").read_text())
-    initial = {r["pool_index"] for r in state["records"] if r["round"] == 0}
+    initial = {r["pool_index"] for r in state["records"] if r["round"] == -1}  # the initial set (round −1)
     unlabeled = np.array(sorted(set(range(len(pool))) - initial))
     selected = pd.read_csv(run / "rounds" / "round_000" / "selected.csv")
     kept = np.load(run / "rounds" / "round_000" / "outputs" / "logit_margin.npy")
