@@ -1,7 +1,7 @@
 """The schedule of the overlapped loop: when a background training starts, and when its batch is adopted.
 
 For the pending batch of round r (``Background.tick`` is called with the run's state on every
-request of the page, and by ``Session``):
+request of the page, by ``Session``, and on every look of ``lit_al labelstudio watch``):
 
 1. **start**: with no job running, a job starts when the batch has none yet (it trains on the
    committed labels: round r's model), or when ``loop.overlap.retrain_every`` answers of the
