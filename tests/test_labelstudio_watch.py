@@ -208,3 +208,45 @@ def test_a_background_training_that_dies_is_restarted_then_reported_and_the_sync
     saved = state(run_dir)
     assert saved["proposed_by"]["1"]["overlap"] is False and len(_person(run_dir)) == 8
     assert len(ls.round_tasks(1)) == 6
+
+
+def test_answers_changed_in_label_studio_after_their_import_are_reported_or_with_overwrite_imported(run, tmp_path):
+    """Imported as they arrive, an answer may change in Label Studio before the batch is done: never silently."""
+    from lit_al.integrations.labelstudio.sync import BatchAnswers, load_run
+    from lit_al.integrations.labelstudio.watch import _Watcher
+    from lit_al.labeling import Answer
+
+    run_dir, gold = run
+    data, saved = load_run(run_dir)
+    a, b, c, d = (data.pool.ids[i] for i in saved.pending.pool_indices[:4])
+    other = next(name for name in ("money", "sport", "tech") if [name] != gold[a])
+
+    def look(watcher: _Watcher, *answers: Answer) -> None:
+        data, saved = load_run(run_dir)
+        watcher._import(data, saved, BatchAnswers(0, list(answers), 8, 0))
+
+    def answer(example_id: str, labels: list[str] | None) -> Answer:
+        return Answer(example_id, None if labels is None else tuple(labels), "skip" if labels is None else None,
+                      "ana@example.com", f"Label Studio project 1: task {example_id}")
+
+    for overwrite in (False, True):
+        run_dir = copy_run(run[0], tmp_path / f"run-{overwrite}")
+        lines: list[str] = []
+        watcher = _Watcher(run_dir, CONNECTION, None, None, None, None, overwrite, lines.append, lambda s: None)
+        look(watcher, answer(a, gold[a]), answer(b, None), answer(d, gold[d]))
+        first = {r["id"]: r["time"] for r in _person(run_dir)}
+        # a relabeled, b (skipped) labeled now, c answered for the first time, d skipped after its label
+        look(watcher, answer(a, [other]), answer(b, gold[b]), answer(c, gold[c]), answer(d, None))
+        records = {r["id"]: r["labels"] for r in _person(run_dir)}
+        assert records[b] == gold[b] and records[c] == gold[c] and records[d] == gold[d] and d not in state(run_dir)["skipped"]
+        refused = [line for line in lines if f"id {d!r} is already labeled" in line]
+        assert len(refused) == 1 and refused[0].endswith("the recorded answer stands")
+        changed = [line for line in lines if "changed in Label Studio after they were imported" in line]
+        if overwrite:
+            assert records[a] == [other] and not changed
+        else:
+            assert records[a] == gold[a] and {r["id"]: r["time"] for r in _person(run_dir)}[a] == first[a]
+            assert changed == ["1 answer(s) changed in Label Studio after they were imported; the imported ones stand "
+                               "(watch --overwrite true lets a change correct them)"]
+        look(watcher, answer(a, [other]), answer(d, None))  # the same look again: said once, nothing written
+        assert len(lines) == len(set(lines))

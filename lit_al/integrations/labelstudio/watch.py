@@ -8,7 +8,7 @@ Every ``interval`` seconds it reads the project and pushes the pending batch's m
   background trainings on every label so far, in processes of their own. When the last item of
   the batch is answered, the newest finished background proposal is adopted (round committed, next
   batch pending, ``proposed_by`` in ``state.json``) and pushed at once; with none finished yet, the
-  watcher waits for the running one, looking every ``poll`` seconds. When nothing is proposed ahead
+  watcher waits for the running one, looking every ``POLL_S`` seconds. When nothing is proposed ahead
   (the budget's end, a stop criterion) or the background trainings failed, the synchronous round
   trains on every label instead.
 - **Synchronous** (``loop.overlap.enabled: false``): when every item of the pending batch has an
