@@ -60,8 +60,17 @@ def _wait_for(condition, timeout: float = 240.0, what: str = "the condition"):
     return value
 
 
+def _exited(pid: int | None) -> bool:
+    """Whether the process is gone or a zombie (an exiting process has an empty command line a while before)."""
+    try:
+        return pid is None or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _no_job_runs(run_dir: Path) -> bool:
-    return not any(job.is_alive() for job in list_jobs(run_dir))
+    """No background training runs: each finished (its proposal written, its process exited) or was removed."""
+    return all(job.proposal() is not None and _exited(job.pid()) for job in list_jobs(run_dir))
 
 
 def test_answers_feed_the_background_trainings_and_the_adopted_batch_is_pushed_at_once(run, tmp_path):
