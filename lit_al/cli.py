@@ -20,7 +20,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from jsonargparse import ArgumentParser, Namespace
 
@@ -278,6 +278,8 @@ def _export_parser() -> ArgumentParser:
     parser.add_argument("run_dir", type=str, help="a run directory written by lit_al fit")
     parser.add_argument("out_dir", type=str, help="the folder to write (new, or empty)")
     add_flag(parser, "overwrite", default=False, help="replace out_dir if it is not empty")
+    parser.add_argument("--format", type=Literal["native", "onnx"], default="native",
+                        help="native: a transformers folder; onnx: model.onnx + config + tokenizer (extra: lit_al[onnx])")
     return parser
 
 
@@ -303,7 +305,12 @@ def _status_parser() -> ArgumentParser:
 def run_export(parser: ArgumentParser, cfg: Namespace) -> int:
     from .product.export import export_run
 
-    exported = export_run(cfg.run_dir, cfg.out_dir, overwrite=cfg.overwrite)
+    exported = export_run(cfg.run_dir, cfg.out_dir, overwrite=cfg.overwrite, format=cfg.format)
+    if exported.format == "onnx":
+        print(f"exported the round-{exported.round} model of {cfg.run_dir} to {exported.directory / 'model.onnx'} "
+              f"({exported.architecture} as ONNX; output: logits, checked against the model with onnxruntime)")
+        print(f'  import onnxruntime; onnxruntime.InferenceSession("{exported.directory / "model.onnx"}")')
+        return 0
     how = "trust_remote_code=True" if exported.trust_remote_code else "no remote code"
     print(f"exported the round-{exported.round} model of {cfg.run_dir} to {exported.directory} "
           f"({exported.architecture}; loads with {how})")
