@@ -3,7 +3,10 @@
 Two rounds as a team would run them: push the batch → an annotator answers through Label
 Studio's API (what its labeling page sends) → pull → train → push the next batch; a pull
 SIGKILLed between reading the answers and importing them, and a watch SIGKILLed between
-importing and training, are run again: nothing lost, nothing imported twice, no task twice.
+importing and training, are run again: nothing lost, nothing imported twice, no task twice
+(``loop.overlap.enabled: false``: the synchronous watch). The overlapped watch (the default) imports
+answers as they arrive, trains on them in the background, survives a SIGKILL mid-batch and pushes
+the adopted batch.
 The training is the tiny random BERT's (``tests/tiny.py``), so a round takes seconds.
 """
 
@@ -69,11 +72,13 @@ def _tasks(client, project: int) -> list[dict]:
         return [task.dict() for task in client.tasks.list(project=project, fields="all")]
 
 
-def _annotate(client, project: int, round_index: int, gold: dict[str, list[str]], cancel: int = 0) -> int:
-    """Answer every open task of a round as an annotator does on the labeling page; the first ``cancel`` are skipped."""
+def _annotate(client, project: int, round_index: int, gold: dict[str, list[str]], cancel: int = 0,
+              limit: int | None = None) -> int:
+    """Answer the open tasks of a round (``limit``: that many) as an annotator does on the labeling page; the first
+    ``cancel`` are skipped."""
     done = 0
     for task in _tasks(client, project):
-        if task["data"]["lit_al_round"] != round_index or task["annotations"]:
+        if task["data"]["lit_al_round"] != round_index or task["annotations"] or done == limit:
             continue
         if done < cancel:
             client.annotations.create(id=task["id"], result=[], was_cancelled=True)
@@ -114,8 +119,17 @@ def _in_process(monkeypatch, capsys, env: dict[str, str], *args: str) -> tuple[i
     return code, out, err
 
 
+def _synchronous(run_dir: Path) -> None:
+    """``loop.overlap.enabled: false`` in the run's config: watch pulls a finished batch and trains, as before."""
+    config = run_dir / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert "overlap:\n    enabled: true" in text
+    config.write_text(text.replace("overlap:\n    enabled: true", "overlap:\n    enabled: false"), encoding="utf-8")
+
+
 def test_two_rounds_in_a_live_project_survive_kills(tmp_path, tiny_bert, server, monkeypatch, capsys):
     run_dir, gold = make_run(tmp_path, tiny_bert, n=8, query_size=6)
+    _synchronous(run_dir)
     env = _env(server)
     outputs: list[str] = []
 
@@ -200,6 +214,48 @@ def test_two_rounds_in_a_live_project_survive_kills(tmp_path, tiny_bert, server,
         if path.is_file():
             assert server.api_key.encode() not in path.read_bytes(), path
     assert all(server.api_key not in text for text in outputs)
+
+
+def test_an_overlapped_watch_imports_answers_as_they_arrive_and_survives_a_kill(tmp_path, tiny_bert, server):
+    """``loop.overlap.enabled`` (the default): answers are imported as they arrive and trained on in the background;
+    a watch SIGKILLed mid-batch loses nothing, and the next one adopts a background proposal and pushes it."""
+    from lit_al.overlap.jobs import list_jobs
+
+    run_dir, gold = make_run(tmp_path, tiny_bert, n=8, query_size=6)
+    env = _env(server)
+    client = _client(server)
+    log = tmp_path / "watch.log"
+    command = [sys.executable, "-m", "lit_al.cli", "labelstudio", "watch", str(run_dir), "--interval", "1", "--rounds", "1"]
+    with open(log, "w") as out:
+        watch = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for("round 0's tasks", lambda: (run_dir / "labelstudio.json").is_file() and len(_tasks(
+            client, json.loads((run_dir / "labelstudio.json").read_text())["project"])) == 8, watch, log)
+        project = json.loads((run_dir / "labelstudio.json").read_text())["project"]
+        assert _annotate(client, project, 0, gold, limit=3) == 3
+        _wait_for("the 3 answers' import", lambda: len(_person_records(run_dir)) == 3, watch, log)
+        _wait_for("a background training on them", lambda: any(job.answers == 3 for job in list_jobs(run_dir)), watch, log)
+    finally:
+        watch.kill()  # SIGKILL mid-batch: no clean-up at all
+        watch.wait()
+    imported = {r["id"]: r["time"] for r in _person_records(run_dir)}
+    assert len(imported) == 3 and state(run_dir)["pending"]["round"] == 0
+    assert _annotate(client, project, 0, gold) == 5
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "picked by the model trained in the background on" in again.stdout and "--rounds" in again.stdout
+
+    final = state(run_dir)
+    assert final["completed_rounds"] == 1 and final["pending"]["round"] == 1
+    assert final["proposed_by"]["1"]["overlap"] is True and final["proposed_by"]["1"]["round"] == 0
+    records = _person_records(run_dir)
+    assert len(records) == 8 and len({r["id"] for r in records}) == 8 and all(r["labels"] == gold[r["id"]] for r in records)
+    assert all(imported[r["id"]] == r["time"] for r in records if r["id"] in imported)  # imported once, before the kill
+    round1 = [t for t in _tasks(client, project) if t["data"]["lit_al_round"] == 1]
+    assert len(round1) == 6 and all(t["predictions"][0]["model_version"] == "lit_al round 1" for t in round1)
+    keys = Counter((t["data"]["lit_al_id"], t["data"]["lit_al_round"]) for t in _tasks(client, project))
+    assert len(keys) == 8 + 6 and set(keys.values()) == {1}  # no task twice
+    assert not any(job.is_alive() for job in list_jobs(run_dir))  # watch stopped round 1's training on its way out
 
 
 def test_connection_problems_are_one_line(tmp_path, tiny_bert, server, monkeypatch, capsys):

@@ -383,3 +383,16 @@ def test_reading_starts_no_training_taking_an_item_does(run):
         assert [job.round for job in list_jobs(run_dir)] == [0]
     finally:
         store.stop()
+
+
+def test_what_a_front_end_does_after_a_tick():
+    """``Tick.next``: the page and ``lit_al labelstudio watch`` read one tick the same way."""
+    from lit_al.overlap import Adoption, BackgroundStatus, Tick
+
+    running, failed = BackgroundStatus("running", "job_000002", 5, 3), BackgroundStatus("failed", message="killed")
+    assert Tick(BackgroundStatus(), Adoption("adopted", 1, 6)).next == "adopted"
+    assert Tick(BackgroundStatus(), Adoption("synchronous"), batch_done=True).next == "synchronous"
+    assert Tick(running).next == "label" and Tick(failed).next == "label"  # answers are still to come
+    assert Tick(running, batch_done=True).next == "wait"
+    assert Tick(BackgroundStatus(), Adoption("busy", message="lit_al query holds the run"), batch_done=True).next == "wait"
+    assert Tick(failed, batch_done=True).next == "failed"

@@ -226,10 +226,9 @@ class RunStore:
         assert self.background is not None
         with self._write:  # one writer of the run in this process (adoption writes the state under the run lock)
             tick = self.background.tick(state)
-            adoption = tick.adoption
-            if adoption is not None and adoption.status == "adopted":
+            if tick.next == "adopted":
                 return self.state(), None
-            if adoption is not None and adoption.status == "synchronous":  # the budget's end, or a stop criterion
+            if tick.next == "synchronous":  # the budget's end, or a stop criterion
                 self.background.stop(keep_finished=False)
                 self.runner.start()
                 return state, "the last round trains on every label (the synchronous round)"

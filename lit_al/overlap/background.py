@@ -1,7 +1,7 @@
 """The schedule of the overlapped loop: when a background training starts, and when its batch is adopted.
 
 For the pending batch of round r (``Background.tick`` is called with the run's state on every
-request of the page, and by ``Session``):
+request of the page, by ``Session``, and on every look of ``lit_al labelstudio watch``):
 
 1. **start**: with no job running, a job starts when the batch has none yet (it trains on the
    committed labels), or when ``loop.overlap.retrain_every`` answers of the batch arrived since
@@ -62,10 +62,30 @@ class BackgroundStatus:
 
 @dataclass(frozen=True)
 class Tick:
-    """What one tick did: ``adoption`` (None: nothing was due) and the status after it."""
+    """What one tick did: ``adoption`` (None: nothing was due), the status after it, and whether the
+    pending batch it saw was answered in full (``batch_done``)."""
 
     status: BackgroundStatus
     adoption: Adoption | None = None
+    batch_done: bool = False
+
+    @property
+    def next(self) -> str:
+        """What a front end does after this tick (the page, ``lit_al labelstudio watch``):
+
+        ``adopted``: show (push) the new pending batch at once; ``synchronous``: nothing is proposed
+        ahead (the budget's end, a stop criterion), so the synchronous round trains on every label;
+        ``failed``: the batch is done and its background trainings died ``loop.overlap.max_restarts`` + 1
+        times in a row (report it; the synchronous round is the way on); ``wait``: the batch is done and
+        a background training runs (or another lit_al process holds the run); ``label``: answers are
+        still to come (or no batch is pending).
+        """
+        status = self.adoption.status if self.adoption is not None else None
+        if status in ("adopted", "synchronous"):
+            return status
+        if not self.batch_done:
+            return "label"
+        return "failed" if self.status.state == "failed" else "wait"
 
 
 def worker_command(job: Job) -> list[str]:
@@ -123,14 +143,14 @@ class Background:
             if due and finished and finished[-1].labeled >= min_labeled:
                 adoption = self._adopt(finished[-1], require_complete)
                 if adoption.status == "adopted":
-                    return Tick(self._status(), adoption)
+                    return Tick(self._status(), adoption, batch_done=False)
             if adoption is None or adoption.status == "not_ready":
                 newest = max(jobs, key=lambda job: job.number, default=None)
                 fresh = newest is None or answered - newest.answers >= self.retrain_every or (due and not running
                                                                                                and not finished)
                 if not running and fresh and self._failures <= self.config.overlap.max_restarts:
                     self._start(state)
-            return Tick(self._status(pending.round), adoption)
+            return Tick(self._status(pending.round), adoption, batch_done=answered == len(pending.pool_indices))
 
     def _reap(self, round_index: int) -> list[Job]:
         """The jobs of ``round_index``; older ones are stopped and deleted, dead ones counted and deleted."""

@@ -5,5 +5,6 @@
 - ``project``: the run's project (found or created, recorded in the run directory without the key)
   and the tasks of a batch;
 - ``sync``: push a batch, pull its answers (through the same validated, locked import as ``lit_al label``);
-- ``watch``: poll, and when a batch is answered: pull, train, propose, push.
+- ``watch``: poll; import answers as they arrive and adopt a background proposal (``lit_al.overlap``), or pull a
+  finished batch and train; push the next batch.
 """

@@ -14,7 +14,8 @@ from .connection import KEY_VARIABLE, URL_VARIABLE, connection_from
 SUBCOMMANDS = {
     "push": "import the run's pending batch into its Label Studio project (created if needed); adds only missing tasks",
     "pull": "import the answers given in Label Studio to the pending batch (validated, atomic, as lit_al label)",
-    "watch": "poll the project; when the batch is answered: pull, train, propose, push the next batch",
+    "watch": "poll the project; import answers as they arrive and train in the background (loop.overlap.enabled), "
+             "or pull a finished batch and train; push the next batch",
 }
 
 

@@ -84,10 +84,11 @@ def load_run(run_dir: Path) -> tuple[Any, LabelState]:
     return data, LabelState.load(run_dir / STATE_FILE, data.pool.ids)
 
 
-def push(run_dir: Path, connection: Connection, *, title: str | None = None, project: int | None = None) -> PushResult:
+def push(run_dir: Path, connection: Connection, *, title: str | None = None, project: int | None = None,
+         client: Any | None = None) -> PushResult:
     """Import the run's pending batch into its project (created if needed); tasks already there are left alone."""
     data, state = load_run(run_dir)
-    client = make_client(connection)
+    client = client or make_client(connection)
     binding = ensure_project(client, connection, run_dir, data.schema, title=title, project=project)
     pending = state.pending
     if pending is None:
@@ -185,6 +186,11 @@ def pull(run_dir: Path, connection: Connection, *, overwrite: bool = False, clie
     found = fetch_answers(run_dir, connection, data, state, client)
     if found is None:
         return PullResult(None, None)
-    summary = import_answers(run_dir, found.answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
-                             how_to_overwrite="pull again with --overwrite true")
-    return PullResult(found, summary)
+    return PullResult(found, import_found(run_dir, data, found.answers, overwrite=overwrite))
+
+
+def import_found(run_dir: Path, data: Any, answers: Sequence[Answer], *, overwrite: bool = False,
+                 how_to_overwrite: str = "pull again with --overwrite true") -> ImportSummary:
+    """Import answers found in the project into the run: ``lit_al label``'s validated, atomic, locked import."""
+    return import_answers(run_dir, answers, schema=data.schema, ids=data.pool.ids, overwrite=overwrite,
+                          how_to_overwrite=how_to_overwrite)
