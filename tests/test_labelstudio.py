@@ -247,7 +247,7 @@ def test_an_overlapped_watch_imports_answers_as_they_arrive_and_survives_a_kill(
 
     final = state(run_dir)
     assert final["completed_rounds"] == 1 and final["pending"]["round"] == 1
-    assert final["proposed_by"]["1"]["overlap"] is True and final["proposed_by"]["1"]["round"] == 0
+    assert final["proposed_by"]["1"]["overlap"] is True and final["proposed_by"]["1"]["round"] == 1
     records = _person_records(run_dir)
     assert len(records) == 8 and len({r["id"] for r in records}) == 8 and all(r["labels"] == gold[r["id"]] for r in records)
     assert all(imported[r["id"]] == r["time"] for r in records if r["id"] in imported)  # imported once, before the kill

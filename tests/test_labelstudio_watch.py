@@ -97,7 +97,7 @@ def test_answers_feed_the_background_trainings_and_the_adopted_batch_is_pushed_a
     assert all(r["labels"] == gold[r["id"]] and r["annotator"] == "ana@example.com" for r in _person(run_dir))
     # the freshest finished model (on the 6 answers before the last look: 5 labels, 1 skip) proposed round 1's batch ...
     proposer = saved["proposed_by"]["1"]
-    assert proposer["overlap"] is True and proposer["round"] == 0 and (proposer["answers"], proposer["labeled"]) == (6, 5)
+    assert proposer["overlap"] is True and proposer["round"] == 1 and (proposer["answers"], proposer["labeled"]) == (6, 5)
     history = {int(row["job"]): row for row in read_history(run_dir)}
     assert [int(row["answers"]) for row in history.values()] == [0, 3, 6]
     assert history[proposer["job"]]["adopted_for"] == "1"
