@@ -2,9 +2,9 @@
 
 Round r: a fresh ``TextClassifier`` from the pretrained weights and a fresh
 ``Trainer`` from the trainer config; fit on the labeled set (keeping the best dev
-epoch when there is a dev set); test; score the unlabeled pool with
-``trainer.predict`` with the strategy attached as a callback; select; the oracle
-answers; the state is saved atomically; the round's metrics are logged.
+epoch when there is a dev set); test; score the unlabeled pool with the outputs the
+strategy needs (``PoolScorer.score_for``); select; the oracle answers; the state is
+saved atomically; the round's metrics are logged.
 
 The run directory holds ``config.yaml``, ``state.json`` (labels and progress,
 the single source of truth), ``metrics.csv`` (one row per round) and
@@ -18,7 +18,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,10 +37,10 @@ from .data.readers import resolve_path
 from .labeling import apply_answers, now_utc, read_answers, write_batch_files
 from .model import RUN_MODEL_DIR, TextClassifier, load_tokenizer, save_run_model
 from .oracle import Oracle, PersonOracle, SimulatedOracle
-from .outputs.catalog import LABELS, PROBS, PredictionRequest
+from .outputs.catalog import PROBS, PredictionRequest
 from .round0 import SharedRound0
 from .rundir import CONFIG_FILE, STATE_FILE, check_writable, remove_run
-from .scoring import PoolScorer, ScoredPool
+from .scoring import PoolScorer
 from .seeding import derive_seed
 from .stopping import (STOPPING_DIR, StopSetHistory, StopWhen, draw_stop_set, label_balance, pool_max_uncertainty,
                        stop_set_signals)
@@ -481,7 +481,7 @@ class ActiveLoop:
         log.info("round %d: scoring %d unlabeled texts", round_index, unlabeled.size)
         # the pool's max uncertainty where its probs are computed anyway, or where the criterion is selected
         pool_signal = trained and (PROBS in strategy.needs or suggest or self.config.stop_when.max_uncertainty is not None)
-        scored = self._score(model, strategy, labeled, unlabeled, seed, directory, pool_signal)
+        scored = self.scorer.score_for(strategy, model, self.data, labeled, unlabeled, seed, directory, probs=pool_signal)
         picks = RoundPicks(strategy.name, {"predict_seconds": scored.seconds})
         if self.writes and pool_signal:
             picks.signals = pool_max_uncertainty(scored.outputs[PROBS][unlabeled], multi_label=self.data.schema.multi_label)
@@ -490,8 +490,6 @@ class ActiveLoop:
             shutil.rmtree(directory, ignore_errors=True)
         if self.writes and not stops:
             outputs = scored.outputs
-            if strategy.uses_labels:
-                outputs[LABELS] = self._label_rows()
             log.info("round %d: selecting %d with %s", round_index, budget, strategy.name)
             start = time.perf_counter()
             strategy.restore_run_record(state.strategy_records.get(strategy.name, {}))  # e.g. ProbCover's δ, fixed per run
@@ -517,27 +515,6 @@ class ActiveLoop:
         threshold = float(self.model_kwargs.get("threshold", 0.5))
         chosen = tuple(tuple(n for n, p in zip(names, row) if p >= threshold) for row in probs)
         return chosen, tuple(float(c) for c in np.maximum(probs, 1 - probs).min(1))
-
-    def _score(self, model, strategy: Strategy, labeled, unlabeled, seed: int, directory: Path,
-               probs: bool = False) -> ScoredPool:
-        request = strategy.prediction_request(seed)
-        if probs:  # a person's suggestions, or the pool's max uncertainty
-            request = replace(request, needs=request.needs | {PROBS})
-        if not request.needs:
-            return ScoredPool()
-        if strategy.predict_labeled_first:
-            return self.scorer.score(model, self.data, request, unlabeled, directory, reference_rows=labeled)
-        rows = np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled
-        return self.scorer.score(model, self.data, request, rows, directory)
-
-    def _label_rows(self) -> np.ndarray:
-        """(n, C) 0/1 label rows of the labeled examples, NaN elsewhere (``outputs['labels']``)."""
-        data = self.data
-        assert data.pool is not None
-        labels = np.full((len(data.pool.ids), data.num_classes), np.nan, dtype=np.float32)
-        index, targets = data.labeled_targets()
-        labels[index] = targets
-        return labels
 
     def _propose(self, state: LabelState, round_index: int, picks: RoundPicks, row: dict[str, Any],
                  trained: bool) -> PendingQuery:

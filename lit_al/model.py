@@ -3,7 +3,9 @@
 Two heads: ``native`` (default), the encoder's own ``AutoModelForSequenceClassification``
 (``native_head``), so that the model a run keeps is a standard Hugging Face model; and
 ``lit_al``, lit_al's own head (``cls``/``pooled``/``mean`` pooling, an optional hidden
-layer) for the papers' configurations that need it.
+layer) for the papers' configurations that need it. The pool outputs strategies score with
+are computed over it by ``lit_al.outputs.predictor.OutputPredictor`` (the module
+``trainer.predict`` runs), not by the classifier itself.
 """
 
 from __future__ import annotations
@@ -179,8 +181,6 @@ class TextClassifier(pl.LightningModule):
         self.label_names = names
         self.positive_index = positive_index
         self.threshold = threshold
-        #: Set by the attached strategy for the duration of ``trainer.predict``.
-        self.prediction_request = None
         self.val_metrics = self._metrics("val_")
         self.test_metrics = self._metrics("test_")
         #: dev and test loss: the mean over rows, summed over the DDP processes like the other metrics
@@ -362,11 +362,6 @@ class TextClassifier(pl.LightningModule):
         self.log_dict(flat, sync_dist=True, reduce_fx="max")
         metrics.reset()
         loss.reset()
-
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        from .outputs.registry import compute_outputs
-
-        return compute_outputs(self, batch, self.prediction_request)
 
     # -------------------------------------------------------------- optimizer
     def configure_optimizers(self):

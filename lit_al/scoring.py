@@ -1,13 +1,16 @@
-"""``PoolScorer``: score pool rows with a model and hand back the arrays, by pool index.
+"""``PoolScorer``: the score phase of a round; pool rows scored with a model, arrays by pool index.
 
-The only place that knows how outputs are produced: prediction passes,
-``inference_mode`` (off for outputs flagged ``gradients``), the labeled
-reference pass (outputs flagged ``reference``: the labeled rows are scored
-first and handed to the unlabeled pass), and, under DDP, sharding and
-gathering. Each process scores every ``world``-th length-sorted batch (the
-batches a single process would build, so results do not depend on the process
-count), writes its rows into a disk-backed shard store, and rank 0 gathers the
-shards into one pool-indexed store chunk by chunk; no process holds an n x d
+The only place that knows how outputs are produced: which rows a strategy's
+outputs cover (``score_for``: the unlabeled rows, with the labeled ones where the
+strategy predicts them too), the labeled reference pass (outputs flagged
+``reference``: the labeled rows are scored first and handed to the unlabeled
+pass), the probabilities a person's suggestions and the stopping signals read,
+the ``labels`` output (the labeled rows' 0/1 labels, not predicted),
+``inference_mode`` (off for outputs flagged ``gradients``), and, under DDP,
+sharding and gathering. Each process scores every ``world``-th length-sorted batch
+(the batches a single process would build, so results do not depend on the
+process count), writes its rows into a disk-backed shard store, and rank 0 gathers
+the shards into one pool-indexed store chunk by chunk; no process holds an n x d
 array in memory. Multi-node runs need ``run_dir`` on a filesystem every node
 sees.
 """
@@ -24,9 +27,10 @@ import numpy as np
 
 from . import distributed
 from .data.module import ActiveDataModule
-from .outputs.catalog import PredictionRequest, flagged
-from .outputs.collector import OutputCollector
+from .outputs.catalog import LABELS, PROBS, PredictionRequest, flagged
+from .outputs.predictor import OutputPredictor
 from .outputs.store import PoolOutputStore, gather_shards
+from .strategies import Strategy
 
 #: ``factory(round_dir, callbacks, overrides)``: a fresh Trainer built from the run's trainer config.
 TrainerFactory = Callable[..., Any]
@@ -34,17 +38,51 @@ TrainerFactory = Callable[..., Any]
 
 @dataclass
 class ScoredPool:
-    """What ``PoolScorer.score`` returns: pool-indexed arrays (on rank 0; empty on other ranks) and its seconds."""
+    """What ``PoolScorer.score`` and ``score_for`` return: pool-indexed arrays (on rank 0; empty on other ranks)
+    and the seconds the prediction passes took."""
 
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
 
 
 class PoolScorer:
-    """Runs the prediction passes that fill the outputs a request names."""
+    """Runs the prediction passes that fill the outputs a strategy (``score_for``) or a request (``score``) names."""
 
     def __init__(self, trainer_factory: TrainerFactory) -> None:
         self.trainer_factory = trainer_factory
+
+    def score_for(
+        self,
+        strategy: Strategy,
+        model: Any,
+        data: ActiveDataModule,
+        labeled: np.ndarray,
+        unlabeled: np.ndarray,
+        seed: int,
+        directory: Path,
+        probs: bool = False,
+    ) -> ScoredPool:
+        """Every array ``strategy.select`` reads, for a pool whose ``labeled`` and ``unlabeled`` rows are given.
+
+        The outputs the strategy ``needs`` (seeded with ``seed``) over the unlabeled rows, and over the
+        labeled rows where the strategy predicts them too (``predict_labeled``) or needs them first as
+        a reference (``predict_labeled_first``); ``probs`` adds ``probs`` (a person's suggestions, the
+        pool's max uncertainty); ``labels`` (the labeled rows' 0/1 labels, NaN elsewhere) where the
+        strategy ``uses_labels``. ``directory`` holds the disk-backed arrays, as in ``score``.
+        """
+        request = strategy.prediction_request(seed)
+        if probs:
+            request = replace(request, needs=request.needs | {PROBS})
+        if not request.needs:
+            scored = ScoredPool()
+        elif strategy.predict_labeled_first:
+            scored = self.score(model, data, request, unlabeled, directory, reference_rows=labeled)
+        else:
+            rows = np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled
+            scored = self.score(model, data, request, rows, directory)
+        if strategy.uses_labels and distributed.is_writer():
+            scored.outputs[LABELS] = label_rows(data)
+        return scored
 
     def score(
         self,
@@ -77,11 +115,11 @@ class PoolScorer:
         store.flush()
         return ScoredPool(store.arrays(), time.perf_counter() - start)
 
-    def _trainer(self, directory: Path, collector: OutputCollector, request: PredictionRequest):
+    def _trainer(self, directory: Path, request: PredictionRequest):
         overrides: dict[str, Any] = {"logger": False, "use_distributed_sampler": False}
         if flagged("gradients") & request.needs:
             overrides["inference_mode"] = False  # Lightning predicts under inference_mode, which forbids autograd
-        return self.trainer_factory(directory, [collector], overrides)
+        return self.trainer_factory(directory, [], overrides)
 
     def _run_pass(
         self, model: Any, data: ActiveDataModule, request: PredictionRequest, rows: np.ndarray, directory: Path
@@ -89,25 +127,17 @@ class PoolScorer:
         """One prediction pass over ``rows``; the gathered store on rank 0, None on the other ranks."""
         assert data.pool is not None
         n_pool = len(data.pool.ids)
-        collector = OutputCollector(request)  # its store depends on the rank, known once the Trainer exists
-        trainer = self._trainer(directory, collector, request)
+        trainer = self._trainer(directory, request)
         rank, world = trainer.global_rank, trainer.world_size
+        loader = data.predict_loader(rows, (rank, world))
         if world == 1:
-            collector.store = PoolOutputStore(n_pool, directory)
+            store = PoolOutputStore(n_pool, directory)
         else:
-            shard_rows = rows[data.predict_batches(rows, (rank, world)).positions()]
-            collector.store = PoolOutputStore(n_pool, directory / f"rank_{rank}", rows=np.sort(shard_rows))
-        data.predict_rows, data.predict_shard = rows, (rank, world)
-        # fewer batches than processes leave some shards empty; prediction has no collective, so such a
-        # process just waits at the barrier below (Lightning refuses an empty shard unless told)
-        data.allow_zero_length_dataloader_with_multiple_devices = True
-        try:
-            trainer.predict(model, datamodule=data, return_predictions=False)
-        finally:
-            data.predict_rows, data.predict_shard = np.empty(0, dtype=np.int64), (0, 1)
-            data.allow_zero_length_dataloader_with_multiple_devices = False
+            shard_rows = np.sort(rows[loader.batch_sampler.positions()])
+            store = PoolOutputStore(n_pool, directory / f"rank_{rank}", rows=shard_rows)
+        trainer.predict(OutputPredictor(model, request, store), dataloaders=loader, return_predictions=False)
         if world == 1:
-            return collector.store
+            return store
         distributed.barrier()  # every shard is on disk
         if not distributed.is_writer():
             return None
@@ -135,3 +165,12 @@ class PoolScorer:
             reference = {name: np.ascontiguousarray(arrays[name][rows]) for name in sorted(names) if name in arrays}
         return distributed.broadcast(reference)
 
+
+
+def label_rows(data: ActiveDataModule) -> np.ndarray:
+    """(n, C) 0/1 label rows of the labeled examples, NaN elsewhere (the ``labels`` output)."""
+    assert data.pool is not None
+    labels = np.full((len(data.pool.ids), data.num_classes), np.nan, dtype=np.float32)
+    index, targets = data.labeled_targets()
+    labels[index] = targets
+    return labels

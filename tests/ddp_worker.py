@@ -27,7 +27,6 @@ from lit_al import distributed
 from lit_al.data.module import ActiveDataModule
 from lit_al.data.state import LabelState
 from lit_al.model import TextClassifier, load_tokenizer
-from lit_al.outputs.catalog import LABELS
 from lit_al.scoring import PoolScorer
 from lit_al.strategies import get_strategy
 
@@ -91,20 +90,9 @@ def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) ->
         data.eval_batch_size = eval_batch_size
         spec = dict(spec)
         strategy = get_strategy(spec.pop("name"), **spec)
-        request = strategy.prediction_request(SEED)
-        if strategy.predict_labeled_first:
-            scored = scorer.score(model, data, request, unlabeled, scratch / name, reference_rows=labeled)
-        else:
-            rows = np.concatenate([unlabeled, labeled]) if strategy.predict_labeled else unlabeled
-            scored = scorer.score(model, data, request, rows, scratch / name)
+        scored = scorer.score_for(strategy, model, data, labeled, unlabeled, SEED, scratch / name)
         if distributed.is_writer():
-            outputs = dict(scored.outputs)
-            if strategy.uses_labels:
-                labels = np.full((len(data.pool.ids), data.num_classes), np.nan, dtype=np.float32)
-                index, targets = data.labeled_targets()
-                labels[index] = targets
-                outputs[LABELS] = labels
-            selection = strategy.select(outputs, labeled, unlabeled, 6, seed=SEED)
+            selection = strategy.select(scored.outputs, labeled, unlabeled, 6, seed=SEED)
             results[name] = {"indices": selection.indices.tolist(), "scores": selection.scores.tolist()}
     data.eval_batch_size = TEST_BATCH_SIZES[0]
     fitted = trainer(scratch / "fit", [], {"max_epochs": 1, "use_distributed_sampler": False})

@@ -206,9 +206,10 @@ def test_data_module_end_to_end_loaders(tmp_path):
     data.state.add([0, 5], [data.pool.gold[0], data.pool.gold[5]], round=0, source="seed")
     batch = next(iter(data.train_dataloader()))
     assert sorted(batch["pool_index"].tolist()) == [0, 5] and batch["labels"].shape == (2, 3)
-    data.predict_rows = np.array([1, 2, 3])
-    seen = sorted(i for b in data.predict_dataloader() for i in b["pool_index"].tolist())
+    seen = sorted(i for b in data.predict_loader(np.array([1, 2, 3])) for i in b["pool_index"].tolist())
     assert seen == [1, 2, 3]
+    shards = [data.predict_loader(np.array([1, 2, 3, 4]), (rank, 2)) for rank in range(2)]
+    assert sorted(i for loader in shards for b in loader for i in b["pool_index"].tolist()) == [1, 2, 3, 4]
 
 
 def test_max_rows_samples_each_split_reproducibly(tmp_path):

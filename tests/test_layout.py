@@ -1,7 +1,8 @@
 """The house reads one way: cli → (experiment) → loop → (scoring, model, data, strategies) → outputs → (functional, index).
 
-Parses every module's imports (``ast``; imports under ``if TYPE_CHECKING:`` are
-annotations, not dependencies) and checks the floors.
+Parses every module's imports (``ast``; imports inside functions and under ``if TYPE_CHECKING:``
+count too: an annotation naming a higher floor's class is an arrow up as well) and checks the
+floors, and that no two parts import each other, directly or around a loop.
 """
 
 from __future__ import annotations
@@ -46,23 +47,12 @@ def _is_module(name: str) -> bool:
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(module: str, path: Path) -> set[str]:
     """Every ``lit_al`` module named by an import in ``path`` (relative imports resolved)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "lit_al")
         elif isinstance(node, ast.ImportFrom):
@@ -117,6 +107,53 @@ def test_imports_point_down(module, path):
     assert key in ENTRY_POINTS or not {m for m in foreign if _floor_key(m) == "cli"}, f"{module} imports cli"
     upward = sorted(m for m in foreign if FLOORS[_floor_key(m)] > FLOORS[key])
     assert not upward, f"{module} (floor {FLOORS[key]}) imports higher floors: {upward}"
+
+
+def _part_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one part (Tarjan): each is a loop of imports."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    loops: list[list[str]] = []
+
+    def visit(part: str) -> None:
+        index[part] = low[part] = len(index)
+        stack.append(part)
+        for other in sorted(edges.get(part, ())):
+            if other not in index:
+                visit(other)
+                low[part] = min(low[part], low[other])
+            elif other in stack:
+                low[part] = min(low[part], index[other])
+        if low[part] == index[part]:
+            loop = []
+            while not loop or loop[-1] != part:
+                loop.append(stack.pop())
+            if len(loop) > 1:
+                loops.append(sorted(loop))
+
+    for part in sorted(edges):
+        if part not in index:
+            visit(part)
+    return loops
+
+
+def test_no_import_circle_between_parts():
+    """A part that imports another must not be imported back by it, not even around a loop through other
+    parts or only for annotations (``model`` ↔ ``outputs`` was one: the classifier ran the output
+    computers, which named the classifier)."""
+    edges: dict[str, set[str]] = {}
+    for module, path in MODULES:
+        key = _floor_key(module)
+        if key:
+            edges.setdefault(key, set()).update(
+                _floor_key(m) for m in _imports(module, path) if _floor_key(m) not in ("", key))
+    assert not _part_cycles(edges), f"parts that import each other: {_part_cycles(edges)}"
+
+
+def test_the_part_cycle_finder_finds_a_loop():
+    assert _part_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _part_cycles({"a": {"b"}, "b": set()}) == []
 
 
 def test_strategies_and_catalogue_import_without_lightning():

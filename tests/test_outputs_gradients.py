@@ -272,19 +272,25 @@ def tiny_data(tmp_path_factory):
     {"name": "alden"},
 ])
 def test_one_round_through_the_cli(tmp_path, bert, tiny_data, strategy, monkeypatch):
-    from lit_al.outputs.collector import OutputCollector
+    from lit_al.data.module import ActiveDataModule
+    from lit_al.outputs.predictor import OutputPredictor
 
+    loaded: list[list[int]] = []  # the rows of every prediction loader, in order
     predicted: list[tuple[list[int], bool]] = []
-    real = OutputCollector.on_predict_start
+    real_loader, real_start = ActiveDataModule.predict_loader, OutputPredictor.on_predict_start
 
-    def record(self, trainer, pl_module):
-        real(self, trainer, pl_module)
-        if pl_module.prediction_request.needs == {"probs"}:
+    def loader(self, rows, shard=(0, 1)):
+        loaded.append([int(i) for i in rows])
+        return real_loader(self, rows, shard)
+
+    def record(self):
+        real_start(self)
+        if self.request.needs == {"probs"}:
             return  # the stop set's pass (stopping signals), not the strategy's
-        rows = trainer.datamodule.predict_rows.tolist()
-        predicted.append((rows, bool(pl_module.prediction_request.reference)))
+        predicted.append((loaded[-1], bool(self.request.reference)))
 
-    monkeypatch.setattr(OutputCollector, "on_predict_start", record)
+    monkeypatch.setattr(ActiveDataModule, "predict_loader", loader)
+    monkeypatch.setattr(OutputPredictor, "on_predict_start", record)
     run_dir = tmp_path / "run"
     config = write_config(tmp_path / "c.yaml", model=bert, data=tiny_data, run_dir=run_dir, strategy=strategy,
                           rounds=1, query_size=7)

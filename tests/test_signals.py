@@ -23,14 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SLOW_STEP = """
 import sys, time, pathlib
 from lit_al.model import TextClassifier
+from lit_al.outputs.predictor import OutputPredictor
 from lit_al.cli import main
 step, marker = sys.argv[1], pathlib.Path(sys.argv[2])
-original = getattr(TextClassifier, step)
+owner = OutputPredictor if step == "predict_step" else TextClassifier
+original = getattr(owner, step)
 def slow(self, *args, **kwargs):
     marker.touch()
     time.sleep(0.3)
     return original(self, *args, **kwargs)
-setattr(TextClassifier, step, slow)
+setattr(owner, step, slow)
 sys.exit(main(sys.argv[3:]))
 """
 

@@ -118,9 +118,6 @@ class ActiveDataModule(DataFiles, pl.LightningDataModule):
 
         self.state: LabelState | None = None
         self.tokenizer = None
-        self.predict_rows: np.ndarray = np.empty(0, dtype=np.int64)
-        #: (rank, world size) of the prediction batches this process runs (set by the pool scorer).
-        self.predict_shard: tuple[int, int] = (0, 1)
         self.train_seed = 0
 
     def tokenize(self, tokenizer, cache_dir: str | Path | None = None) -> None:
@@ -235,11 +232,15 @@ class ActiveDataModule(DataFiles, pl.LightningDataModule):
             self.pool.tokens.lengths[rows], self.eval_batch_size, shard, max_tokens=self.eval_batch_tokens
         )
 
-    def predict_dataloader(self) -> DataLoader:
-        """The pool rows in ``predict_rows``, in length-sorted batches; this process's shard under DDP."""
+    def predict_loader(self, rows: np.ndarray, shard: tuple[int, int] = (0, 1)) -> DataLoader:
+        """Pool ``rows`` in length-sorted batches, the ``shard`` = (rank, world) of them one process runs.
+
+        Its ``batch_sampler`` is the ``predict_batches(rows, shard)`` it was built with (``positions()``:
+        the positions into ``rows`` this shard scores).
+        """
         assert self.pool is not None and self.pool.tokens is not None
-        rows = np.asarray(self.predict_rows, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
         dataset = TokenDataset(self.pool.tokens, rows)
-        batches = self.predict_batches(rows, self.predict_shard)
+        batches = self.predict_batches(rows, shard)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=self._collate(), num_workers=self.num_workers)
 

@@ -3,9 +3,11 @@
 - ``catalog``: the torch-free catalogue (names, row shapes, flags, typed options) that
   strategies name their ``needs`` from;
 - ``registry``: one computer per catalogued output, and ``compute_outputs``;
-- ``forward``: the shared eval-mode forward pass and helpers (dropout, seeding, caches);
+- ``forward``: the shared eval-mode forward pass and helpers (dropout, seeding, caches), and
+  ``Classifier``, what the computers use of the classifier (this package never imports ``lit_al.model``);
 - ``store``: disk-backed arrays indexed by pool index;
-- ``collector``: the Lightning callback that fills a store while ``trainer.predict`` runs;
+- ``predictor``: ``OutputPredictor``, the LightningModule ``trainer.predict`` runs around the
+  classifier: it computes one request's outputs per batch and fills a store;
 - one module per family of computers: ``basic``, ``mc``, ``attention``, ``gradients``, ``mlm``.
 
 Importing this package imports only the catalogue (no torch, no Lightning).

@@ -34,7 +34,7 @@ before the other outputs MII needs); otherwise the encoder runs once more.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,11 +42,8 @@ from torch import nn
 from ..errors import StrategyError
 from ..functional.attention import attention_intra
 from .catalog import ATTENTION_INTRA, PredictionRequest
-from .forward import ForwardCache, cached_on_module
+from .forward import Classifier, ForwardCache, cached_on_module
 from .registry import register_output
-
-if TYPE_CHECKING:
-    from .model import TextClassifier
 
 
 def _attention_recorder(encoder: nn.Module) -> tuple[tuple[type, ...], tuple[str, ...], int]:
@@ -118,7 +115,7 @@ def _can_recompute(attention: nn.Module) -> bool:
     )
 
 
-def last_layer_attention(module: "TextClassifier", batch: dict[str, torch.Tensor], cache: ForwardCache) -> torch.Tensor:
+def last_layer_attention(module: Classifier, batch: dict[str, torch.Tensor], cache: ForwardCache) -> torch.Tensor:
     """Last-layer attention probabilities (B, h, ℓ, ℓ) of ``module.encoder`` on ``batch`` (one hooked pass)."""
     # found once per classifier: its encoder is fixed at construction
     attention, index = cached_on_module(module, "last_attention_module", lambda: last_attention_module(module.encoder))
@@ -159,7 +156,7 @@ def last_layer_attention(module: "TextClassifier", batch: dict[str, torch.Tensor
 
 @register_output(ATTENTION_INTRA)
 def attention_intra_output(
-    module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
+    module: Classifier, batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
 ) -> torch.Tensor:
     """(B,) ``R_intra`` of each example (MII Eq. 10–12; see ``functional.attention.attention_intra``).
 

@@ -35,7 +35,7 @@ SURPRISAL = "surprisal"
 EGL_FULL = "egl_full"
 EGL_WORD = "egl_word"
 ALDEN_INTERPRETATION = "alden_interpretation"
-#: Not computed by ``predict_step``: 0/1 label rows of the labeled examples, filled by the scorer.
+#: Not predicted: 0/1 label rows of the labeled examples (NaN elsewhere), added by ``PoolScorer.score_for``.
 LABELS = "labels"
 
 

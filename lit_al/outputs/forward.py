@@ -6,19 +6,53 @@ computer of that batch. The helpers switch dropout on
 for MC passes (``dropout_active``), force eval mode (``eval_mode``), seed one
 stochastic pass without touching the outer RNG (``seeded``), and keep models a
 computer loads (the frozen pre-trained encoder, the classifier's tokenizer)
-beside the classifier module (``cached_on_module``).
+beside the classifier module (``cached_on_module``). ``Classifier`` is what the computers
+use of the classifier: the outputs floor sits below ``lit_al.model`` and knows it by this
+contract only (``TextClassifier`` fulfils it).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from ..model import TextClassifier
+
+class Classifier(Protocol):
+    """The classifier as the output computers see it (``lit_al.model.TextClassifier`` provides it).
+
+    ``head_kind`` is ``native`` (the encoder's own classification network) or ``lit_al``;
+    ``forward_parts`` returns the pieces of one pass (``encoder_output``, ``features`` h(x),
+    ``logits``); ``head_logits`` runs the head alone over an encoder output computed before.
+    """
+
+    encoder: nn.Module
+    head_kind: str
+    model_path: str
+    multi_label: bool
+    hparams: Any
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def head_root(self) -> nn.Module: ...
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def encode(self, batch: dict[str, torch.Tensor], **kwargs: Any) -> Any: ...
+
+    def sentence_representation(self, encoder_output: Any, attention_mask: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_parts(self, batch: dict[str, torch.Tensor], encoder_output: Any = None) -> Any: ...
+
+    def head_logits(self, batch: dict[str, torch.Tensor], encoder_output: Any) -> torch.Tensor: ...
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor: ...
 
 
 class ForwardCache:
@@ -30,7 +64,7 @@ class ForwardCache:
     output computed before.
     """
 
-    def __init__(self, module: "TextClassifier", batch: dict[str, torch.Tensor]) -> None:
+    def __init__(self, module: Classifier, batch: dict[str, torch.Tensor]) -> None:
         self.module = module
         self.batch = batch
         self._output = None
@@ -71,7 +105,7 @@ class ForwardCache:
 T = TypeVar("T")
 
 
-def cached_on_module(module: nn.Module, key: str, build: Callable[[], T]) -> T:
+def cached_on_module(module: object, key: str, build: Callable[[], T]) -> T:
     """``build()`` once per classifier module, kept beside it for the module's lifetime.
 
     Stored with ``object.__setattr__`` so that a cached model is not registered as a
@@ -86,7 +120,7 @@ def cached_on_module(module: nn.Module, key: str, build: Callable[[], T]) -> T:
     return cache[key]
 
 
-def classifier_tokenizer(module: "TextClassifier"):
+def classifier_tokenizer(module: Classifier):
     """The classifier's own tokenizer (special ids, word pieces, vocabulary), loaded once per module."""
 
     def load():
@@ -97,7 +131,7 @@ def classifier_tokenizer(module: "TextClassifier"):
     return cached_on_module(module, "classifier_tokenizer", load)
 
 
-def special_token_ids(module: "TextClassifier", device: torch.device) -> torch.Tensor:
+def special_token_ids(module: Classifier, device: torch.device) -> torch.Tensor:
     """The classifier tokenizer's special ids: [CLS], [SEP], [PAD], [MASK] and also [UNK] (built once per device)."""
 
     def build() -> torch.Tensor:
@@ -107,7 +141,7 @@ def special_token_ids(module: "TextClassifier", device: torch.device) -> torch.T
     return cached_on_module(module, f"special_token_ids:{device}", build)
 
 
-def pretrained_encoder(module: "TextClassifier") -> nn.Module:
+def pretrained_encoder(module: Classifier) -> nn.Module:
     """The frozen pre-trained encoder (θ0), loaded once per module and kept in eval mode."""
 
     def load() -> nn.Module:

@@ -50,7 +50,7 @@ How the gradients are obtained:
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -59,11 +59,8 @@ from ..errors import StrategyError
 from ..functional import gradient as G
 from ..functional.interpretation import aggregate_subwords, select_token_interpretations
 from .catalog import ALDEN_INTERPRETATION, EGL_FULL, EGL_WORD, PredictionRequest
-from .forward import cached_on_module, classifier_tokenizer, eval_mode, special_token_ids
+from .forward import Classifier, cached_on_module, classifier_tokenizer, eval_mode, special_token_ids
 from .registry import register_output
-
-if TYPE_CHECKING:
-    from ..model import TextClassifier
 
 #: Names of the LayerNorm child of an encoder's embeddings module, by model family.
 _EMBEDDING_NORM_NAMES = ("LayerNorm", "layer_norm", "norm", "ln")
@@ -116,7 +113,7 @@ def _plain_batch(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------ tokens
-def content_mask(module: "TextClassifier", batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def content_mask(module: Classifier, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """(B, ℓ) bool: attended positions that are not special tokens."""
     ids = batch["input_ids"]
     return batch["attention_mask"].bool() & ~torch.isin(ids, special_token_ids(module, ids.device))
@@ -161,7 +158,7 @@ def word_ids_from_pieces(input_ids: torch.Tensor, valid: torch.Tensor, continuat
     return words.masked_fill(~valid, -1)
 
 
-def _continuation_table(module: "TextClassifier") -> torch.Tensor:
+def _continuation_table(module: Classifier) -> torch.Tensor:
     size = module.encoder.get_input_embeddings().num_embeddings
     return cached_on_module(
         module, "wordpiece_continuation", lambda: wordpiece_continuation_table(classifier_tokenizer(module), size)
@@ -179,7 +176,7 @@ def _egl_options(request: PredictionRequest) -> tuple[str, int]:
 
 
 def _targets(
-    module: "TextClassifier", probs: torch.Tensor, pool_index: torch.Tensor, seed: int, samples: int
+    module: Classifier, probs: torch.Tensor, pool_index: torch.Tensor, seed: int, samples: int
 ) -> torch.Tensor:
     """(B, K, C) loss gradients w.r.t. the logits, one per target: ``p − e_c`` (K = C) or ``p − y^s`` (K = S)."""
     if not module.multi_label:
@@ -194,7 +191,7 @@ def _targets(
     return probs[:, None, :] - y
 
 
-def _combine(module: "TextClassifier", probs: torch.Tensor, grad_norms: torch.Tensor, norm: str) -> torch.Tensor:
+def _combine(module: Classifier, probs: torch.Tensor, grad_norms: torch.Tensor, norm: str) -> torch.Tensor:
     """EGL from (…, K) per-target gradient L2 norms: p-weighted over classes, or the mean over draws."""
     if module.multi_label:
         return G.egl_from_sampled_gradients(grad_norms, norm=norm)
@@ -203,7 +200,7 @@ def _combine(module: "TextClassifier", probs: torch.Tensor, grad_norms: torch.Te
 
 # -------------------------------------------------------------------- EGL
 @register_output(EGL_FULL)
-def egl_full(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
+def egl_full(module: Classifier, batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B,) ``Σ_c p_c N(∇_θ CE(x, c))`` over all trainable parameters (ML: MC mean over y ~ Bern(p)).
 
     Settles et al. 2008; IBM (Ein-Dor et al. 2020); STRATEGIES.md §1.8 (a). Each
@@ -238,7 +235,7 @@ def egl_full(module: "TextClassifier", batch: dict, request: PredictionRequest, 
 
 
 @register_output(EGL_WORD)
-def egl_word(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
+def egl_word(module: Classifier, batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B,) EGL-word: ``max_{w∈W(x)} Σ_c p_c N(∇_{E_w} CE(x, c))`` (Zhang et al. 2017; §1.8).
 
     ``∇_{E_w} ℓ`` is the gradient w.r.t. row w of the word-embedding matrix: the sum
@@ -289,7 +286,7 @@ def _alden_options(request: PredictionRequest, multi_label: bool) -> dict[str, A
     return {"target": target, "embedding_point": point, "normalize": normalize, "subword_aggregate": aggregate}
 
 
-def embedding_submodule(module: "TextClassifier", point: str) -> nn.Module:
+def embedding_submodule(module: Classifier, point: str) -> nn.Module:
     """The encoder submodule whose output is ``e``: the word-embedding lookup, or the embeddings LayerNorm."""
     if point == "word":
         return module.encoder.get_input_embeddings()
@@ -305,7 +302,7 @@ def embedding_submodule(module: "TextClassifier", point: str) -> nn.Module:
 
 
 @register_output(ALDEN_INTERPRETATION)
-def alden_interpretation(module: "TextClassifier", batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
+def alden_interpretation(module: Classifier, batch: dict, request: PredictionRequest, cache: Any) -> torch.Tensor:
     """(B, D) ALDEN local interpretation of the chosen token (STRATEGIES.md §1.16 [R]; ``ALDEN_INTERPRETATION_SPEC``).
 
     ``g_t = ∂z_ŷ/∂e_t`` (D = d; ``target="predicted"``) or ``[∂z_c/∂e_t]_c`` flattened

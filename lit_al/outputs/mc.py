@@ -46,7 +46,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -54,11 +54,8 @@ from torch import nn
 from ..errors import StrategyError
 from ..seeding import derive_seed
 from .catalog import MC_PROBS, PredictionRequest
-from .forward import ForwardCache, cached_on_module, dropout_active, eval_mode, seeded
+from .forward import Classifier, ForwardCache, cached_on_module, dropout_active, eval_mode, seeded
 from .registry import register_output
-
-if TYPE_CHECKING:
-    from ..model import TextClassifier
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +168,7 @@ def encoder_dropout_is_zero(encoder: nn.Module) -> bool:
     return not any(float(p) > 0 for p in rates + modules)
 
 
-def warn_if_encoder_has_no_dropout(module: "TextClassifier") -> None:
+def warn_if_encoder_has_no_dropout(module: Classifier) -> None:
     """Warn once per model when no dropout of its encoder can act (ALBERT, ModernBERT checkpoints: all rates 0).
 
     ``mc_scope: full`` then varies only through the head's dropout, as ``mc_scope: head`` does;
@@ -191,7 +188,7 @@ def warn_if_encoder_has_no_dropout(module: "TextClassifier") -> None:
 
 @register_output(MC_PROBS)
 def mc_probs_output(
-    module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
+    module: Classifier, batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
 ) -> torch.Tensor:
     """(B, T, C) MC-dropout probabilities; options ``mc_passes``, ``mc_scope``, ``mc_consistent`` (module docstring)."""
     options = request.options

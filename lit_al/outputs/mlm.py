@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -55,11 +54,8 @@ from ..errors import LitAlError, StrategyError
 from ..hub import resolve_model_path
 from ..seeding import derive_seed
 from .catalog import SURPRISAL, PredictionRequest
-from .forward import ForwardCache, cached_on_module, classifier_tokenizer, special_token_ids
+from .forward import Classifier, ForwardCache, cached_on_module, classifier_tokenizer, special_token_ids
 from .registry import register_output
-
-if TYPE_CHECKING:
-    from ..model import TextClassifier
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +85,12 @@ def _head_module(model: nn.Module, encoder: nn.Module) -> nn.Module | None:
     return head if any(sub is output_embeddings for sub in head.modules()) else None
 
 
-def load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
+def load_masked_lm(module: Classifier, name: str) -> MaskedLM:
     """Load ``name`` as a frozen masked LM, once per classifier module (see the module docstring for the checks)."""
     return cached_on_module(module, f"masked_lm:{name}", lambda: _load_masked_lm(module, name))
 
 
-def _load_masked_lm(module: "TextClassifier", name: str) -> MaskedLM:
+def _load_masked_lm(module: Classifier, name: str) -> MaskedLM:
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     try:
@@ -197,7 +193,7 @@ def truncate_like_tokenizer(
 
 @register_output(SURPRISAL)
 def surprisal_output(
-    module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
+    module: Classifier, batch: dict[str, torch.Tensor], request: PredictionRequest, cache: ForwardCache
 ) -> torch.Tensor:
     """(B, max_length) ALPS surprisal rows of the frozen masked LM ``mlm_model`` (options: see the module docstring)."""
     name = request.options.mlm_model

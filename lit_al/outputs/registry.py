@@ -11,22 +11,18 @@ at import.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 
 from ..errors import StrategyError
-from .catalog import CATALOG, PROBS, PredictionRequest
-from .forward import ForwardCache
+from .catalog import CATALOG, PredictionRequest
+from .forward import Classifier, ForwardCache
 
-if TYPE_CHECKING:
-    from ..model import TextClassifier
-
-OutputComputer = Callable[["TextClassifier", dict, PredictionRequest, ForwardCache], torch.Tensor]
+OutputComputer = Callable[[Classifier, dict, PredictionRequest, ForwardCache], torch.Tensor]
 _COMPUTERS: dict[str, OutputComputer] = {}
 #: The modules whose import registers the built-in computers.
 BUILTIN_MODULES = ("basic", "mc", "attention", "gradients", "mlm")
-DEFAULT_REQUEST = PredictionRequest(needs=frozenset({PROBS}))
 
 
 def register_output(name: str) -> Callable[[OutputComputer], OutputComputer]:
@@ -53,10 +49,9 @@ def available_outputs() -> frozenset[str]:
 
 
 def compute_outputs(
-    module: "TextClassifier", batch: dict[str, torch.Tensor], request: PredictionRequest | None
+    module: Classifier, batch: dict[str, torch.Tensor], request: PredictionRequest
 ) -> dict[str, torch.Tensor]:
     """Compute every output in ``request.needs`` for one batch."""
-    request = request or DEFAULT_REQUEST
     _load_builtin()
     unknown = sorted(set(request.needs) - set(_COMPUTERS))
     if unknown:

@@ -22,6 +22,10 @@ sigmoid), safetensors weights, and the encoder's tokenizer with ``model_max_leng
 the run's ``data.max_length`` (``truncation=True`` then cuts texts as lit_al did). No local
 path is written (``_name_or_path`` is the hub name the run was configured with, or empty),
 and the folder and its files get the permissions the process's umask gives new files.
+
+``format="onnx"`` writes the same model as ``model.onnx`` beside ``config.json`` and the tokenizer
+(``onnx_export``): transformers classes traced as themselves, any other lit_al head as lit_al
+computes it, so no remote code is needed in any case.
 """
 
 from __future__ import annotations
@@ -71,12 +75,13 @@ EXPORT_INFO = "lit_al_export.json"
 
 @dataclass(frozen=True)
 class Exported:
-    """What ``export_run`` wrote: the folder, its architecture and whether loading it needs ``trust_remote_code``."""
+    """What ``export_run`` wrote: the folder, its architecture, whether loading it needs ``trust_remote_code``, its format."""
 
     directory: Path
     architecture: str
     trust_remote_code: bool
     round: int
+    format: str = "native"
 
 
 def exact_head(model: TextClassifier) -> ExactHead | None:
@@ -98,8 +103,21 @@ def exact_head(model: TextClassifier) -> ExactHead | None:
     return exact
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Exported:
-    """Write the last model of ``run_dir`` to ``out_dir`` (a new folder, filled in a temporary one and renamed)."""
+FORMATS = ("native", "onnx")
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False, format: str = "native") -> Exported:
+    """Write the last model of ``run_dir`` to ``out_dir`` (a new folder, filled in a temporary one and renamed).
+
+    ``format``: ``native`` (a transformers folder, ``save_pretrained``) or ``onnx`` (``model.onnx``
+    with ``config.json`` and the tokenizer, ``onnx_export``; needs the ``onnx`` extra).
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "onnx":
+        from .onnx_export import require_onnx
+
+        require_onnx()
     run_dir = check_run_dir(run_dir)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -108,25 +126,28 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
     if model.hparams.trust_remote_code:
         raise ConfigError(f"{run_dir}: the encoder {meta['model'].get('model_name_or_path')!r} runs its own remote code; "
                           "lit_al exports only encoders that transformers ships")
-    network = native_network(model, meta["model"].get("model_name_or_path"))
+    name = meta["model"].get("model_name_or_path")
+    network = native_network(model, name)
+    architecture = type(network).__name__ if network is not None else CUSTOM_ARCHITECTURE
+    remote_code = network is None and format == "native"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        if network is not None:
-            network.save_pretrained(staging)
-            architecture = type(network).__name__
-        else:
-            config, tensors = _custom(model, meta["model"].get("model_name_or_path"))
-            _write_custom(staging, config, tensors)
-            architecture = CUSTOM_ARCHITECTURE
         tokenizer = load_tokenizer(meta["model"])
         tokenizer.model_max_length = run_max_length(run_dir)
+        info = {"run": run_dir.resolve().name, "round": meta["round"], "format": format, "architecture": architecture,
+                "head": model.head_kind, "trust_remote_code": remote_code, "threshold": model.threshold}
+        if format == "onnx":
+            info["onnx"] = _write_onnx(staging, model, network, name, tokenizer, run_dir)
+        elif network is not None:
+            network.save_pretrained(staging)
+        else:
+            config, tensors = _custom(model, name)
+            _write_custom(staging, config, tensors)
         tokenizer.save_pretrained(staging)
-        info = {"run": run_dir.resolve().name, "round": meta["round"], "architecture": architecture,
-                "head": model.head_kind, "trust_remote_code": network is None, "threshold": model.threshold}
         (staging / EXPORT_INFO).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         _follow_umask(staging)
-        exported = Exported(out_dir, architecture, network is None, meta["round"])
+        exported = Exported(out_dir, architecture, remote_code, meta["round"], format)
         # last, once nothing can fail: an export that fails leaves out_dir as it was
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -135,6 +156,33 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return exported
+
+
+def _write_onnx(directory: Path, model: TextClassifier, network, configured_name: str | None, tokenizer,
+                run_dir: Path) -> dict[str, Any]:
+    """``model.onnx`` and a ``config.json`` that loads without remote code; returns what ``lit_al_export.json`` says of the graph.
+
+    A model a transformers class computes (``network``) is traced as that class, with its config;
+    any other lit_al head is traced as lit_al computes it, under the encoder's config (the graph
+    holds the head, so no ``modeling_lit_al.py`` is needed) with the labels and ``problem_type``.
+    """
+    from .onnx_export import ONNX_FILE, OPSET, write_onnx
+
+    if network is not None:
+        inputs = write_onnx(directory, network, transformers_class=True, tokenizer=tokenizer, where=run_dir)
+        config = network.config
+        config.architectures = [type(network).__name__]  # as save_pretrained sets it (the checkpoint's may be *ForMaskedLM)
+    else:
+        inputs = write_onnx(directory, model, transformers_class=False, tokenizer=tokenizer, where=run_dir)
+        config = model.encoder.config.__class__.from_dict(model.encoder.config.to_dict())
+        config.id2label = {i: label for i, label in enumerate(model.label_names)}
+        config.label2id = {label: i for i, label in enumerate(model.label_names)}
+        config.problem_type = _labels(model)["problem_type"]
+        config.architectures = None
+        config.name_or_path = public_name(configured_name)
+    config.save_pretrained(directory)
+    return {"file": ONNX_FILE, "inputs": inputs, "output": "logits", "opset": OPSET,
+            "probabilities": "sigmoid" if model.multi_label else "softmax"}
 
 
 def public_name(name: str | None) -> str:
