@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .builtin import config_path
 from .config import build_data, build_run, fit_parser, saved_config, saved_data_files
 from .data.schema import LabelSchema
 from .errors import ConfigError
@@ -131,11 +132,7 @@ class Session:
         if isinstance(config, Mapping):
             cfg = parser.parse_object(dict(config))
         else:
-            from .data.readers import builtin_root
-
-            text = str(config)
-            path = builtin_root().parent / "configs" / text[len("builtin:"):] if text.startswith("builtin:") else Path(text)
-            cfg = parser.parse_path(str(path))
+            cfg = parser.parse_path(str(config_path(config)))
         for key, value in overrides.items():
             cfg[key] = value
         cfg.loop.oracle = "person"

@@ -34,11 +34,11 @@ from typing import IO, Any, Iterable, Iterator
 
 import pandas as pd
 
+from ..builtin import DATASETS, resolve
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PREFIX = "builtin:"
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf")
 #: Delimiters a CSV/TSV header line may use (comma, semicolon, tab, pipe).
 CSV_DELIMITERS = ",;\t|"
@@ -47,16 +47,9 @@ CSV_FIELD_LIMIT = 1 << 30
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
-def builtin_root() -> Path:
-    return Path(__file__).resolve().parent.parent / "datasets"
-
-
 def resolve_path(path: str | Path) -> Path:
-    """Resolve ``builtin:`` paths to the packaged datasets; other paths stay as given."""
-    text = str(path)
-    if text.startswith(BUILTIN_PREFIX):
-        return builtin_root() / text[len(BUILTIN_PREFIX):]
-    return Path(text).expanduser()
+    """Resolve ``builtin:`` paths to the packaged datasets (``lit_al.builtin``); other paths stay as given."""
+    return resolve(path, DATASETS)
 
 
 def detect_format(path: Path, fmt: str | None = None) -> str:
