@@ -154,6 +154,16 @@ class LoopConfig:
         if self.monitor_mode not in ("max", "min"):
             raise ConfigError(f"loop.monitor_mode must be max or min, got {self.monitor_mode!r}")
 
+    def budget(self, round_index: int, n_labeled: int, n_candidates: int) -> int:
+        """How many items round ``round_index`` may ask for: ``query_size``, capped by the candidates
+        left and by ``max_labels``; none after the last of ``rounds``."""
+        if self.rounds is not None and round_index >= self.rounds:
+            return 0
+        budget = min(self.query_size, n_candidates)
+        if self.max_labels is not None:
+            budget = min(budget, self.max_labels - n_labeled)
+        return max(budget, 0)
+
 
 @dataclass
 class RoundPicks:
@@ -604,13 +614,7 @@ class ActiveLoop:
         return {"round": round_index, "labeled": labeled, "strategy": self.strategy.name}
 
     def _budget(self, round_index: int, n_labeled: int, n_unlabeled: int) -> int:
-        config = self.config
-        if config.rounds is not None and round_index >= config.rounds:
-            return 0
-        budget = min(config.query_size, n_unlabeled)
-        if config.max_labels is not None:
-            budget = min(budget, config.max_labels - n_labeled)
-        return max(budget, 0)
+        return self.config.budget(round_index, n_labeled, n_unlabeled)
 
     def _shared_round0(self, labeled: np.ndarray) -> SharedRound0 | None:
         if not self.config.round0_model_dir:

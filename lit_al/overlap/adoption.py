@@ -48,16 +48,6 @@ class Adoption:
     message: str = ""
 
 
-def _budget(config: LoopConfig, round_index: int, n_labeled: int, n_candidates: int) -> int:
-    """``ActiveLoop._budget``: how many items round ``round_index`` may ask for."""
-    if config.rounds is not None and round_index >= config.rounds:
-        return 0
-    budget = min(config.query_size, n_candidates)
-    if config.max_labels is not None:
-        budget = min(budget, config.max_labels - n_labeled)
-    return max(budget, 0)
-
-
 def next_batch(state: LabelState, proposal: dict[str, Any], config: LoopConfig) -> PendingQuery | None:
     """The proposed batch without anything labeled, skipped or in the pending batch meanwhile, cut to the budget."""
     payload = proposal.get("pending")
@@ -67,7 +57,7 @@ def next_batch(state: LabelState, proposal: dict[str, Any], config: LoopConfig) 
     pending_rows = set(state.pending.pool_indices) if state.pending is not None else set()
     excluded = set(state.records) | pending_rows | (set() if config.repropose_skipped else set(state.skipped))
     candidates = state.n_pool - len(excluded)
-    budget = _budget(config, picked.round, len(state.records), candidates)
+    budget = config.budget(picked.round, len(state.records), candidates)
     keep = [k for k, i in enumerate(picked.pool_indices) if i not in excluded][:budget]
     if not keep:
         return None

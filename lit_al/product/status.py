@@ -9,14 +9,13 @@ finished one.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..data.state import read_state_json
 from ..rundir import RUN_MODEL_DIR, RUN_MODEL_META
 from ..rundir import read_run_model_meta
 from ..stopping import StopWhen
@@ -93,12 +92,7 @@ def _cell(text: str | None) -> Any:
 
 
 def _read_state(status: RunStatus, path: Path) -> None:
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the label state: {exc}") from None
-    if not isinstance(state, dict):
-        raise DataError(f"{path}: cannot read the label state: expected a JSON object, found {type(state).__name__}")
+    state = read_state_json(path)
     status.started = True
     status.finished = bool(state.get("finished"))
     status.completed_rounds = int(state.get("completed_rounds", 0))
