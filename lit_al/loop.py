@@ -404,14 +404,16 @@ class ActiveLoop:
     def propose_ahead(self, state: LabelState, round_index: int) -> tuple[dict[str, Any], RoundPicks | None]:
         """The overlapped loop's background step (``lit_al.overlap``): train and pick ahead of a person.
 
-        Trains round ``round_index + 1``'s model (its seeds, as the synchronous round would) on
-        every label of ``state`` (the answers given so far to the pending batch of round
-        ``round_index`` included), then picks that round's batch from the pool without the
-        pending batch. ``state`` is not changed and
+        Trains round ``round_index + 1``'s model on every label of ``state`` (the answers given
+        so far to the pending batch of round ``round_index`` included), then picks that round's
+        batch from the pool without the pending batch. It draws round ``round_index``'s seeds:
+        before any answer arrives, its labels are the ones the synchronous round ``round_index``
+        trains on, so the two loops train the same model on the same labels and their learning
+        curves pair exactly (``scripts/bench_annotator.py``). ``state`` is not changed and
         ``run_dir`` is the background job's folder. None: nothing to propose (the budget is
         spent, or a ``loop.stop_when`` criterion fired); the synchronous round decides then.
         """
-        row, model, trained = self._train(state, round_index + 1)
+        row, model, trained = self._train(state, round_index + 1, seed_round=round_index)
         budget = self._budget(round_index + 1, len(state.records) + len(state.open_pending()), self._candidates(state).size)
         if row.get("stop_reason") or budget == 0:
             return row, None
@@ -421,14 +423,19 @@ class ActiveLoop:
         return row, picks
 
     # ------------------------------------------------------------------ phases
-    def _train(self, state: LabelState, round_index: int) -> tuple[dict[str, Any], TextClassifier, bool]:
-        """A fresh model from the pretrained weights, fit on the labeled set and tested (not fit: nothing labeled)."""
+    def _train(self, state: LabelState, round_index: int,
+               seed_round: int | None = None) -> tuple[dict[str, Any], TextClassifier, bool]:
+        """A fresh model from the pretrained weights, fit on the labeled set and tested (not fit: nothing labeled).
+
+        ``seed_round``: the round whose seeds it draws (default ``round_index``; see ``propose_ahead``).
+        """
         data = self.data
         labeled = state.labeled_indices()
+        seeds = round_index if seed_round is None else seed_round
         row: dict[str, Any] = {"round": round_index, "labeled": int(labeled.size), "strategy": self.strategy.name}
-        pl.seed_everything(derive_seed(self.seed, round_index, "model"), workers=True, verbose=False)
+        pl.seed_everything(derive_seed(self.seed, seeds, "model"), workers=True, verbose=False)
         model = self.model_class(**self.model_kwargs, **data.task_info())
-        data.train_seed = derive_seed(self.seed, round_index, "data_order")
+        data.train_seed = derive_seed(self.seed, seeds, "data_order")
         if labeled.size == 0:
             return row, model, False
         shared = self._shared_round0(labeled) if round_index == 0 else None

@@ -396,3 +396,42 @@ def test_what_a_front_end_does_after_a_tick():
     assert Tick(running, batch_done=True).next == "wait"
     assert Tick(BackgroundStatus(), Adoption("busy", message="lit_al query holds the run"), batch_done=True).next == "wait"
     assert Tick(failed, batch_done=True).next == "failed"
+
+
+def test_the_first_background_model_of_a_batch_is_the_synchronous_rounds_model(base_run, tmp_path):
+    """Before any answer, a background job trains on the labels the synchronous round trains on, with
+    that round's seeds: the same weights, so the two loops' learning curves pair exactly."""
+    from safetensors.torch import load_file
+
+    from lit_al.cli import main
+    from lit_al.model import RUN_MODEL_WEIGHTS
+
+    base, gold = base_run
+    overlapped, synchronous = copy_run(base, tmp_path / "overlapped"), copy_run(base, tmp_path / "synchronous")
+    store = RunStore(overlapped, overlap=True)
+    client = _page(store)
+    try:
+        view = _item(client)  # nothing is labeled yet: the job that proposes batch 1 needs answers
+        for _ in range(2):
+            view = _answer(client, view["item"]["id"], gold[view["item"]["id"]])
+        assert store.background.wait(240)
+        view = _item(client)  # a job on the two answers
+        assert store.background.wait(240)
+        while view["mode"] == "item" and view["round"] == 0:
+            view = _answer(client, view["item"]["id"], gold[view["item"]["id"]])
+        assert view["mode"] == "item" and view["round"] == 1
+        assert store.background.wait(240)  # batch 1's first job, on batch 0's answers
+    finally:
+        store.stop()
+    (job,) = [job for job in list_jobs(overlapped) if job.round == 1 and job.answers == 0]
+
+    answers = tmp_path / "answers.csv"
+    with open(answers, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([("id", "label")] + [(r["id"], gold[r["id"]][0]) for r in state(overlapped)["records"]])
+    assert main(["label", str(synchronous), str(answers)]) == 0
+    assert main(["query", "--resume", str(synchronous)]) == 0  # the synchronous round 1, on the same 8 labels
+    assert job.labeled == len(state(synchronous)["records"]) == 8
+
+    ours = load_file(job.directory / "model" / RUN_MODEL_WEIGHTS)
+    theirs = load_file(synchronous / "model" / RUN_MODEL_WEIGHTS)
+    assert ours.keys() == theirs.keys() and all(ours[name].equal(theirs[name]) for name in ours)

@@ -5,8 +5,8 @@ request of the page, by ``Session``, and on every look of ``lit_al labelstudio w
 
 1. **start**: with no job running, a job starts when the batch has none yet (it trains on the
    committed labels), or when ``loop.overlap.retrain_every`` answers of the batch arrived since
-   the snapshot of the newest job. One job runs at a time. A job trains round r + 1's model
-   (its seeds), which proposes batch r + 1.
+   the snapshot of the newest job. One job runs at a time. A job trains round r + 1's model,
+   which proposes batch r + 1, with round r's seeds (``ActiveLoop.propose_ahead`` says why).
 2. **adopt**: once the batch is done (``Session.query``: once one item is), the newest finished
    job's batch becomes the pending one (``adopt``); a job still running for round r is stopped,
    being staler than the labels now committed, and the next batch's first job starts at once.
