@@ -46,3 +46,20 @@ def _one_torch_thread():
 
     with single_threaded():
         yield
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, tiny_bert):
+    """A person's run whose round-0 batch waits (``annotate_runs.make_run``), built once per test module; and its gold labels."""
+    from annotate_runs import make_run
+
+    return make_run(tmp_path_factory.mktemp("person_run"), tiny_bert)
+
+
+@pytest.fixture
+def run(base_run, tmp_path):
+    """A private copy of ``base_run`` for one test, with the gold labels."""
+    from annotate_runs import copy_run
+
+    run_dir, gold = base_run
+    return copy_run(run_dir, tmp_path / "run"), gold

@@ -15,7 +15,7 @@ pytest.importorskip("httpx", reason="Starlette's test client needs httpx (the 'a
 from filelock import FileLock  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from annotate_runs import copy_run, make_run, set_suggestions, state  # noqa: E402
+from annotate_runs import set_suggestions, state  # noqa: E402
 from lit_al.annotate import RunStore, check_exposure, create_app  # noqa: E402
 from lit_al.annotate.app import PAGE_HEADER  # noqa: E402
 from lit_al.annotate.leases import Leases  # noqa: E402
@@ -23,16 +23,6 @@ from lit_al.annotate.rounds import RoundProgress, read_progress_line  # noqa: E4
 from lit_al.errors import ConfigError  # noqa: E402
 from lit_al.run_lock import LOCK_FILE  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory, tiny_bert):
-    return make_run(tmp_path_factory.mktemp("annotate"), tiny_bert)
-
-
-@pytest.fixture
-def run(base_run, tmp_path):
-    run_dir, gold = base_run
-    return copy_run(run_dir, tmp_path / "run"), gold
 
 
 def page_secret(client: TestClient, **params) -> str:

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("label_studio_sdk", reason="the labelstudio extra (label-studio-sdk) is not installed")
 
-from annotate_runs import copy_run, make_run, state  # noqa: E402
+from annotate_runs import copy_run, state  # noqa: E402
 from fake_label_studio import FakeLabelStudio  # noqa: E402
 from lit_al.integrations.labelstudio.connection import Connection  # noqa: E402
 from lit_al.integrations.labelstudio.watch import POLL_S, watch  # noqa: E402
@@ -29,16 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 CONNECTION = Connection("http://label-studio.test", "k" * 40)
 
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory, tiny_bert):
-    return make_run(tmp_path_factory.mktemp("watch"), tiny_bert)
-
-
-@pytest.fixture
-def run(base_run, tmp_path):
-    run_dir, gold = base_run
-    return copy_run(run_dir, tmp_path / "run"), gold
 
 
 def _set_config(run_dir: Path, old: str, new: str) -> None:

@@ -25,23 +25,13 @@ import re  # noqa: E402
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from annotate_runs import copy_run, make_run, state  # noqa: E402
+from annotate_runs import copy_run, state  # noqa: E402
 from lit_al.annotate import RunStore, create_app  # noqa: E402
 from lit_al.annotate.app import PAGE_HEADER  # noqa: E402
 from lit_al.overlap.jobs import PROPOSAL_FILE, list_jobs, read_history  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory, tiny_bert):
-    return make_run(tmp_path_factory.mktemp("overlap"), tiny_bert)
-
-
-@pytest.fixture
-def run(base_run, tmp_path):
-    run_dir, gold = base_run
-    return copy_run(run_dir, tmp_path / "run"), gold
 
 
 def _page(store: RunStore) -> TestClient:
