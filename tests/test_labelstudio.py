@@ -90,13 +90,14 @@ def _annotate(client, project: int, round_index: int, gold: dict[str, list[str]]
     return done
 
 
-def _wait_for(what: str, check, process: subprocess.Popen, log: Path, timeout: float = 400.0):
+def _wait_for(what: str, check, process: subprocess.Popen | None, log: Path, timeout: float = 400.0):
+    """``check()``'s first true value; fails if ``process`` (the watch) exits first, or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             pytest.fail(f"watch exited ({process.returncode}) before {what}: {log.read_text()[-2000:]}")
         time.sleep(1)
     pytest.fail(f"no {what} within {timeout} s: {log.read_text()[-2000:]}")
@@ -234,13 +235,19 @@ def test_an_overlapped_watch_imports_answers_as_they_arrive_and_survives_a_kill(
         project = json.loads((run_dir / "labelstudio.json").read_text())["project"]
         assert _annotate(client, project, 0, gold, limit=3) == 3
         _wait_for("the 3 answers' import", lambda: len(_person_records(run_dir)) == 3, watch, log)
-        _wait_for("a background training on them", lambda: any(job.answers == 3 for job in list_jobs(run_dir)), watch, log)
+        orphan = _wait_for("a background training on them", lambda: next(
+            (job for job in list_jobs(run_dir) if job.answers == 3 and job.is_alive()), None), watch, log)
     finally:
         watch.kill()  # SIGKILL mid-batch: no clean-up at all
         watch.wait()
     imported = {r["id"]: r["time"] for r in _person_records(run_dir)}
     assert len(imported) == 3 and state(run_dir)["pending"]["round"] == 0
+    assert orphan.is_alive()  # its own session: the watch's death does not stop it
     assert _annotate(client, project, 0, gold) == 5
+    # once it has proposed, it is the newest finished training: the next watch adopts its batch (had it still been
+    # training, the next watch would adopt the finished one before it, on no answer of the batch, at once)
+    _wait_for("the orphaned training's proposal", lambda: orphan.proposal() is not None and not orphan.is_alive(),
+              None, log)
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "picked by the model trained in the background on" in again.stdout and "--rounds" in again.stdout
@@ -248,6 +255,7 @@ def test_an_overlapped_watch_imports_answers_as_they_arrive_and_survives_a_kill(
     final = state(run_dir)
     assert final["completed_rounds"] == 1 and final["pending"]["round"] == 1
     assert final["proposed_by"]["1"]["overlap"] is True and final["proposed_by"]["1"]["round"] == 1
+    assert final["proposed_by"]["1"]["job"] == orphan.number and final["proposed_by"]["1"]["labeled"] == 3
     records = _person_records(run_dir)
     assert len(records) == 8 and len({r["id"] for r in records}) == 8 and all(r["labels"] == gold[r["id"]] for r in records)
     assert all(imported[r["id"]] == r["time"] for r in records if r["id"] in imported)  # imported once, before the kill

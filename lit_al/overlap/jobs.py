@@ -6,7 +6,8 @@ A job folder ``overlap/job_NNNNNN`` holds what the job was given and what it mad
   which proposes batch r + 1), the labeled count and the answers of the pending batch in its
   snapshot, when it was made (written before the process starts);
 - ``state.json``: the label state it trains on (a snapshot: answers arriving later are not in it);
-- ``pid``: the worker's process id (written once it runs), ``log.txt``: the worker's output;
+- ``pid``: the worker's process id (written once it runs; found by its command line when its
+  starter was killed before writing it), ``log.txt``: the worker's output;
 - ``model/``, ``stopping/``, ``rounds/``: the job's model, stop-set predictions and Lightning files;
 - ``proposal.json``: written last, atomically: the batch it proposes for the next round and the
   metrics of its model. A folder without it is a job running, or one that died.
@@ -63,10 +64,12 @@ class Job:
         return _read_json(self.directory / PROPOSAL_FILE)
 
     def pid(self) -> int | None:
+        """The worker's process id: ``pid``, or the process running the worker on this folder when ``pid`` is
+        missing (whoever started it was killed between starting it and writing ``pid``)."""
         try:
             return int((self.directory / PID_FILE).read_text(encoding="utf-8").strip())
         except (OSError, ValueError):
-            return None
+            return _process_naming(self.directory)
 
     def is_alive(self) -> bool:
         """Whether the job's worker process is running (its pid runs a command naming this folder)."""
@@ -83,7 +86,7 @@ class Job:
                 except OSError:
                     return False
             return False
-        return str(self.directory).encode() in command
+        return str(self.directory).encode() in command.split(b"\0")
 
     def log_tail(self, lines: int = 40) -> list[str]:
         try:
@@ -91,6 +94,18 @@ class Job:
         except OSError:
             return []
         return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _process_naming(directory: Path) -> int | None:
+    """The id of a running process with ``directory`` as one of its arguments (Linux's ``/proc``; None elsewhere)."""
+    argument = str(directory).encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if argument in (entry / "cmdline").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except (OSError, ValueError):  # a process that ended meanwhile
+            continue
+    return None
 
 
 def overlap_dir(run_dir: Path) -> Path:
