@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 from lit_al.cli import main
 from tiny import WORDS, make_rows, write_csv
@@ -67,3 +69,12 @@ def set_suggestions(run_dir: Path, by_position: dict[int, tuple[tuple[str, ...],
     confidence = tuple(by_position.get(k, ((), float("nan")))[1] for k in range(n))
     label_state.pending = replace(label_state.pending, suggestions=suggestions, confidence=confidence)
     label_state.save()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 240.0, what: str = "the condition") -> Any:
+    """``condition()``'s first true value, looked at every 0.1 s; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value

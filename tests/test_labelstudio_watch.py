@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("label_studio_sdk", reason="the labelstudio extra (label-studio-sdk) is not installed")
 
-from annotate_runs import copy_run, state  # noqa: E402
+from annotate_runs import copy_run, state, wait_for  # noqa: E402
 from fake_label_studio import FakeLabelStudio  # noqa: E402
 from lit_al.integrations.labelstudio.connection import Connection  # noqa: E402
 from lit_al.integrations.labelstudio.watch import POLL_S, watch  # noqa: E402
@@ -40,14 +40,6 @@ def _set_config(run_dir: Path, old: str, new: str) -> None:
 
 def _person(run_dir: Path) -> list[dict]:
     return [r for r in state(run_dir)["records"] if r["source"] == "person"]
-
-
-def _wait_for(condition, timeout: float = 240.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 def _exited(pid: int | None) -> bool:
@@ -74,7 +66,7 @@ def test_answers_feed_the_background_trainings_and_the_adopted_batch_is_pushed_a
         if seconds == POLL_S:  # the batch is done and the watcher waits for a background training
             time.sleep(0.2)
             return
-        _wait_for(lambda: _no_job_runs(run_dir), what="the background training")  # a person slower than training
+        wait_for(lambda: _no_job_runs(run_dir), what="the background training")  # a person slower than training
         ls.annotate(0, gold, 3, skip=1 if not ls.round_tasks(0)[0]["annotations"] else 0)
 
     result = watch(run_dir, CONNECTION, interval=5, rounds=1, say=lines.append, sleep=sleep, client=ls)
@@ -154,10 +146,10 @@ def test_a_killed_watcher_loses_no_answer_imports_none_twice_and_its_training_is
     log = tmp_path / "watch.log"
     watcher = _watcher(run_dir, ls, "", log)
     try:
-        _wait_for(lambda: len(ls.round_tasks(0)) == 8, what="round 0's push")
-        _wait_for(lambda: _no_job_runs(run_dir) and list_jobs(run_dir), what="the first background training")
+        wait_for(lambda: len(ls.round_tasks(0)) == 8, what="round 0's push")
+        wait_for(lambda: _no_job_runs(run_dir) and list_jobs(run_dir), what="the first background training")
         ls.annotate(0, gold, 3)
-        orphan = _wait_for(lambda: next((j for j in list_jobs(run_dir) if j.answers == 3 and j.is_alive()), None),
+        orphan = wait_for(lambda: next((j for j in list_jobs(run_dir) if j.answers == 3 and j.is_alive()), None),
                            what="a training on the 3 answers")
     finally:
         watcher.kill()  # SIGKILL: no clean-up at all
@@ -165,7 +157,7 @@ def test_a_killed_watcher_loses_no_answer_imports_none_twice_and_its_training_is
     imported = {r["id"]: r["time"] for r in _person(run_dir)}
     assert len(imported) == 3 and orphan.is_alive()  # its own session: the watcher's death does not stop it
     ls.annotate(0, gold, 5)
-    _wait_for(lambda: orphan.proposal() is not None and not orphan.is_alive(), what="the orphan's proposal")
+    wait_for(lambda: orphan.proposal() is not None and not orphan.is_alive(), what="the orphan's proposal")
 
     killed = _watcher(run_dir, ls, "kill_at_push", log)  # adopts the orphan's batch, killed before pushing it
     assert killed.wait(timeout=300) == -signal.SIGKILL, log.read_text()

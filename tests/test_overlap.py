@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import re  # noqa: E402
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from annotate_runs import copy_run, state  # noqa: E402
+from annotate_runs import copy_run, state, wait_for  # noqa: E402
 from lit_al.annotate import RunStore, create_app  # noqa: E402
 from lit_al.annotate.app import PAGE_HEADER  # noqa: E402
 from lit_al.overlap.jobs import PROPOSAL_FILE, list_jobs, read_history  # noqa: E402
@@ -52,14 +51,6 @@ def _item(client: TestClient) -> dict:
     response = client.post("/api/take", json={"client": "c1"})
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def _wait_for(condition, timeout: float = 240.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 def _records(run_dir: Path) -> dict[str, tuple]:
@@ -118,12 +109,12 @@ def test_the_next_batch_is_ready_when_the_last_answer_arrives_and_the_state_says
 
 def _kill_when(store: RunStore, marker: str | None) -> str:
     """SIGKILL the running background worker (once its log shows ``marker``); returns the job's name."""
-    job = _wait_for(lambda: next((j for j in list_jobs(store.run_dir) if store.background._alive(j)), None),
+    job = wait_for(lambda: next((j for j in list_jobs(store.run_dir) if store.background._alive(j)), None),
                     what="a running job")
     if marker is not None:
-        _wait_for(lambda: any(marker in line for line in job.log_tail()), what=marker)
+        wait_for(lambda: any(marker in line for line in job.log_tail()), what=marker)
     os.kill(job.pid(), signal.SIGKILL)
-    _wait_for(lambda: not store.background._alive(job), what="the worker's death")  # its threads take a moment
+    wait_for(lambda: not store.background._alive(job), what="the worker's death")  # its threads take a moment
     return job.name
 
 
@@ -191,7 +182,7 @@ def test_a_killed_server_loses_no_answer_and_its_background_training_is_adopted_
             except OSError:
                 return None
 
-        secret = _wait_for(page_secret, 120, "the server")
+        secret = wait_for(page_secret, 120, "the server")
         view = _http(base, "/api/take", {"client": "c1"}, secret)
         while view["mode"] == "item":
             view = _http(base, "/api/answer", {"client": "c1", "id": view["item"]["id"], "labels": gold[view["item"]["id"]]},
@@ -205,7 +196,7 @@ def test_a_killed_server_loses_no_answer_and_its_background_training_is_adopted_
         server.wait()
     assert _records(run_dir) == before and len(before) == 8
     assert job.is_alive()  # its own session: the server's death does not stop it
-    _wait_for(lambda: (job.directory / PROPOSAL_FILE).exists() and not job.is_alive(), what="the orphan's proposal")
+    wait_for(lambda: (job.directory / PROPOSAL_FILE).exists() and not job.is_alive(), what="the orphan's proposal")
     store = RunStore(run_dir, overlap=True)  # the server started again
     try:
         view = _item(_page(store))
@@ -224,7 +215,7 @@ def test_a_training_that_died_while_no_server_ran_is_restarted(run):
     (job,) = list_jobs(run_dir)
     store.background._processes.clear()  # as if the server had died: the worker is no child of the new one
     os.kill(job.pid(), signal.SIGKILL)
-    _wait_for(lambda: not job.is_alive(), what="the worker's death")
+    wait_for(lambda: not job.is_alive(), what="the worker's death")
     store = RunStore(run_dir, overlap=True)
     try:
         _item(_page(store))

@@ -5,26 +5,18 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from annotate_runs import wait_for
+from lit_al.atomic import atomic_write_json
 from lit_al.data.schema import LabelSchema
 from lit_al.loop import LoopConfig
 from lit_al.overlap import Background, Pool
-from lit_al.atomic import atomic_write_json
 from lit_al.overlap.jobs import PID_FILE, PROPOSAL_FILE, list_jobs, new_job
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds workers through Linux's /proc")
-
-
-def _started(process: subprocess.Popen, argument: str, timeout: float = 30.0) -> None:
-    """Wait until ``process`` runs the command naming ``argument`` (exec done)."""
-    deadline = time.monotonic() + timeout
-    while argument.encode() not in Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0"):
-        assert time.monotonic() < deadline, "the stand-in worker did not start"
-        time.sleep(0.05)
 
 
 def _background(run_dir: Path) -> Background:
@@ -34,7 +26,8 @@ def _background(run_dir: Path) -> Background:
 def _stand_in(job) -> subprocess.Popen:
     """A process that runs as the job's worker would (its command line names the job's folder), doing nothing."""
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(job.directory)])
-    _started(worker, str(job.directory))
+    argument = str(job.directory).encode()
+    wait_for(lambda: argument in Path(f"/proc/{worker.pid}/cmdline").read_bytes().split(b"\0"), 30, "the stand-in")
     return worker
 
 
