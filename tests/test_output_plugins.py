@@ -48,18 +48,23 @@ def _define(name: str = "scaled_probe", **attributes):
 # ------------------------------------------------------------------ a real run
 
 
-def _brute_force_margins(model_dir: Path, round0_dir: Path, texts: list[str]) -> np.ndarray:
-    """z_(1) - z_(RIVAL) of every text, one text at a time through the round-0 model's plain forward pass."""
-    import torch
-    from transformers import AutoTokenizer
-
+def _round0_model(model_dir: Path, round0_dir: Path):
+    """The run's round-0 classifier (the shared round-0 weights), in eval mode."""
     from lit_al.model import TextClassifier
     from lit_al.round0 import SharedRound0
 
     model = TextClassifier(model_name_or_path=str(model_dir), num_labels=3, multi_label=False,
                            label_names=["sport", "money", "tech"])
     SharedRound0.load_weights(model, round0_dir)
-    model.eval()
+    return model.eval()
+
+
+def _brute_force_margins(model_dir: Path, round0_dir: Path, texts: list[str]) -> np.ndarray:
+    """z_(1) - z_(RIVAL) of every text, one text at a time through the round-0 model's plain forward pass."""
+    import torch
+    from transformers import AutoTokenizer
+
+    model = _round0_model(model_dir, round0_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     margins = []
     with torch.no_grad():
@@ -101,6 +106,76 @@ def test_a_run_uses_an_output_and_a_strategy_from_the_users_own_module(tmp_path,
     assert "plugins.logit_margin.SmallestLogitMargin" in (run / "config.yaml").read_text()
     metrics = pd.read_csv(run / "metrics.csv")
     assert metrics["query_strategy"].iloc[0] == "plugins.logit_margin.SmallestLogitMargin"
+
+
+def _brute_force_flagged(model_dir: Path, round0_dir: Path, texts: list[str], labeled: np.ndarray, samples: int):
+    """The three flagged outputs of ``plugins.flagged_outputs``, one text at a time through the round-0 model's
+    plain forward pass: ||W_argmax|| (the output layer's weight row of the top class), h(x) minus the labeled
+    texts' mean h(x), and softmax(z / t) for t = 1..samples."""
+    import torch
+    from transformers import AutoTokenizer
+
+    model = _round0_model(model_dir, round0_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    layer = model.output_layer
+    seen = {}
+    hook = layer.register_forward_hook(lambda module, inputs, output: seen.update(h=inputs[0][0]))
+    features, logits = [], []
+    with torch.no_grad():
+        for text in texts:
+            encoded = tokenizer(text, truncation=True, max_length=16, return_tensors="pt")
+            logits.append(model({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]})[0])
+            features.append(seen["h"])
+    hook.remove()
+    z, h = torch.stack(logits), torch.stack(features)
+    gradient = layer.weight.detach()[z.argmax(dim=-1)].norm(dim=-1)
+    centered = h - h[torch.as_tensor(labeled)].mean(dim=0)
+    temperatures = torch.arange(1, samples + 1, dtype=torch.float32)
+    tempered = torch.softmax(z[:, None, :] / temperatures[None, :, None], dim=-1)  # (n, T, C)
+    return gradient.numpy(), h.numpy(), centered.numpy(), tempered.numpy()
+
+
+def test_outputs_flagged_gradients_reference_and_sample_axis_are_computed_as_declared(tmp_path, tiny_bert, catalog):
+    """``plugins.flagged_outputs``: an output taking gradients (scored outside inference mode), one relative to the
+    labeled texts (they are scored first and handed to it), and one with a sample axis (the strategy sees (T, n, C))
+    each equal a plain forward pass's values, and the strategy picks by all three. (``catalog``: flagged outputs
+    outliving the test would change what ``flagged`` answers elsewhere.)"""
+    from plugins.flagged_outputs import flagged_score
+
+    samples = 4
+    data = write_dataset(tmp_path / "data", n_pool=60)
+    strategy = {"class_path": "plugins.flagged_outputs.LargestFlaggedScore", "init_args": {"samples": samples}}
+    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=data, run_dir=tmp_path / "run",
+                          strategy=strategy, rounds=1, query_size=10)
+    payload = json.loads(config.read_text())
+    payload["loop"].update(keep_outputs=True, round0_model_dir=str(tmp_path / "round0"))
+    config.write_text(json.dumps(payload))
+    assert main(["fit", "--config", str(config)]) == 0
+
+    run = tmp_path / "run"
+    pool = pd.read_csv(data / "train.csv")
+    state = json.loads((run / "state.json").read_text())
+    labeled = np.array(sorted(r["pool_index"] for r in state["records"] if r["round"] == -1))
+    unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
+    outputs = run / "rounds" / "round_000" / "outputs"
+    gradient, h, centered, tempered = _brute_force_flagged(tiny_bert, tmp_path / "round0", pool["text"].tolist(),
+                                                           labeled, samples)
+
+    np.testing.assert_allclose(np.load(outputs / "top_logit_gradient.npy")[unlabeled], gradient[unlabeled], atol=1e-4)
+    kept_centered = np.load(outputs / "centered_features.npy")
+    np.testing.assert_allclose(kept_centered[labeled], h[labeled], atol=1e-4)  # the reference pass: h(x) itself
+    np.testing.assert_allclose(kept_centered[unlabeled], centered[unlabeled], atol=1e-4)
+    assert np.abs(centered[unlabeled] - h[unlabeled]).max() > 1e-2  # the reference changed the pool's rows
+    kept_tempered = np.load(outputs / "tempered_probs.npy")  # on disk as written: (n, T, C)
+    assert kept_tempered.shape == (len(pool), samples, 3)
+    np.testing.assert_allclose(kept_tempered[unlabeled], tempered[unlabeled], atol=1e-5)
+
+    brute = flagged_score(gradient[unlabeled], centered[unlabeled], np.moveaxis(tempered, 0, 1)[:, unlabeled])
+    selected = pd.read_csv(run / "rounds" / "round_000" / "selected.csv")
+    picked = selected["pool_index"].to_numpy()
+    order = np.argsort(-brute, kind="stable")[:10]
+    assert list(picked) == list(unlabeled[order])  # the largest scores, largest first
+    np.testing.assert_allclose(selected["score"], brute[order], atol=1e-4)
 
 
 def test_a_bad_option_of_the_users_output_is_one_line_before_anything_runs(tmp_path, tiny_bert, capsys):

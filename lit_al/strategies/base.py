@@ -145,11 +145,11 @@ class Strategy:
     def predict_labeled_first(self) -> bool:
         """Whether the labeled rows get a prediction pass of their own before the unlabeled rows.
 
-        True for a strategy with ``predict_labeled`` needing an output flagged
-        ``reference``: the unlabeled pass then receives the labeled rows' values
-        as ``PredictionRequest.reference``.
+        True for a strategy needing an output flagged ``reference`` (ALDEN's, a plug-in's): the
+        unlabeled pass then receives the labeled rows' values as ``PredictionRequest.reference``,
+        and the labeled rows keep theirs in the pool's arrays, as with ``predict_labeled``.
         """
-        return bool(self.predict_labeled) and bool(flagged("reference") & set(self.needs))
+        return bool(flagged("reference") & set(self.needs))
 
     # ------------------------------------------------------- run-level record
     def run_record(self) -> dict[str, Any]:
