@@ -15,6 +15,7 @@ the fit ended with.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -34,7 +35,9 @@ from lit_al.strategies import get_strategy
 #: processes and gathered back; at the default (128) they are one batch, scored by one process.
 SHARDED = 8
 #: (report name, strategy spec, eval batch size) compared between process counts; ALDEN (a labeled
-#: reference pass, then the pool, with gradients) also at the default size, where processes sit idle.
+#: reference pass, then the pool, with gradients) also at the default size, where processes sit idle;
+#: a plug-in strategy whose outputs take gradients, a labeled reference and a sample axis
+#: (``plugins/flagged_outputs.py``).
 STRATEGIES = [
     ("entropy", {"name": "entropy"}, SHARDED),
     ("margin", {"name": "margin"}, SHARDED),
@@ -46,6 +49,7 @@ STRATEGIES = [
     ("alden", {"name": "alden"}, SHARDED),
     ("cal", {"name": "cal"}, SHARDED),
     ("alden_one_batch", {"name": "alden"}, 128),
+    ("plugin_flagged", {"class": "plugins.flagged_outputs.LargestFlaggedScore", "samples": 3}, SHARDED),
 ]
 SEED = 11
 #: Eval batch sizes ``trainer.test`` runs at after the fit: the default (one batch for a small
@@ -62,6 +66,14 @@ def data_module(data_dir: str, **options) -> ActiveDataModule:
 def metrics(logged: dict) -> dict[str, float]:
     """The val_/test_ entries of logged metrics, as floats."""
     return {k: float(v) for k, v in logged.items() if k.startswith(("val_", "test_"))}
+
+
+def _strategy(spec: dict):
+    """A built-in strategy by ``name``, or a plug-in's by ``class`` (a ``module.Class`` path, as a config's class_path)."""
+    if "class" not in spec:
+        return get_strategy(spec.pop("name"), **spec)
+    module, _, name = spec.pop("class").rpartition(".")
+    return getattr(importlib.import_module(module), name)(**spec)
 
 
 def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) -> None:
@@ -89,7 +101,7 @@ def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) ->
     for name, spec, eval_batch_size in STRATEGIES:
         data.eval_batch_size = eval_batch_size
         spec = dict(spec)
-        strategy = get_strategy(spec.pop("name"), **spec)
+        strategy = _strategy(spec)
         scored = scorer.score_for(strategy, model, data, labeled, unlabeled, SEED, scratch / name)
         if distributed.is_writer():
             selection = strategy.select(scored.outputs, labeled, unlabeled, 6, seed=SEED)

@@ -99,7 +99,7 @@ def test_processes_pick_and_measure_exactly_what_one_process_does(devices, tmp_p
     many = _worker(tiny_bert, pool, weights, devices, tmp_path / "many.json")
     assert (one_process["world"], many["world"]) == (1, devices)
     assert set(one_process["results"]) == {"entropy", "margin", "coreset", "kmeans", "badge", "bald_head", "egl_full",
-                                           "alden", "cal", "alden_one_batch"}
+                                           "alden", "cal", "alden_one_batch", "plugin_flagged"}
     for name, single in one_process["results"].items():
         sharded = many["results"][name]
         assert sharded["indices"] == single["indices"], name
