@@ -76,16 +76,22 @@ def _brute_force_margins(model_dir: Path, round0_dir: Path, texts: list[str]) ->
     return np.array(margins)
 
 
-def test_a_run_uses_an_output_and_a_strategy_from_the_users_own_module(tmp_path, tiny_bert):
+def _fit_with(strategy: dict, tmp_path: Path, tiny_bert: Path) -> Path:
+    """A 1-round ``lit_al fit`` of a 60-text pool in ``tmp_path/run`` with ``strategy`` (a plug-in's class_path;
+    tests/ is on sys.path, as a user's package would be), keeping its outputs; returns the data folder."""
     data = write_dataset(tmp_path / "data", n_pool=60)
-    strategy = {"class_path": "plugins.logit_margin.SmallestLogitMargin", "init_args": {"rival": RIVAL}}
     config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=data, run_dir=tmp_path / "run",
                           strategy=strategy, rounds=1, query_size=10)
     payload = json.loads(config.read_text())
     payload["loop"].update(keep_outputs=True, round0_model_dir=str(tmp_path / "round0"))
     config.write_text(json.dumps(payload))
-    assert main(["fit", "--config", str(config)]) == 0  # tests/ is on sys.path, as a user's package would be
+    assert main(["fit", "--config", str(config)]) == 0
+    return data
 
+
+def test_a_run_uses_an_output_and_a_strategy_from_the_users_own_module(tmp_path, tiny_bert):
+    data = _fit_with({"class_path": "plugins.logit_margin.SmallestLogitMargin", "init_args": {"rival": RIVAL}},
+                     tmp_path, tiny_bert)
     run = tmp_path / "run"
     pool = pd.read_csv(data / "train.csv")
     state = json.loads((run / "state.json").read_text())
@@ -143,15 +149,8 @@ def test_outputs_flagged_gradients_reference_and_sample_axis_are_computed_as_dec
     from plugins.flagged_outputs import flagged_score
 
     samples = 4
-    data = write_dataset(tmp_path / "data", n_pool=60)
-    strategy = {"class_path": "plugins.flagged_outputs.LargestFlaggedScore", "init_args": {"samples": samples}}
-    config = write_config(tmp_path / "c.yaml", model=tiny_bert, data=data, run_dir=tmp_path / "run",
-                          strategy=strategy, rounds=1, query_size=10)
-    payload = json.loads(config.read_text())
-    payload["loop"].update(keep_outputs=True, round0_model_dir=str(tmp_path / "round0"))
-    config.write_text(json.dumps(payload))
-    assert main(["fit", "--config", str(config)]) == 0
-
+    data = _fit_with({"class_path": "plugins.flagged_outputs.LargestFlaggedScore", "init_args": {"samples": samples}},
+                     tmp_path, tiny_bert)
     run = tmp_path / "run"
     pool = pd.read_csv(data / "train.csv")
     state = json.loads((run / "state.json").read_text())
