@@ -10,6 +10,7 @@ the environment the launchers set.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -22,6 +23,23 @@ def is_writer() -> bool:
         if key in env:
             return int(env[key]) == 0
     return int(env.get("NODE_RANK", env.get("GROUP_RANK", 0))) == 0 and int(env.get("LOCAL_RANK", 0)) == 0
+
+
+def end_group() -> None:
+    """Destroy the default process group, once this rank's command has ended well (a no-op without one).
+
+    Lightning leaves the group alive at the end of a run. A gloo group still alive when the
+    interpreter shuts down can abort a rank that has done all its work ("terminate called
+    without an active exception", exit status -6: pytorch/pytorch#190489), which torchrun and
+    SLURM report as a failed job. Not after an error: another rank may still be inside a
+    collective, and destroying the group could hang.
+    """
+    if "torch" not in sys.modules:  # a light verb imported no torch: there is no group
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _group_active() -> bool:

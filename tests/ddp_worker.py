@@ -118,6 +118,7 @@ def main(model_dir: str, data_dir: str, weights: str, devices: int, out: str) ->
         torch.save(model.state_dict(), f"{out}.pt")
         Path(out).write_text(json.dumps({"world": distributed.world()[1], "results": results, "val": val,
                                          "test": tests}))
+    distributed.end_group()
 
 
 if __name__ == "__main__":

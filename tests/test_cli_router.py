@@ -127,3 +127,22 @@ def test_a_session_reads_a_shipped_config_through_the_same_resolver():
     assert session.run_dir == Path("unused")
     with pytest.raises(ConfigError, match="no such shipped config"):
         Session("builtin:nope.yaml")
+
+
+def test_a_verb_that_ends_well_destroys_the_process_group_and_one_that_fails_keeps_it(tmp_path):
+    """Lightning leaves a DDP run's process group alive; a gloo group alive at interpreter shutdown can abort a rank
+    that did all its work (exit status -6, seen on the two-node test). The router destroys it after a verb returns 0,
+    and not after a failure (another rank may still be inside a collective)."""
+    probe = f"""
+import torch.distributed as dist
+import lit_al.cli.status as status
+from lit_al.cli import main
+dist.init_process_group("gloo", init_method="file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+status.run = lambda parser, cfg: 1
+print(main(["status", "{tmp_path}"]), dist.is_initialized())
+status.run = lambda parser, cfg: 0
+print(main(["status", "{tmp_path}"]), dist.is_initialized())
+"""
+    result = _python("-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "True", "0", "False"]

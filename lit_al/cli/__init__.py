@@ -100,7 +100,12 @@ def _run(name: str, module: ModuleType, parser: ArgumentParser, cfg: Namespace) 
     """Run the verb; lit_al's errors, a full disk and a signal end it with one line and an exit code."""
     handlers = {s: signal.signal(s, _raise_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return module.run(parser, cfg)
+        code = module.run(parser, cfg)
+        if code == 0:
+            from ..distributed import end_group
+
+            end_group()
+        return code
     except LitAlError as exc:
         print(f"lit_al: error: {exc}", file=sys.stderr)
         return 1
