@@ -134,8 +134,8 @@ class Background:
             if pending.round != self._round:  # a new batch (adopted, or proposed by a synchronous round)
                 self._round, self._failures, self._failure = pending.round, 0, ""
             jobs = self._reap(pending.round)
-            running = self._running(jobs)
             finished = [job for job in jobs if job.proposal() is not None]
+            running = self._running(jobs, finished)
             answered = len(pending.pool_indices) - len(state.open_pending())
             due = answered == len(pending.pool_indices) if require_complete else answered > 0
             due = due and adopt_when != "never"
@@ -168,10 +168,10 @@ class Background:
             current.append(job)
         return current
 
-    def _running(self, jobs: list[Job]) -> list[Job]:
-        """The jobs still training: no proposal yet, and a live worker. A proposal is written last, so a job with
-        one is done, though its process may take a moment to end (its threads exit)."""
-        return [job for job in jobs if job.proposal() is None and self._alive(job)]
+    def _running(self, jobs: list[Job], finished: list[Job]) -> list[Job]:
+        """The jobs still training: not ``finished`` (with a proposal), and a live worker. A proposal is written
+        last, so a job with one is done, though its process may take a moment to end (its threads exit)."""
+        return [job for job in jobs if job not in finished and self._alive(job)]
 
     def _alive(self, job: Job) -> bool:
         process = self._processes.get(job.name)
@@ -292,8 +292,8 @@ class Background:
         jobs = list_jobs(self.run_dir)
         if round_index is not None:
             jobs = [job for job in jobs if job.round == round_index]
-        running = self._running(jobs)
         ready = [job for job in jobs if job.proposal() is not None]
+        running = self._running(jobs, ready)
         ready_labeled = ready[-1].labeled if ready else None
         if running:
             job = running[-1]
